@@ -1,0 +1,125 @@
+"""Overview: account, portfolio Greeks, Greeks by underlying, alerts."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from pages import common
+from v6core.models import ConnState, GreekSource, PortfolioSnapshot
+
+GREEK_NAMES = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
+_ALERT_WRITERS = {"error": st.error, "warning": st.warning, "info": st.info}
+
+
+def has_data(snapshot: PortfolioSnapshot) -> bool:
+    """True once the gateway delivered positions or account values (before that: connecting)."""
+    return bool(snapshot.legs) or snapshot.account.updated_at is not None
+
+
+def account_metrics(snapshot: PortfolioSnapshot) -> dict[str, str]:
+    """Label -> shown value for the account row (the AppTests compare against this mapping)."""
+    account, live = snapshot.account, has_data(snapshot)
+    daily = snapshot.daily_pnl if snapshot.daily_pnl is not None else account.daily_pnl
+
+    def money(value, signed=False):
+        return common.fmt_money(value, signed=signed) if live else common.DASH
+
+    return {
+        "Net liquidation": money(account.net_liquidation),
+        "Daily P&L": money(daily, signed=True),
+        "Unrealized P&L": money(snapshot.unrealized_pnl, signed=True),
+        "Realized P&L": money(snapshot.realized_pnl, signed=True),
+        "Buying power": money(account.buying_power),
+        "Margin use": common.fmt_pct(account.margin_use_pct) if live else common.DASH,
+    }
+
+
+def greek_metrics(snapshot: PortfolioSnapshot) -> dict[str, str]:
+    live = has_data(snapshot)
+    return {
+        common.GREEK_LABELS[name]: common.fmt_greek(name, getattr(snapshot.totals, name)) if live else common.DASH
+        for name in GREEK_NAMES
+    }
+
+
+def derived_alerts(snapshot: PortfolioSnapshot) -> list[tuple[str, str]]:
+    """Alerts the page can read off the snapshot, on top of the runtime's own."""
+    alerts: list[tuple[str, str]] = []
+    state = snapshot.connection.state
+    if state == ConnState.DISCONNECTED:
+        alerts.append(("error", "Gateway disconnected: figures below are the last known values."))
+    elif state == ConnState.DEGRADED:
+        alerts.append(("warning", "Connection degraded: some data may be stale."))
+    stale = [leg.contract.label for leg in snapshot.legs if leg.stale]
+    if stale:
+        alerts.append(("warning", f"{len(stale)} leg(s) with stale quotes: {_some(stale)}"))
+    computed = [leg.contract.label for leg in snapshot.legs
+                if leg.greeks is not None and leg.greeks.source == GreekSource.COMPUTED]
+    if computed:
+        alerts.append(("info", f"{len(computed)} leg(s) use Greeks computed by v6 instead of IB's: {_some(computed)}"))
+    flagged = [f"{leg.contract.label} ({', '.join(leg.flags)})" for leg in snapshot.legs if leg.flags]
+    if flagged:
+        alerts.append(("warning", f"{len(flagged)} leg(s) flagged and kept out of the totals: {_some(flagged)}"))
+    return alerts
+
+
+def _some(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def greeks_by_underlying_figure(snapshot: PortfolioSnapshot) -> go.Figure:
+    names = ("delta", "gamma", "theta", "vega")
+    symbols = [u.symbol for u in snapshot.underlyings]
+    figure = make_subplots(rows=1, cols=len(names), subplot_titles=[common.GREEK_LABELS[n] for n in names])
+    for col, name in enumerate(names, start=1):
+        values = [getattr(u.greeks, name) for u in snapshot.underlyings]
+        figure.add_trace(
+            go.Bar(x=symbols, y=values, name=name,
+                   marker_color=["#2ca02c" if v >= 0 else "#d62728" for v in values],
+                   hovertemplate="%{x}: %{y:+,.2f}<extra></extra>"),
+            row=1, col=col,
+        )
+    figure.update_layout(showlegend=False, height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return figure
+
+
+def _metric_row(values: dict[str, str]) -> None:
+    for column, (label, value) in zip(st.columns(len(values)), values.items()):
+        column.metric(label, value, border=True)
+
+
+def overview(services) -> None:
+    snapshot = services.runtime.snapshot()
+    st.title("Overview")
+    if not has_data(snapshot):
+        st.info(f"Connecting to the gateway ({common.connection_line(snapshot.connection)}); "
+                "figures appear as data arrives.")
+
+    st.subheader("Account")
+    _metric_row(account_metrics(snapshot))
+    st.subheader("Portfolio Greeks")
+    _metric_row(greek_metrics(snapshot))
+
+    st.subheader("Alerts")
+    alerts = [(a.level, a.message) for a in snapshot.alerts] + derived_alerts(snapshot)
+    seen: set[str] = set()
+    for level, message in alerts:
+        if message in seen:
+            continue
+        seen.add(message)
+        _ALERT_WRITERS.get(level, st.info)(common.plain(message))
+    if not seen:
+        st.success("No alerts.")
+
+    st.subheader("Greeks by underlying")
+    if snapshot.underlyings:
+        st.plotly_chart(greeks_by_underlying_figure(snapshot), key="greeks_by_underlying")
+    else:
+        st.caption("No positions yet.")
+
+
+if __name__ == "__main__":  # run as a page by st.navigation; importable for its helpers
+    common.render_page(overview)

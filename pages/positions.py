@@ -1,0 +1,161 @@
+"""Positions: every leg, grouped by strategy, with P&L, Greeks, their source and quote age.
+
+One dataframe is built for all legs (500 legs stay fast); each strategy's expander shows its slice.
+At the end of each expander the orders helper's `pages.tickets.close_buttons(strategy, legs)`
+is called when `pages/tickets.py` exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from pages import common
+from v6core.models import Leg, PortfolioSnapshot, Strategy
+
+log = logging.getLogger("v6.pages.positions")
+
+UNGROUPED = "ungrouped"
+PNL_COLUMNS = ("P&L", "P&L %", "Day P&L")
+SHOWN_COLUMNS = (
+    "Contract", "Qty", "Avg cost", "Mark", "Mkt value", "P&L", "P&L %", "Day P&L",
+    "Delta", "Gamma", "Theta $/day", "Vega $/vol pt", "Delta/contract", "IV %", "DTE",
+    "Greeks", "Quote age", "Flags",
+)
+COLUMN_CONFIG = {
+    "Contract": st.column_config.TextColumn(pinned=True),
+    "Qty": st.column_config.NumberColumn(format="%+,d", help="Signed: negative is short"),
+    "Avg cost": st.column_config.NumberColumn(format="%,.2f", help="Average price per share"),
+    "Mark": st.column_config.NumberColumn(format="%,.2f", help="Mid, else last, else close (per share)"),
+    "Mkt value": st.column_config.NumberColumn(format="%+,.2f"),
+    "P&L": st.column_config.NumberColumn(format="%+,.2f", help="Unrealized P&L ($)"),
+    "P&L %": st.column_config.NumberColumn(format="%+,.1f%%", help="Unrealized P&L / |cost basis|"),
+    "Day P&L": st.column_config.NumberColumn(format="%+,.2f"),
+    "Delta": st.column_config.NumberColumn(format="%+,.1f", help="Position delta, share-equivalents"),
+    "Gamma": st.column_config.NumberColumn(format="%+,.2f", help="Position gamma, shares per $1"),
+    "Theta $/day": st.column_config.NumberColumn(format="%+,.2f"),
+    "Vega $/vol pt": st.column_config.NumberColumn(format="%+,.2f"),
+    "Delta/contract": st.column_config.NumberColumn(format="%+.3f", help="Per-contract delta, in [-1, 1]"),
+    "IV %": st.column_config.NumberColumn(format="%.1f"),
+    "DTE": st.column_config.NumberColumn(format="%d", help="Calendar days to expiry (0 = expires today)"),
+    "Greeks": st.column_config.TextColumn(help="IB = IB's model; COMPUTED = v6 (py_vollib); NONE = kept out of totals"),
+    "Quote age": st.column_config.NumberColumn(format="%.0f s"),
+    "Flags": st.column_config.TextColumn(help="Validation problems; flagged legs are kept out of the totals"),
+}
+
+
+def legs_frame(snapshot: PortfolioSnapshot, now: datetime | None = None) -> pd.DataFrame:
+    """One row per leg, sorted by underlying, expiry (stock first), strike, right."""
+    now = now or common.utcnow()
+    rows = []
+    for leg in snapshot.legs:
+        c, g, pg = leg.contract, leg.greeks, leg.position_greeks
+        rows.append((
+            leg.strategy_id or UNGROUPED, c.symbol, c.expiry, c.strike, c.right or "",
+            c.label, leg.quantity, leg.avg_price, leg.mark, leg.market_value, leg.unrealized_pnl,
+            leg.pnl_pct, leg.daily_pnl, pg.delta, pg.gamma, pg.theta, pg.vega,
+            g.delta if g is not None else None,
+            g.iv * 100.0 if g is not None and g.iv is not None else None,
+            leg.dte, g.source.value if g is not None else "NONE",
+            common.age_seconds(leg.quote_time, now), ", ".join(leg.flags), leg.stale, c.con_id,
+        ))
+    frame = pd.DataFrame.from_records(rows, columns=[
+        "strategy_id", "Underlying", "Expiry", "Strike", "Right", "Contract", "Qty", "Avg cost",
+        "Mark", "Mkt value", "P&L", "P&L %", "Day P&L", "Delta", "Gamma", "Theta $/day",
+        "Vega $/vol pt", "Delta/contract", "IV %", "DTE", "Greeks", "Quote age", "Flags", "Stale",
+        "con_id",
+    ])
+    frame["Expiry"] = pd.to_datetime(frame["Expiry"])
+    for name in ("Strike", "Avg cost", "Mark", "Mkt value", "P&L", "P&L %", "Day P&L",
+                 "Delta/contract", "IV %", "Quote age"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    frame["DTE"] = frame["DTE"].astype("Int64")
+    frame["Qty"] = frame["Qty"].round().astype("Int64")
+    frame = frame.sort_values(["Underlying", "Expiry", "Strike", "Right"], na_position="first", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def _pnl_color(value) -> str:
+    if pd.isna(value) or value == 0:
+        return ""
+    return "color: #21c354" if value > 0 else "color: #ff4b4b"
+
+
+def styled(frame: pd.DataFrame):
+    """Red/green P&L; stale legs greyed. Number formats come from COLUMN_CONFIG."""
+    shown = frame.loc[:, list(SHOWN_COLUMNS)]
+    style = shown.style.map(_pnl_color, subset=list(PNL_COLUMNS))
+    stale = frame["Stale"].to_numpy()
+    if stale.any():
+        style = style.apply(lambda col: ["opacity: 0.55" if s else "" for s in stale], subset=["Quote age"])
+    return style
+
+
+def strategy_title(strategy: Strategy, legs: int) -> str:
+    g = strategy.greeks
+    return (f"{strategy.kind} · {strategy.underlying} · {legs} leg(s) — "
+            f"P&L {common.fmt_money(strategy.unrealized_pnl, signed=True)} · "
+            f"Δ {common.fmt_greek('delta', g.delta)} · Θ {common.fmt_money(g.theta, signed=True)}/day · "
+            f"Vega {common.fmt_money(g.vega, signed=True)}/pt")
+
+
+def close_buttons_hook():
+    """The orders helper's close-ticket widgets (`pages/tickets.py`), or None until it exists."""
+    if importlib.util.find_spec("pages.tickets") is None:
+        return None
+    try:
+        tickets = importlib.import_module("pages.tickets")
+    except Exception:  # a broken tickets module must not take the positions view down
+        log.exception("pages.tickets failed to import")
+        return None
+    return getattr(tickets, "close_buttons", None)
+
+
+def positions(services) -> None:
+    snapshot = services.runtime.snapshot()
+    st.title("Positions")
+    if not snapshot.legs:
+        st.info("No positions yet." if snapshot.connection.state.value == "connected"
+                else f"Connecting to the gateway ({common.connection_line(snapshot.connection)}).")
+        return
+
+    frame = legs_frame(snapshot)
+    strategies = {s.strategy_id: s for s in snapshot.strategies}
+    kind_of = {sid: s.kind for sid, s in strategies.items()}
+    frame["Strategy"] = frame["strategy_id"].map(kind_of).fillna(UNGROUPED)
+
+    left, right = st.columns(2)
+    underlyings = left.multiselect("Underlying", sorted(frame["Underlying"].unique()), key="positions_underlying")
+    kinds = right.multiselect("Strategy", sorted(frame["Strategy"].unique()), key="positions_strategy")
+    if underlyings:
+        frame = frame[frame["Underlying"].isin(underlyings)]
+    if kinds:
+        frame = frame[frame["Strategy"].isin(kinds)]
+
+    st.caption(f"{len(frame)} leg(s) in {frame['strategy_id'].nunique()} group(s) · Greeks are position "
+               "Greeks (per-contract × quantity × multiplier); theta in $/day, vega in $ per vol point · "
+               f"snapshot #{snapshot.seq}")
+    close_buttons = close_buttons_hook()
+    legs_by_con_id = {leg.contract.con_id: leg for leg in snapshot.legs}
+    # Strategies in the snapshot's order, ungrouped legs last.
+    order = {sid: i for i, sid in enumerate(strategies)}
+    groups = sorted(frame.groupby("strategy_id", sort=False), key=lambda item: order.get(item[0], len(order)))
+    for strategy_id, group in groups:
+        strategy = strategies.get(strategy_id)
+        title = strategy_title(strategy, len(group)) if strategy else f"Ungrouped · {len(group)} leg(s)"
+        with st.expander(title, expanded=len(groups) <= 12):
+            if strategy is not None and strategy.explanation:
+                st.caption(common.plain(strategy.explanation))
+            st.dataframe(styled(group), column_config=COLUMN_CONFIG, hide_index=True,
+                         key=f"legs_{strategy_id}")
+            if close_buttons is not None and strategy is not None:
+                close_buttons(strategy, [legs_by_con_id[c] for c in group["con_id"] if c in legs_by_con_id])
+
+
+if __name__ == "__main__":  # run as a page by st.navigation; importable for its helpers
+    common.render_page(positions)
