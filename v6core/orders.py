@@ -252,7 +252,9 @@ def order_legs(spec: OrderSpec) -> list[tuple[ContractInfo, float]]:
 
 def _leg_greeks(snapshot: PortfolioSnapshot, contract: ContractInfo) -> Greeks | None:
     if contract.sec_type == "STK":
-        return Greeks(delta=1.0, gamma=0.0, theta=0.0, vega=0.0, source=GreekSource.STOCK)
+        from v6core.greeks import STOCK_GREEKS
+
+        return STOCK_GREEKS
     held = next((leg for leg in snapshot.legs if leg.contract.con_id == contract.con_id), None)
     return held.greeks if held is not None and not held.flags else None
 

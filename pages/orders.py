@@ -1,0 +1,213 @@
+"""Orders: the current ticket (edit → review → confirm), working orders, today's fills, audit trail.
+
+The page itself does not refresh whole (that would close the review dialog); its live parts are
+fragments that rerun on the sidebar's interval.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import streamlit as st
+
+from pages import tickets as tw
+from pages.common import DASH, fmt_money, plain, refresh_seconds, render_page, session_id
+from v6core.orders import AlreadyConfirmed, OrderDeskError, TicketBlocked, TicketState
+
+CANCEL_ALL_KEY = "v6_cancel_all_open"
+RESEND_KEY = "v6_resend_ticket"
+
+
+def body(services) -> None:
+    desk = services.orders
+    st.title("Orders")
+    if not desk.trading_available:
+        st.warning("Trading is unavailable: " + plain(services.lake_error or "the audit log is not open")
+                   + ". Working orders and fills are shown read-only.")
+    interval = refresh_seconds()
+    _current_ticket(desk)
+    st.divider()
+    st.fragment(_working_orders, run_every=interval)(services)
+    st.divider()
+    st.fragment(_fills, run_every=interval)(services)
+    st.divider()
+    _audit_trail(desk)
+    tw.maybe_show_review()
+    if st.session_state.get(CANCEL_ALL_KEY):
+        _cancel_all_dialog()
+    if st.session_state.get(RESEND_KEY):
+        _resend_dialog(st.session_state[RESEND_KEY])
+
+
+# ---------------------------------------------------------------- the ticket being edited
+
+
+def _current_ticket(desk) -> None:
+    st.subheader("Ticket")
+    open_tickets = [t for t in desk.tickets() if t.editable or t.state == TicketState.UNCERTAIN]
+    current = st.session_state.get(tw.TICKET_KEY)
+    ids = [t.ticket_id for t in open_tickets]
+    if current and current not in ids:
+        ids.insert(0, current)
+    if not ids:
+        st.info("No ticket: create one from an actionable signal (Signals) or a close button (Positions).")
+        return
+    labels = {}
+    for tid in ids:
+        try:
+            labels[tid] = f"{tid} · {desk.ticket(tid).label} · {desk.ticket(tid).state.value}"
+        except OrderDeskError:
+            labels[tid] = tid
+    chosen = st.selectbox("Ticket", ids, index=ids.index(current) if current in ids else 0,
+                          format_func=labels.get, key="v6_ticket_pick")
+    st.session_state[tw.TICKET_KEY] = chosen
+    try:
+        ticket = desk.ticket(chosen)
+    except OrderDeskError as exc:
+        st.error(plain(exc))
+        return
+    tw.show_ticket(ticket)
+    if ticket.state == TicketState.UNCERTAIN:
+        _uncertain_actions(desk, ticket)
+    elif ticket.editable:
+        tw.ticket_editor(ticket)
+    elif st.button("Show live status", key=f"status_{chosen}"):
+        st.session_state[tw.REVIEW_KEY] = chosen
+
+
+def _uncertain_actions(desk, ticket) -> None:
+    st.error("Uncertain: this ticket was confirmed but v6 stopped before recording that it was sent. "
+             "It is never re-sent automatically. Ask the gateway for an order with this ticket id first.")
+    cols = st.columns(2)
+    if cols[0].button("Check the gateway for this order", key=f"reconcile_{ticket.ticket_id}"):
+        updated = desk.reconcile(ticket.ticket_id, session_id())
+        if updated.state == TicketState.UNCERTAIN:
+            st.warning("The gateway has no order with this ticket id.")
+        else:
+            st.success(f"Found at the gateway: order {updated.order_id} ({plain(updated.status)}).")
+    if cols[1].button("Re-send this order…", key=f"resend_{ticket.ticket_id}"):
+        st.session_state[RESEND_KEY] = ticket.ticket_id
+
+
+def _dismiss_resend() -> None:
+    st.session_state.pop(RESEND_KEY, None)
+
+
+@st.dialog("Re-send an uncertain order", on_dismiss=_dismiss_resend)
+def _resend_dialog(ticket_id: str) -> None:
+    desk = tw.get_services().orders
+    ticket = desk.ticket(ticket_id)
+    tw.show_ticket(ticket)
+    st.warning("v6 asks the gateway for this ticket id again right before sending; "
+               "if an order exists it is adopted and nothing is sent.")
+    typed = st.text_input("Typed confirmation (live accounts only)", key=f"resend_typed_{ticket_id}")
+    if st.button("Re-send", type="primary", key=f"resend_go_{ticket_id}"):
+        try:
+            updated = desk.resend(ticket_id, session_id(), typed=typed or None)
+            st.success(f"Ticket {ticket_id}: {updated.state.value}.")
+        except (AlreadyConfirmed, TicketBlocked, OrderDeskError) as exc:
+            st.error(plain(exc))
+
+
+# ---------------------------------------------------------------- working orders and cancel
+
+
+def _working_orders(services) -> None:
+    desk = services.orders
+    snapshot = services.runtime.snapshot()
+    working = [o for o in snapshot.orders if o.is_working]
+    st.subheader(f"Working orders ({len(working)})")
+    if not working:
+        st.caption("No working orders.")
+        return
+    table = pd.DataFrame([{
+        "Order id": o.order_id, "Ticket": o.order_ref or DASH, "Contract": o.contract.label,
+        "Action": o.action, "Qty": o.quantity, "Type": o.order_type,
+        "Limit": o.limit_price, "TIF": o.tif, "Status": o.status, "Filled": o.filled,
+        "Remaining": o.remaining, "Message": o.last_message,
+    } for o in working])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"Limit": st.column_config.NumberColumn(format="%.2f")})
+    if not desk.trading_available:
+        return
+    cols = st.columns(min(len(working), 4) + 1)
+    for i, order in enumerate(working[:4]):
+        if cols[i].button(f"Cancel {order.order_id}", key=f"cancel_{order.order_id}"):
+            try:
+                desk.cancel_order(order.order_id, session_id())
+                st.toast(f"Cancel sent for order {order.order_id}")
+            except OrderDeskError as exc:
+                st.error(plain(exc))
+    if len(working) > 4:
+        pick = st.selectbox("Cancel another order", [o.order_id for o in working[4:]], key="cancel_pick")
+        if st.button("Cancel selected", key="cancel_selected"):
+            try:
+                desk.cancel_order(pick, session_id())
+            except OrderDeskError as exc:
+                st.error(plain(exc))
+    if cols[-1].button("Cancel all…", key="cancel_all_open", type="primary"):
+        st.session_state[CANCEL_ALL_KEY] = True
+        st.rerun()
+
+
+def _dismiss_cancel_all() -> None:
+    st.session_state.pop(CANCEL_ALL_KEY, None)
+
+
+@st.dialog("Cancel every working order?", on_dismiss=_dismiss_cancel_all)
+def _cancel_all_dialog() -> None:
+    desk = tw.get_services().orders
+    st.warning("This sends IB a global cancel: every working order of the account is cancelled, "
+               "including orders not placed by v6.")
+    if st.button("Yes, cancel all orders", type="primary", key="cancel_all_confirm"):
+        try:
+            desk.cancel_all(session_id())
+            st.success("Global cancel sent.")
+        except OrderDeskError as exc:
+            st.error(plain(exc))
+        st.session_state.pop(CANCEL_ALL_KEY, None)
+
+
+# ---------------------------------------------------------------- fills and audit
+
+
+def _fills(services) -> None:
+    snapshot = services.runtime.snapshot()
+    today = datetime.now(timezone.utc).date()
+    fills = [f for f in snapshot.fills if f.time.astimezone(timezone.utc).date() == today]
+    st.subheader(f"Today's fills ({len(fills)})")
+    if not fills:
+        st.caption("No fills today.")
+        return
+    table = pd.DataFrame([{
+        "Time": f.time, "Ticket": f.order_ref or DASH, "Order id": f.order_id, "Contract": f.contract.label,
+        "Side": f.side, "Qty": f.quantity, "Price": f.price,
+        "Commission": fmt_money(f.commission), "Realized P&L": fmt_money(f.realized_pnl, signed=True),
+        "Exec id": f.exec_id,
+    } for f in sorted(fills, key=lambda f: f.time, reverse=True)])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"Price": st.column_config.NumberColumn(format="%.2f")})
+
+
+def _audit_trail(desk) -> None:
+    st.subheader("Audit trail")
+    if not desk.trading_available:
+        st.caption("The audit log is not open in this process.")
+        return
+    known = [t.ticket_id for t in desk.tickets()]
+    if not known:
+        st.caption("No tickets yet.")
+        return
+    current = st.session_state.get(tw.TICKET_KEY)
+    chosen = st.selectbox("Ticket", known, index=known.index(current) if current in known else 0,
+                          key="v6_audit_pick")
+    trail = desk.audit_trail(chosen)
+    if trail.height == 0:
+        st.caption("No audit rows for this ticket.")
+        return
+    st.dataframe(trail.sort("ts").select("ts", "event", "status", "order_id", "perm_id", "session_id", "detail")
+                 .to_pandas(), hide_index=True, width="stretch")
+
+
+render_page(body, refresh=False)

@@ -1,0 +1,287 @@
+"""Ticket widgets shared by the Positions, Signals and Orders pages (not a page itself).
+
+Everything that decides anything lives in `v6core.orders.OrderDesk`; these widgets only draft
+tickets, show them, and pass the operator's edits and confirmation to the desk. The review
+dialog and its live status run in fragments, so a refresh never closes the dialog.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import DASH, fmt_age, fmt_greek, fmt_money, get_services, plain, session_id
+from v6core.orders import (
+    ORDER_TYPES,
+    TIFS,
+    AlreadyConfirmed,
+    OrderDeskError,
+    Ticket,
+    TicketBlocked,
+    TicketState,
+)
+
+log = logging.getLogger("v6.pages.tickets")
+
+TICKET_KEY = "ticket_id"              # the ticket the Orders page edits (set by Signals and Positions)
+TICKET_LIST_KEY = "ticket_ids"        # every ticket drafted together (close as separate legs)
+REVIEW_KEY = "v6_review_ticket"       # the ticket whose review dialog is open
+OUTCOME_KEY = "v6_confirm_outcome"    # what the last confirm attempt said, per ticket
+ORDERS_PAGE = "pages/orders.py"
+
+STATE_COLOR = {
+    "drafted": "gray", "checked": "blue", "previewed": "blue", "confirmed": "orange",
+    "sent": "orange", "working": "orange", "filled": "green", "cancelled": "gray",
+    "rejected": "red", "uncertain": "red",
+}
+
+
+# ---------------------------------------------------------------- handing tickets to the Orders page
+
+
+def open_tickets(tickets: list[Ticket]) -> None:
+    """Make these tickets the Orders page's current ones and go there."""
+    st.session_state[TICKET_KEY] = tickets[0].ticket_id
+    st.session_state[TICKET_LIST_KEY] = [t.ticket_id for t in tickets]
+    try:
+        st.switch_page(ORDERS_PAGE)
+    except st.errors.StreamlitAPIException:
+        # Outside st.navigation (e.g. a page run on its own) the ticket still waits on the Orders page.
+        st.success(f"Ticket {tickets[0].ticket_id} drafted: open the Orders page to review it.")
+
+
+def close_buttons(strategy: Any, legs: list[Any]) -> None:
+    """Close a whole strategy (one combo order, or one ticket per leg) or one of its legs."""
+    if not legs:
+        return
+    desk = get_services().orders
+    key = strategy.strategy_id
+    if not desk.trading_available:
+        st.caption("Closing is unavailable: the audit log is held by another v6 process.")
+        return
+    columns = st.columns(3)
+    try:
+        if len(legs) > 1 and columns[0].button("Close strategy as one combo", key=f"close_combo_{key}",
+                                               help="One BAG order that closes every leg together"):
+            open_tickets(desk.draft_close(legs, as_combo=True, session_id=session_id()))
+        if len(legs) > 1 and columns[1].button("Close as separate legs", key=f"close_legs_{key}",
+                                               help="One ticket per leg, each reviewed on its own"):
+            open_tickets(desk.draft_close(legs, as_combo=False, session_id=session_id()))
+        labels = {leg.contract.con_id: f"{leg.contract.label} ({leg.quantity:+g})" for leg in legs}
+        with columns[2]:
+            chosen = st.selectbox("Leg", list(labels), format_func=labels.get, key=f"close_pick_{key}",
+                                  label_visibility="collapsed")
+            if st.button("Close this leg", key=f"close_leg_{key}"):
+                leg = next(leg for leg in legs if leg.contract.con_id == chosen)
+                open_tickets(desk.draft_close([leg], as_combo=False, session_id=session_id()))
+    except OrderDeskError as exc:
+        st.error(plain(exc))
+
+
+# ---------------------------------------------------------------- showing a ticket
+
+
+def ticket_table(ticket: Ticket) -> pd.DataFrame:
+    rows = [
+        ("Ticket", ticket.ticket_id),
+        ("State", ticket.state.value),
+        ("Contract", ticket.description or ticket.contract.label),
+        ("Action", ticket.action),
+        ("Quantity", f"{ticket.quantity:g}"),
+        ("Order type", ticket.order_type),
+        ("Limit price", f"{ticket.limit_price:.2f}" if ticket.order_type == "LMT" and ticket.limit_price is not None
+         else (DASH if ticket.order_type == "LMT" else "market")),
+        ("Time in force", ticket.tif),
+    ]
+    for leg in ticket.combo_legs:
+        rows.append(("Combo leg", f"{leg.action} {leg.ratio} x {leg.contract.label}"))
+    if ticket.stop is not None or ticket.target is not None:
+        rows.append(("Signal stop / target (not sent)",
+                     f"{_price(ticket.stop)} / {_price(ticket.target)}"))
+    if ticket.order_id is not None:
+        rows.append(("IB order id / perm id", f"{ticket.order_id} / {ticket.perm_id or DASH}"))
+    if ticket.status:
+        rows.append(("IB status", ticket.status))
+        rows.append(("Filled", f"{ticket.filled:g}" + (f" @ {ticket.avg_fill_price:.2f}"
+                                                       if ticket.avg_fill_price else "")))
+    if ticket.last_message:
+        rows.append(("Gateway message", ticket.last_message))
+    return pd.DataFrame(rows, columns=["Field", "Value"])
+
+
+def _price(value: float | None) -> str:
+    return DASH if value is None else f"{value:.2f}"
+
+
+def show_ticket(ticket: Ticket) -> None:
+    st.badge(ticket.state.value, color=STATE_COLOR.get(ticket.state.value, "gray"))
+    st.dataframe(ticket_table(ticket), hide_index=True, width="stretch")
+
+
+def show_preview(ticket: Ticket) -> None:
+    preview = ticket.preview
+    if preview is None:
+        return
+    w = preview.what_if
+    cols = st.columns(4)
+    cols[0].metric("Initial margin change", fmt_money(w.init_margin_change, signed=True))
+    cols[1].metric("Maintenance margin change", fmt_money(w.maint_margin_change, signed=True))
+    cols[2].metric("Commission", fmt_money(w.commission))
+    cols[3].metric("Notional", fmt_money(preview.notional, decimals=0))
+    if w.warning:
+        st.warning("IB: " + plain(w.warning))
+    quote_rows = [{"con_id": q.con_id, "bid": q.bid, "ask": q.ask, "last": q.last,
+                   "age": fmt_age((preview.made_at - q.time).total_seconds()) if q.time else DASH}
+                  for q in preview.quotes]
+    if quote_rows:
+        st.caption("Quote at preview")
+        st.dataframe(pd.DataFrame(quote_rows), hide_index=True, width="stretch")
+    names = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
+    greeks = pd.DataFrame({
+        "Greek": names,
+        "Before": [fmt_greek(n, getattr(preview.greeks_before, n)) for n in names],
+        "This order": [fmt_greek(n, getattr(preview.order_greeks, n)) for n in names],
+        "After": [fmt_greek(n, getattr(preview.greeks_after, n)) for n in names],
+    })
+    st.caption("Portfolio Greeks before → after")
+    st.dataframe(greeks, hide_index=True, width="stretch")
+    account = plain(preview.account) + (" (paper)" if preview.is_paper else " (LIVE)")
+    st.caption(f"Account {account} · previewed {fmt_age((_utcnow() - preview.made_at).total_seconds())} ago")
+
+
+def _utcnow():
+    from pages.common import utcnow
+
+    return utcnow()
+
+
+# ---------------------------------------------------------------- editing
+
+
+def ticket_editor(ticket: Ticket) -> None:
+    """The editable fields; applying an edit sends the ticket back to "drafted"."""
+    desk = get_services().orders
+    if not ticket.editable:
+        return
+    tid = ticket.ticket_id
+    with st.form(key=f"edit_{tid}"):
+        cols = st.columns(5)
+        action = cols[0].selectbox("Action", ("BUY", "SELL"), index=("BUY", "SELL").index(ticket.action),
+                                   key=f"edit_action_{tid}")
+        quantity = cols[1].number_input("Quantity", value=float(ticket.quantity), step=1.0, min_value=0.0,
+                                        format="%g", key=f"edit_qty_{tid}")
+        order_type = cols[2].selectbox("Order type", ORDER_TYPES, index=ORDER_TYPES.index(ticket.order_type),
+                                       key=f"edit_type_{tid}")
+        limit = cols[3].number_input("Limit price", value=ticket.limit_price, step=0.01, format="%.2f",
+                                     key=f"edit_limit_{tid}",
+                                     help="Used for LMT orders; a combo's limit is per combo unit "
+                                          "(negative: a credit)")
+        tif = cols[4].selectbox("Time in force", TIFS, index=TIFS.index(ticket.tif), key=f"edit_tif_{tid}")
+        if st.form_submit_button("Apply changes"):
+            try:
+                desk.edit(tid, session_id(), action=action, quantity=quantity, order_type=order_type,
+                          limit_price=limit, tif=tif)
+            except OrderDeskError as exc:
+                st.error(plain(exc))
+    if ticket.problems:
+        for problem in ticket.problems:
+            st.error(plain(problem))
+    if st.button("Review", key=f"review_{tid}", type="primary",
+                 help="Checks the limits, asks IB what-if, then shows the whole order to confirm"):
+        try:
+            desk.preview(tid, session_id())
+        except TicketBlocked as exc:
+            for problem in exc.problems:
+                st.error(plain(problem))
+            return
+        except OrderDeskError as exc:
+            st.error(plain(exc))
+            return
+        st.session_state[REVIEW_KEY] = tid
+        st.session_state.get(OUTCOME_KEY, {}).pop(tid, None)
+
+
+# ---------------------------------------------------------------- review and confirm
+
+
+def _close_review() -> None:
+    st.session_state.pop(REVIEW_KEY, None)
+
+
+def _confirm_clicked(ticket_id: str, typed_key: str) -> None:
+    """Button callback: runs once per click, before the dialog re-renders."""
+    desk = get_services().orders
+    outcomes = st.session_state.setdefault(OUTCOME_KEY, {})
+    try:
+        ticket = desk.confirm(ticket_id, session_id(), typed=st.session_state.get(typed_key) or None)
+        outcomes[ticket_id] = ("success", f"Sent: {ticket.state.value}"
+                               + (f" ({ticket.last_message})" if ticket.last_message else ""))
+    except AlreadyConfirmed as exc:
+        # A repeated click must not hide what the first click achieved.
+        outcomes.setdefault(ticket_id, ("info", str(exc)))
+    except TicketBlocked as exc:
+        outcomes[ticket_id] = ("error", "Blocked: " + "; ".join(exc.problems))
+    except OrderDeskError as exc:
+        outcomes[ticket_id] = ("error", str(exc))
+
+
+@st.dialog("Review order", width="large", on_dismiss=_close_review)
+def review_dialog(ticket_id: str) -> None:
+    interval = _status_interval()
+    st.fragment(_review_body, run_every=interval)(ticket_id)
+
+
+def _status_interval() -> float:
+    from pages.common import refresh_seconds
+
+    return float(refresh_seconds() or 2)
+
+
+def _review_body(ticket_id: str) -> None:
+    desk = get_services().orders
+    try:
+        ticket = desk.ticket(ticket_id)
+    except OrderDeskError as exc:
+        st.error(plain(exc))
+        return
+    show_ticket(ticket)
+    show_preview(ticket)
+    outcome = st.session_state.get(OUTCOME_KEY, {}).get(ticket_id)
+    if outcome is not None:
+        getattr(st, outcome[0])(plain(outcome[1]))
+    if ticket.state == TicketState.PREVIEWED:
+        typed_key = f"typed_{ticket_id}"
+        if ticket.preview is not None and ticket.preview.needs_typed_confirmation:
+            st.warning(f"LIVE account {plain(ticket.preview.account)}: type the account id or LIVE to confirm.")
+            st.text_input("Typed confirmation", key=typed_key)
+        st.button("Confirm and place", key=f"confirm_{ticket_id}", type="primary",
+                  on_click=_confirm_clicked, args=(ticket_id, typed_key))
+    elif ticket.state in (TicketState.SENT, TicketState.WORKING):
+        st.info(f"Working at the gateway: {plain(ticket.status or ticket.state.value)}, "
+                f"filled {ticket.filled:g} of {ticket.quantity:g}.")
+        if st.button("Cancel this order", key=f"dialog_cancel_{ticket_id}"):
+            try:
+                desk.cancel(ticket_id, session_id())
+            except OrderDeskError as exc:
+                st.error(plain(exc))
+    elif ticket.state == TicketState.FILLED:
+        st.success(f"Filled {ticket.filled:g} @ {_price(ticket.avg_fill_price)}.")
+    elif ticket.state == TicketState.REJECTED:
+        st.error("Rejected by the gateway: " + plain(ticket.last_message or ticket.status))
+    elif ticket.state == TicketState.CANCELLED:
+        st.info("Cancelled.")
+    elif ticket.state == TicketState.UNCERTAIN:
+        st.error("Uncertain: the order may or may not have reached the gateway. "
+                 "It is never re-sent automatically; see the Orders page.")
+    elif ticket.editable:
+        st.warning("The ticket changed after its preview: close this and review it again.")
+
+
+def maybe_show_review() -> None:
+    """Re-open the review dialog on every rerun while it is meant to be open."""
+    ticket_id = st.session_state.get(REVIEW_KEY)
+    if ticket_id:
+        review_dialog(ticket_id)
