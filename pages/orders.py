@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
+from pages import common
 from pages import tickets as tw
 from pages.common import DASH, fmt_money, plain, refresh_seconds, render_page, session_id
 from v6core.orders import AlreadyConfirmed, OrderDeskError, TicketBlocked, TicketState
@@ -96,7 +97,7 @@ def _dismiss_resend() -> None:
 
 @st.dialog("Re-send an uncertain order", on_dismiss=_dismiss_resend)
 def _resend_dialog(ticket_id: str) -> None:
-    desk = tw.get_services().orders
+    desk = common.get_services().orders
     ticket = desk.ticket(ticket_id)
     tw.show_ticket(ticket)
     st.warning("v6 asks the gateway for this ticket id again right before sending; "
@@ -157,7 +158,7 @@ def _dismiss_cancel_all() -> None:
 
 @st.dialog("Cancel every working order?", on_dismiss=_dismiss_cancel_all)
 def _cancel_all_dialog() -> None:
-    desk = tw.get_services().orders
+    desk = common.get_services().orders
     st.warning("This sends IB a global cancel: every working order of the account is cancelled, "
                "including orders not placed by v6.")
     if st.button("Yes, cancel all orders", type="primary", key="cancel_all_confirm"):

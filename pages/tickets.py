@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages.common import DASH, fmt_age, fmt_greek, fmt_money, get_services, plain, session_id
+from pages import common
+from pages.common import DASH, fmt_age, fmt_greek, fmt_money, plain, session_id
 from v6core.orders import (
     ORDER_TYPES,
     TIFS,
@@ -57,7 +58,7 @@ def close_buttons(strategy: Any, legs: list[Any]) -> None:
     """Close a whole strategy (one combo order, or one ticket per leg) or one of its legs."""
     if not legs:
         return
-    desk = get_services().orders
+    desk = common.get_services().orders
     key = strategy.strategy_id
     if not desk.trading_available:
         st.caption("Closing is unavailable: the audit log is held by another v6 process.")
@@ -163,7 +164,7 @@ def _utcnow():
 
 def ticket_editor(ticket: Ticket) -> None:
     """The editable fields; applying an edit sends the ticket back to "drafted"."""
-    desk = get_services().orders
+    desk = common.get_services().orders
     if not ticket.editable:
         return
     tid = ticket.ticket_id
@@ -213,7 +214,7 @@ def _close_review() -> None:
 
 def _confirm_clicked(ticket_id: str, typed_key: str) -> None:
     """Button callback: runs once per click, before the dialog re-renders."""
-    desk = get_services().orders
+    desk = common.get_services().orders
     outcomes = st.session_state.setdefault(OUTCOME_KEY, {})
     try:
         ticket = desk.confirm(ticket_id, session_id(), typed=st.session_state.get(typed_key) or None)
@@ -241,7 +242,7 @@ def _status_interval() -> float:
 
 
 def _review_body(ticket_id: str) -> None:
-    desk = get_services().orders
+    desk = common.get_services().orders
     try:
         ticket = desk.ticket(ticket_id)
     except OrderDeskError as exc:
