@@ -1,0 +1,83 @@
+"""Command line for the Delta lake: `python -m v6core.lake {versions,checkpoint,compact,vacuum} --lake PATH`.
+
+Maintenance works on every table folder under the lake root and prints the `_delta_log` size of each
+table before and after. Vacuum prints the retention it keeps before it deletes anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from v6core.lake import LakeMaintenance, LakeReader, MaintenanceResult, results_frame
+
+
+def _print_frame(frame: pl.DataFrame) -> None:
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160, fmt_str_lengths=80):
+        print(frame)
+
+
+def _progress(i: int, n: int, name: str) -> None:
+    if i < n:
+        print(f"[{i + 1}/{n}] {name} ...", file=sys.stderr, flush=True)
+
+
+def _report(results: list[MaintenanceResult], list_files: bool = False) -> None:
+    _print_frame(results_frame(results))
+    before = sum(r.log_bytes_before for r in results)
+    after = sum(r.log_bytes_after for r in results)
+    print(f"_delta_log total: {before:,} bytes before, {after:,} bytes after")
+    if list_files:
+        for r in results:
+            for f in r.files:
+                print(f"{r.table}/{f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m v6core.lake", description=__doc__.splitlines()[0])
+    parser.add_argument("--lake", type=Path, required=True, help="lake root folder")
+    sub = parser.add_subparsers(dest="command", required=True)
+    versions = sub.add_parser("versions", help="list portfolio snapshot versions")
+    versions.add_argument("--last", type=int, default=20, help="show only the newest N (0: all)")
+    sub.add_parser("checkpoint", help="checkpoint every table and drop expired log entries")
+    sub.add_parser("compact", help="merge small files of appended tables")
+    vacuum = sub.add_parser("vacuum", help="delete unreferenced data files past the retention")
+    vacuum.add_argument("--retention-hours", type=float, default=None,
+                        help="keep files removed less than N hours ago (default: each table's own)")
+    vacuum.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    args = parser.parse_args(argv)
+
+    if not args.lake.is_dir():
+        print(f"no lake at {args.lake}", file=sys.stderr)
+        return 2
+    maintenance = LakeMaintenance(args.lake)
+    if args.command == "versions":
+        frame = LakeReader(args.lake).versions()
+        print(f"{frame.height} snapshot versions")
+        _print_frame(frame.tail(args.last) if args.last else frame)
+    elif args.command == "checkpoint":
+        _report(maintenance.checkpoint(progress=_progress))
+    elif args.command == "compact":
+        _report(maintenance.compact(progress=_progress))
+    else:
+        print("retention kept by vacuum (hours), per table:")
+        retention = maintenance.retention()
+        if args.retention_hours is not None:
+            retention = retention.with_columns(
+                pl.when(pl.col("append_only"))
+                .then(pl.max_horizontal(pl.col("deleted_file_retention_hours"), pl.lit(args.retention_hours)))
+                .otherwise(pl.lit(args.retention_hours)).alias("vacuum_keeps_hours"))
+        else:
+            retention = retention.with_columns(pl.col("deleted_file_retention_hours").alias("vacuum_keeps_hours"))
+        _print_frame(retention.select("table", "vacuum_keeps_hours", "log_retention_hours", "append_only"))
+        results = maintenance.vacuum(args.retention_hours, dry_run=args.dry_run, progress=_progress)
+        _report(results, list_files=args.dry_run)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
