@@ -49,7 +49,6 @@ from v6core.models import (
 
 log = logging.getLogger(__name__)
 
-APP_VERSION = "v6"
 ACTIONS = ("BUY", "SELL")
 ORDER_TYPES = ("LMT", "MKT")
 TIFS = ("DAY", "GTC")
@@ -875,10 +874,10 @@ class OrderDesk:
             self._first_seen_fill.pop(fill.exec_id, None)
 
     def _fill_row(self, fill: FillView, ticket_id: str):
-        from v6core.lake import FillRow
+        from v6core.lake import FillRecord
 
         snapshot = self.runtime.snapshot()
-        return FillRow(
+        return FillRecord(
             ts=fill.time, exec_id=fill.exec_id, ticket_id=ticket_id, order_id=fill.order_id,
             perm_id=fill.perm_id, con_id=fill.contract.con_id, symbol=fill.contract.symbol,
             local_symbol=fill.contract.local_symbol, side=fill.side, quantity=fill.quantity,
@@ -1068,9 +1067,9 @@ class OrderDesk:
         from v6core.lake import AuditEvent
 
         row = AuditEvent(
-            ts=_now(), ticket_id=ticket_id, event=event, session_id=session_id or "",
+            ticket_id=ticket_id, event=event, ts=_now(), session_id=session_id or "",
             order_id=order_id, perm_id=perm_id, status=status,
-            detail=json.dumps(detail or {}, default=str, sort_keys=True), app_version=APP_VERSION,
+            detail=json.dumps(detail or {}, default=str, sort_keys=True),
         )
         with self._audit_lock:
             self.audit.append_audit([row])
