@@ -375,8 +375,8 @@ class LakeWriter:
 
     `source()` must be cheap (runtime.snapshot is a reference swap); the thread polls it every
     `poll` seconds and writes when `positions_version` changed or, while connected, when `interval`
-    seconds passed since the last write. Holding the writer lock is part of construction: a second
-    writer on the same lake raises LakeLockedError.
+    seconds passed since the last write. `start()` (or the first write) takes the lake's writer
+    lock: a second writer on the same lake, in any process, gets LakeLockedError.
     """
 
     def __init__(self, root: Path | str, source: Callable[[], PortfolioSnapshot | None] | None = None,
@@ -389,7 +389,6 @@ class LakeWriter:
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
         self._lock = _WriterLock(self.root)
-        self._lock.acquire()
         self._write_lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -397,6 +396,16 @@ class LakeWriter:
         self._pending_since: float | None = None
         self._last_write_mono: float | None = None
         self.last_error: str = ""
+        self._last_version: int | None = None
+        self._last_time: datetime | None = None
+        self._last_positions: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lake's writer lock (LakeLockedError if another writer holds it) and resume
+        from what earlier writers recorded, so a restart never writes a snapshot twice."""
+        if self._lock.held:
+            return
+        self._lock.acquire()
         self._last_version, self._last_time, self._last_positions = self._recorded_tail()
 
     # -- state recorded by earlier writers (so a restart resumes without duplicating)
@@ -404,11 +413,14 @@ class LakeWriter:
         path = table_path(self.root, PORTFOLIO)
         if not is_table(path):
             return None, None, None
-        for entry in DeltaTable(str(path)).history(limit=50):
+        dt = DeltaTable(str(path))
+        for entry in dt.history(limit=50):
             if META_TIME in entry:
                 return (int(entry["version"]), datetime.fromisoformat(entry[META_TIME]),
                         int(entry.get(META_POSITIONS, 0)))
-        return None, None, None
+        # Only maintenance commits left in the log (pruned): the rows still carry their snapshot time.
+        times = pl.from_arrow(dt.to_pyarrow_table(columns=["snapshot_time"]))["snapshot_time"]
+        return (dt.version(), times.max(), None) if len(times) else (None, None, None)
 
     @property
     def last_version(self) -> int | None:
@@ -422,7 +434,7 @@ class LakeWriter:
     def start(self) -> None:
         if self.source is None:
             raise ValueError("LakeWriter.start needs a source callable")
-        self._lock.acquire()
+        self.acquire()
         if self._thread and self._thread.is_alive():
             return
         self._stop.clear()
@@ -475,7 +487,7 @@ class LakeWriter:
         """
         built = _as_utc(snapshot.built_at, "snapshot.built_at")
         with self._write_lock:
-            self._lock.acquire()
+            self.acquire()
             if self._last_time is not None and built <= self._last_time:
                 return self._last_version  # type: ignore[return-value]
             sid = snapshot_id(snapshot)
@@ -786,7 +798,7 @@ class AuditEvent:
 
 
 @dataclass(slots=True, frozen=True)
-class FillRecord:
+class FillRow:
     ts: datetime
     exec_id: str
     ticket_id: str
@@ -803,7 +815,7 @@ class FillRecord:
     account: str = ""
 
     @classmethod
-    def from_view(cls, fill: FillView, account: str = "") -> FillRecord:
+    def from_view(cls, fill: FillView, account: str = "") -> FillRow:
         c = fill.contract
         return cls(fill.time, fill.exec_id, fill.order_ref, fill.order_id, fill.perm_id, c.con_id,
                    c.symbol, c.local_symbol, fill.side, fill.quantity, fill.price, fill.commission,
@@ -875,11 +887,11 @@ class AuditLog:
             schema=AUDIT_SCHEMA)
         return self._audit.append(table)
 
-    def append_fills(self, rows: Iterable[FillRecord | FillView], account: str = "") -> int:
+    def append_fills(self, rows: Iterable[FillRow | FillView], account: str = "") -> int:
         """Commit new fills (fsynced); an exec_id already recorded is never written twice."""
-        records = [r if isinstance(r, FillRecord) else FillRecord.from_view(r, account) for r in rows]
+        records = [r if isinstance(r, FillRow) else FillRow.from_view(r, account) for r in rows]
         table = pa.Table.from_pylist([{
-            "ts": _as_utc(r.ts, "FillRecord.ts"), "exec_id": r.exec_id, "ticket_id": r.ticket_id,
+            "ts": _as_utc(r.ts, "FillRow.ts"), "exec_id": r.exec_id, "ticket_id": r.ticket_id,
             "order_id": r.order_id, "perm_id": r.perm_id, "con_id": r.con_id, "symbol": r.symbol,
             "local_symbol": r.local_symbol, "side": r.side, "quantity": r.quantity, "price": r.price,
             "commission": r.commission, "realized_pnl": r.realized_pnl, "account": r.account}
@@ -983,6 +995,21 @@ class LakeMaintenance:
             dt.cleanup_metadata()
             return f"checkpoint at version {dt.version()}", ()
         return self._each("checkpoint", work, progress)
+
+    def set_log_retention(self, hours: float, progress: Progress | None = None) -> list[MaintenanceResult]:
+        """Change how long log entries are kept (a table property; one metadata commit per table).
+
+        Versions whose log entries are dropped can no longer be opened; the aggregate tables keep
+        their long-range rows. Append-only audit tables keep their own (ten-year) retention.
+        """
+        def work(path: Path) -> tuple[str, tuple[str, ...]]:
+            dt = DeltaTable(str(path))
+            if dt.metadata().configuration.get("delta.appendOnly") == "true":
+                return "skipped: append-only audit table keeps its retention", ()
+            seconds = max(0, int(hours * 3600))
+            dt.alter.set_table_properties({"delta.logRetentionDuration": f"interval {seconds} seconds"})
+            return f"log retention set to {hours:g} h", ()
+        return self._each("log retention", work, progress)
 
     def compact(self, progress: Progress | None = None) -> list[MaintenanceResult]:
         """Merge small files of appended tables. `portfolio` is skipped: each version is one file."""

@@ -43,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     versions = sub.add_parser("versions", help="list portfolio snapshot versions")
     versions.add_argument("--last", type=int, default=20, help="show only the newest N (0: all)")
-    sub.add_parser("checkpoint", help="checkpoint every table and drop expired log entries")
+    checkpoint = sub.add_parser("checkpoint", help="checkpoint every table and drop expired log entries")
+    checkpoint.add_argument("--log-retention-hours", type=float, default=None,
+                            help="first set each history table's log retention to N hours "
+                                 "(versions older than that can no longer be opened)")
     sub.add_parser("compact", help="merge small files of appended tables")
     vacuum = sub.add_parser("vacuum", help="delete unreferenced data files past the retention")
     vacuum.add_argument("--retention-hours", type=float, default=None,
@@ -60,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{frame.height} snapshot versions")
         _print_frame(frame.tail(args.last) if args.last else frame)
     elif args.command == "checkpoint":
+        if args.log_retention_hours is not None:
+            _report(maintenance.set_log_retention(args.log_retention_hours, progress=_progress))
         _report(maintenance.checkpoint(progress=_progress))
     elif args.command == "compact":
         _report(maintenance.compact(progress=_progress))
