@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import math
 from datetime import datetime
 
 import pandas as pd
@@ -21,6 +22,8 @@ from v6core.models import Leg, PortfolioSnapshot, Strategy
 log = logging.getLogger("v6.pages.positions")
 
 UNGROUPED = "ungrouped"
+# Each expander costs a styled dataframe and the close widgets: page them so 500 legs stay fast.
+STRATEGIES_PER_PAGE = 20
 PNL_COLUMNS = ("P&L", "P&L %", "Day P&L")
 SHOWN_COLUMNS = (
     "Contract", "Qty", "Avg cost", "Mark", "Mkt value", "P&L", "P&L %", "Day P&L",
@@ -86,9 +89,9 @@ def _pnl_color(value) -> str:
     return "color: #21c354" if value > 0 else "color: #ff4b4b"
 
 
-def styled(frame: pd.DataFrame):
+def styled(frame: pd.DataFrame, with_strategy: bool = False):
     """Red/green P&L; stale legs greyed. Number formats come from COLUMN_CONFIG."""
-    shown = frame.loc[:, list(SHOWN_COLUMNS)]
+    shown = frame.loc[:, (["Strategy"] if with_strategy else []) + list(SHOWN_COLUMNS)]
     style = shown.style.map(_pnl_color, subset=list(PNL_COLUMNS))
     stale = frame["Stale"].to_numpy()
     if stale.any():
@@ -96,12 +99,23 @@ def styled(frame: pd.DataFrame):
     return style
 
 
+def colored(text: str, value: float | None) -> str:
+    """Markdown red/green for a signed figure (our own formatted number, safe to mark up)."""
+    if value is None or value == 0:
+        return text
+    return f":green[{text}]" if value > 0 else f":red[{text}]"
+
+
 def strategy_title(strategy: Strategy, legs: int) -> str:
+    """Expander label (markdown: dollar signs escaped so they never start LaTeX)."""
     g = strategy.greeks
+
+    def money(value: float) -> str:
+        return common.fmt_money(value, signed=True).replace("$", r"\$")
+
     return (f"{strategy.kind} · {strategy.underlying} · {legs} leg(s) — "
-            f"P&L {common.fmt_money(strategy.unrealized_pnl, signed=True)} · "
-            f"Δ {common.fmt_greek('delta', g.delta)} · Θ {common.fmt_money(g.theta, signed=True)}/day · "
-            f"Vega {common.fmt_money(g.vega, signed=True)}/pt")
+            f"P&L {colored(money(strategy.unrealized_pnl), strategy.unrealized_pnl)} · "
+            f"Δ {common.fmt_greek('delta', g.delta)} · Θ {money(g.theta)}/day · Vega {money(g.vega)}/pt")
 
 
 def close_buttons_hook():
@@ -140,22 +154,40 @@ def positions(services) -> None:
     st.caption(f"{len(frame)} leg(s) in {frame['strategy_id'].nunique()} group(s) · Greeks are position "
                "Greeks (per-contract × quantity × multiplier); theta in $/day, vega in $ per vol point · "
                f"snapshot #{snapshot.seq}")
-    close_buttons = close_buttons_hook()
-    legs_by_con_id = {leg.contract.con_id: leg for leg in snapshot.legs}
-    # Strategies in the snapshot's order, ungrouped legs last.
+    view = st.segmented_control("View", ["By strategy", "All legs"], default="By strategy",
+                                key="positions_view", label_visibility="collapsed")
+    if view == "All legs":
+        st.dataframe(styled(frame, with_strategy=True), column_config=COLUMN_CONFIG, hide_index=True,
+                     key="legs_all")
+        return
+    strategy_expanders(snapshot, frame, strategies)
+
+
+def strategy_expanders(snapshot: PortfolioSnapshot, frame: pd.DataFrame, strategies: dict[str, Strategy]) -> None:
+    """One expander per strategy (snapshot order, ungrouped last), a page of them at a time."""
     order = {sid: i for i, sid in enumerate(strategies)}
     groups = sorted(frame.groupby("strategy_id", sort=False), key=lambda item: order.get(item[0], len(order)))
+    pages = max(1, math.ceil(len(groups) / STRATEGIES_PER_PAGE))
+    if pages > 1:
+        page = st.number_input(f"Strategy page (of {pages})", min_value=1, max_value=pages, step=1,
+                               key="positions_page")
+        first = (min(int(page), pages) - 1) * STRATEGIES_PER_PAGE
+        groups = groups[first:first + STRATEGIES_PER_PAGE]
+        st.caption(f"Strategies {first + 1}–{first + len(groups)} of {len(order) or len(groups)}; "
+                   "the All legs view shows every leg in one table.")
+    close_buttons = close_buttons_hook()
+    legs_by_con_id = {leg.contract.con_id: leg for leg in snapshot.legs}
     for strategy_id, group in groups:
         strategy = strategies.get(strategy_id)
         title = strategy_title(strategy, len(group)) if strategy else f"Ungrouped · {len(group)} leg(s)"
-        with st.expander(title, expanded=len(groups) <= 12):
+        with st.expander(title, expanded=len(groups) <= 8):
             if strategy is not None and strategy.explanation:
                 st.caption(common.plain(strategy.explanation))
-            st.dataframe(styled(group), column_config=COLUMN_CONFIG, hide_index=True,
+            # Plain frame here (a Styler costs ~50 ms per table); the signed formats carry the direction.
+            st.dataframe(group.loc[:, list(SHOWN_COLUMNS)], column_config=COLUMN_CONFIG, hide_index=True,
                          key=f"legs_{strategy_id}")
             if close_buttons is not None and strategy is not None:
                 close_buttons(strategy, [legs_by_con_id[c] for c in group["con_id"] if c in legs_by_con_id])
-
 
 if __name__ == "__main__":  # run as a page by st.navigation; importable for its helpers
     common.render_page(positions)

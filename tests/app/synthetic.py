@@ -104,10 +104,17 @@ class StandInRuntime:
         return self.current
 
 
+class StandInDesk:
+    """Enough of OrderDesk for the Positions page to draw its close buttons (nothing is drafted)."""
+
+    trading_available = True
+
+
 @dataclass
 class StandInServices:
     settings: Settings
     runtime: StandInRuntime
+    orders: StandInDesk
     lake_error: str = ""
 
 
@@ -115,7 +122,8 @@ def install_stand_in(snapshot: PortfolioSnapshot, **settings) -> StandInServices
     """Make `pages.common.get_services()` return a stand-in (fake `v6core.services` module)."""
     from pages import common
 
-    services = StandInServices(settings=load_settings(**settings), runtime=StandInRuntime(snapshot))
+    services = StandInServices(settings=load_settings(**settings), runtime=StandInRuntime(snapshot),
+                               orders=StandInDesk())
     module = types.ModuleType("v6core.services")
     module.start_services = lambda _settings: services
     sys.modules["v6core.services"] = module
