@@ -129,6 +129,15 @@ class SignalService:
         """Every record of one symbol, newest first (accepted and rejected)."""
         return self.store.read(symbol)
 
+    def history_table(self, symbol: str) -> pl.DataFrame:
+        """`history(symbol)` as display columns (lists joined into text)."""
+        frame = self.history(symbol)
+        return frame.select(
+            "created_at", "status", "action", "confidence", "confidence_score", "analyst",
+            "entry", "stop", "target", "risk_reward", "reference_price", "reject_reason",
+            pl.col("flags").list.join(" | "), "attempts", "final", "prompt_hash", "run_id",
+        )
+
     def history_records(self, symbol: str) -> list[SignalRecord]:
         return self.store.history(symbol)
 
@@ -278,3 +287,23 @@ class SignalService:
                                         analyst=RULES_ANALYST, prompt_hash=digest,
                                         created_at=created, reference_price=inp.reference_price,
                                         flags=flags)
+
+
+def live_price(snapshot: PortfolioSnapshot | None, symbol: str) -> float | None:
+    """The underlying's live price from the snapshot, if it has one."""
+    summary = None if snapshot is None else snapshot.underlying(symbol)
+    if summary is None or summary.spot is None or summary.spot <= 0:
+        return None
+    return float(summary.spot)
+
+
+def plan_rows(record: SignalRecord, live: float | None) -> list[dict[str, Any]]:
+    """Entry / stop / target / support / resistance against the live price (for display)."""
+    rows = []
+    for label, level in (("Entry", record.entry), ("Stop", record.stop), ("Target", record.target),
+                         ("Support", record.support), ("Resistance", record.resistance)):
+        if level is None:
+            continue
+        rows.append({"Level": label, "Price": round(level, 4),
+                     "vs live %": None if not live else round((level / live - 1) * 100, 2)})
+    return rows

@@ -1,0 +1,181 @@
+"""Signals: the latest signal per underlying, its charts and inputs, history, and "Create ticket".
+
+Analyst text (LLM or rules) is rendered with st.text / st.code / dataframes only: never as
+markdown or HTML. A signal becomes an order only through an order ticket that a human reviews and
+confirms on the Orders page; this page only drafts the ticket.
+"""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from pages import common
+from v6core.signals.service import live_price, plan_rows
+
+TICKET_KEY = "ticket_id"               # the ticket the Orders page opens
+SYMBOL_KEY = "v6_signals_symbol"
+MESSAGE_KEY = "v6_signals_message"
+
+
+def _summary_rows(latest, snapshot) -> list[dict]:
+    rows = []
+    for symbol, record in latest.items():
+        rows.append({
+            "Symbol": symbol, "Status": record.status.value,
+            "Action": record.action.value if record.action else common.DASH,
+            "Confidence": record.confidence.value if record.confidence else common.DASH,
+            "Score": record.confidence_score, "Actionable": record.actionable,
+            "Live": live_price(snapshot, symbol), "Entry": record.entry, "Stop": record.stop,
+            "Target": record.target, "R/R": record.risk_reward, "Analyst": record.analyst,
+            "At (UTC)": record.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "Flags": len(record.flags),
+        })
+    return rows
+
+
+def _analyse_controls(services, symbols: list[str], symbol: str) -> None:
+    left, right = st.columns(2)
+    if left.button(f"Analyse now: {symbol}", key="v6_analyse_one", type="primary"):
+        with st.spinner(f"Analysing {symbol}…"):
+            record = services.signals.analyse(symbol)
+        st.session_state[MESSAGE_KEY] = f"{symbol}: {record.status.value} ({record.analyst})"
+    if right.button("Analyse all", key="v6_analyse_all"):
+        bar = st.progress(0.0, text="Starting…")
+
+        def progress(done: int, total: int, current: str, record) -> None:
+            label = f"{done}/{total} · {current}" + ("" if record is None else f" {record.status.value}")
+            bar.progress(done / total if total else 1.0, text=common.plain(label))
+
+        records = services.signals.analyse_all(symbols, progress)
+        st.session_state[MESSAGE_KEY] = f"Analysed {len(records)} symbols"
+    if st.session_state.get(MESSAGE_KEY):
+        st.caption(common.plain(st.session_state[MESSAGE_KEY]))
+
+
+def _create_ticket(services, record) -> None:
+    if not record.actionable:
+        st.caption("Not actionable (HOLD, LOW confidence or rejected): no ticket.")
+        return
+    desk = services.orders
+    available = getattr(desk, "trading_available", True)
+    if st.button("Create ticket", key=f"v6_ticket_{record.record_id}", disabled=not available,
+                 help="Drafts an order ticket at the suggested entry; you review and confirm it on Orders."):
+        try:
+            ticket = desk.draft_from_signal(record, common.session_id())
+        except Exception as exc:  # the desk's refusals are for the operator to read
+            st.error("No ticket was drafted:")
+            st.text(str(exc))
+            return
+        st.session_state[TICKET_KEY] = ticket.ticket_id
+        st.switch_page("pages/orders.py")
+    if not available:
+        st.caption("Trading is unavailable (audit log not open): tickets cannot be drafted.")
+
+
+def _signal_detail(services, record, snapshot) -> None:
+    live = live_price(snapshot, record.symbol)
+    if not record.accepted:
+        st.error(f"REJECTED: not a signal ({record.analyst})")
+        st.text(record.reject_reason)
+    else:
+        cols = st.columns(4)
+        cols[0].metric("Action", record.action.value)
+        cols[1].metric("Confidence", f"{record.confidence.value} ({record.confidence_score:g})")
+        cols[2].metric("Risk/reward", common.DASH if record.risk_reward is None else f"{record.risk_reward:.2f}")
+        cols[3].metric("Live price", common.DASH if live is None else f"{live:,.2f}")
+        st.caption(f"Analyst: {common.plain(record.analyst)} · trend {common.plain(record.trend)} · "
+                   f"{common.plain(', '.join(record.timeframes))} · checked against "
+                   f"{common.DASH if record.reference_price is None else f'{record.reference_price:,.2f}'} · "
+                   f"{record.created_at:%Y-%m-%d %H:%M:%S} UTC")
+        rows = plan_rows(record, live)
+        if rows:
+            st.dataframe(rows, hide_index=True)
+    for flag in record.flags:
+        st.warning("Flag (no action was taken on it):")
+        st.text(flag)
+    if record.accepted:
+        st.subheader("Reasoning")
+        st.text(record.reasoning)
+        if record.key_factors:
+            st.dataframe({"Key factors": list(record.key_factors)}, hide_index=True)
+    if record.raw_answer:
+        with st.expander("Raw analyst answer"):
+            st.code(record.raw_answer, language=None)
+    _create_ticket(services, record)
+
+
+def _charts(services, symbol: str) -> None:
+    figures = services.signals.charts(symbol)
+    if not figures:
+        st.info("Charts appear after an analysis in this session of the server (Analyse now).")
+        return
+    for tab, (timeframe, figure) in zip(st.tabs([t.title() for t in figures]), figures.items()):
+        with tab:
+            st.plotly_chart(figure, key=f"v6_chart_{symbol}_{timeframe}")
+
+
+def _analyst_input(services, symbol: str) -> None:
+    with st.expander("What the analyst was given"):
+        payload = services.signals.input_payload(symbol)
+        if payload is None:
+            st.caption("No analysis of this symbol in this server session yet.")
+            return
+        st.code(json.dumps(payload, indent=2, default=str), language="json")
+        last = services.signals.last_analysis(symbol)
+        if last is not None and last.analyst.startswith("llm:"):
+            st.caption("Messages sent to the LLM")
+            st.code("\n\n".join(f"[{m['role']}]\n{m['content']}" for m in last.messages), language=None)
+
+
+def body(services) -> None:
+    signals = services.signals
+    st.title("Signals")
+    st.caption(f"Analyst: {common.plain(signals.analyst_name)}. Signals are advice: an order needs a "
+               "ticket you review and confirm on the Orders page.")
+    if signals.llm_error:
+        st.warning(common.plain(signals.llm_error))
+    symbols = list(services.settings.watchlist)
+    snapshot = services.runtime.snapshot()
+    latest = signals.latest()
+    for symbol in latest:
+        if symbol not in symbols:
+            symbols.append(symbol)
+    if not symbols:
+        st.info("The watchlist is empty (setting V6_WATCHLIST).")
+        return
+
+    symbol = st.selectbox("Underlying", symbols, key=SYMBOL_KEY)
+    _analyse_controls(services, symbols, symbol)
+    latest = signals.latest()
+
+    st.subheader("Latest signal per underlying")
+    if latest:
+        st.dataframe(_summary_rows(latest, snapshot), hide_index=True)
+    else:
+        st.info("No signals yet: press Analyse.")
+
+    st.subheader(symbol)
+    record = latest.get(symbol)
+    if record is None:
+        st.info(f"No signal for {symbol} yet.")
+    else:
+        _signal_detail(services, record, snapshot)
+        if not record.is_llm and any(f.startswith("fallback:") for f in record.flags):
+            for other in signals.run_records(record.run_id):
+                if other.record_id != record.record_id and not other.accepted:
+                    st.caption(f"The LLM answer of this run was rejected ({other.attempts} attempt(s)):")
+                    st.text(other.reject_reason)
+    _charts(services, symbol)
+    _analyst_input(services, symbol)
+
+    st.subheader(f"History of {symbol}")
+    history = signals.history_table(symbol)
+    if history.height:
+        st.dataframe(history, hide_index=True)
+    else:
+        st.caption("No stored signals for this symbol.")
+
+
+common.render_page(body, refresh=False)
