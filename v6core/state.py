@@ -1,0 +1,397 @@
+"""The live picture of the account and the immutable snapshots built from it.
+
+`LiveState` is plain mutable data owned by the runtime thread: event handlers write into it
+and mark it dirty. `SnapshotBuilder` turns it into a frozen `PortfolioSnapshot` (legs with
+Greeks, strategies, underlyings, totals, alerts) and `SnapshotStore` hands the latest one to
+any thread, swapping the reference under a lock so a reader never sees half an update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from v6core import greeks as greek_math
+from v6core.config import Settings
+from v6core.models import (
+    AccountValues, Alert, ConnectionStatus, ConnState, ContractInfo, FillView, Greeks, GreekSource,
+    Leg, OrderView, PortfolioSnapshot, PositionGreeks, Quote, UnderlyingSummary,
+)
+from v6core.strategies import group_strategies
+
+log = logging.getLogger(__name__)
+
+NEW_YORK = ZoneInfo("America/New_York")
+# flags that make a leg untrustworthy as a whole: it is shown but neither its Greeks nor its P&L
+# enter the totals
+EXCLUDING_FLAG_PREFIXES = ("unknown security type", "unknown account", "position rejected",
+                           "option contract lacks")
+MAX_LEG_ALERTS = 20
+
+
+@dataclass
+class PositionRecord:
+    account: str
+    contract: ContractInfo
+    quantity: float
+    avg_cost: float                    # IB style: option avgCost includes the multiplier
+    flags: tuple[str, ...] = ()
+    market_price: float | None = None  # from PORTFOLIO_VALUE, per share
+    market_value: float | None = None
+    unrealized_pnl: float | None = None
+    realized_pnl: float | None = None
+    portfolio_flags: tuple[str, ...] = ()
+    daily_pnl: float | None = None     # from PnL single
+
+
+@dataclass
+class QuoteRecord:
+    quote: Quote
+    flags: tuple[str, ...] = ()        # rejected prices / IV
+    ib_greeks: Greeks | None = None    # valid per market semantics, else None
+    greek_flags: tuple[str, ...] = ()  # why IB's Greeks were rejected
+    epoch: int = 0                     # connection epoch the last tick arrived in
+
+
+@dataclass
+class LiveState:
+    """Everything the runtime knows, keyed for cheap updates; touched only on the runtime thread."""
+
+    positions: dict[tuple[str, int], PositionRecord] = field(default_factory=dict)
+    quotes: dict[int, QuoteRecord] = field(default_factory=dict)
+    underlying_ids: dict[str, int] = field(default_factory=dict)   # symbol -> stock conId
+    account_fields: dict[str, float] = field(default_factory=dict)
+    account_name: str = ""
+    account_updated_at: datetime | None = None
+    managed_accounts: tuple[str, ...] = ()
+    pnl: tuple[float | None, float | None, float | None] = (None, None, None)
+    orders: dict[tuple[int, int], OrderView] = field(default_factory=dict)
+    order_messages: dict[int, str] = field(default_factory=dict)    # orderId -> IB's last error
+    fills: dict[str, FillView] = field(default_factory=dict)
+    positions_version: int = 0
+    epoch: int = 0                     # bumps on every (re)connect: older quotes are stale
+    dirty: bool = True
+
+    def set_position(self, record: PositionRecord) -> None:
+        key = (record.account, record.contract.con_id)
+        old = self.positions.get(key)
+        if record.quantity == 0:
+            if old is not None:
+                del self.positions[key]
+                self.positions_version += 1
+        else:
+            if old is None or old.quantity != record.quantity:
+                self.positions_version += 1
+            if old is not None:
+                # PORTFOLIO_VALUE and PnL single arrive separately; keep them across POSITION_DATA
+                record.market_price, record.market_value = old.market_price, old.market_value
+                record.unrealized_pnl, record.realized_pnl = old.unrealized_pnl, old.realized_pnl
+                record.portfolio_flags, record.daily_pnl = old.portfolio_flags, old.daily_pnl
+            self.positions[key] = record
+        self.dirty = True
+
+    def option_con_ids(self) -> set[int]:
+        return {k[1] for k, p in self.positions.items() if p.contract.is_option}
+
+
+def order_key(order: OrderView) -> tuple[int, int]:
+    """(clientId, orderId) like ib_async, or (-1, permId) for orders without an API id."""
+    return (order.client_id, order.order_id) if order.order_id > 0 else (-1, order.perm_id)
+
+
+def today_new_york(now: datetime) -> date:
+    return now.astimezone(NEW_YORK).date()
+
+
+def _finite_sum(values) -> float:
+    return math.fsum(v for v in values if v is not None)
+
+
+class SnapshotBuilder:
+    """Pure transformation LiveState -> PortfolioSnapshot (runs on the runtime thread)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.last_build_seconds = 0.0
+
+    def build(self, state: LiveState, connection: ConnectionStatus, seq: int,
+              now: datetime | None = None) -> PortfolioSnapshot:
+        started = time.perf_counter()
+        now = now or datetime.now(timezone.utc)
+        snapshot = self._build(state, connection, seq, now)
+        self.last_build_seconds = time.perf_counter() - started
+        return snapshot
+
+    # -- pieces -------------------------------------------------------------------------------
+
+    def _spot(self, state: LiveState, symbol: str) -> tuple[float | None, datetime | None]:
+        con_id = state.underlying_ids.get(symbol)
+        record = state.quotes.get(con_id) if con_id else None
+        if record is None:
+            return None, None
+        return record.quote.mark, record.quote.time
+
+    def _is_stale(self, record: QuoteRecord | None, state: LiveState, connected: bool,
+                  now: datetime) -> bool:
+        if record is None or record.quote.time is None or not connected:
+            return True
+        if record.epoch != state.epoch:
+            return True
+        return (now - record.quote.time).total_seconds() > self.settings.stale_after
+
+    def _allowed_accounts(self, state: LiveState) -> set[str] | None:
+        if self.settings.account:
+            return {self.settings.account}
+        return set(state.managed_accounts) or None
+
+    def _build(self, state: LiveState, connection: ConnectionStatus, seq: int,
+               now: datetime) -> PortfolioSnapshot:
+        connected = connection.state == ConnState.CONNECTED
+        today = today_new_york(now)
+        allowed = self._allowed_accounts(state)
+        rate = self.settings.risk_free_rate
+        spy_price, _ = self._spot(state, "SPY")
+        spots: dict[str, float | None] = {}
+
+        # pass 1: everything but the Greeks that need computing
+        rows = []
+        fallback_rows: list[int] = []
+        requests = []
+        for (account, con_id), pos in sorted(state.positions.items(), key=lambda kv: kv[0]):
+            contract = pos.contract
+            flags = list(pos.flags) + list(pos.portfolio_flags)
+            if allowed is not None and account not in allowed:
+                flags.append(f"unknown account {account}")
+            record = state.quotes.get(con_id)
+            quote = record.quote if record else None
+            if record is not None:
+                flags.extend(record.flags)
+            stale = self._is_stale(record, state, connected, now)
+            symbol = contract.symbol
+            if symbol not in spots:
+                spots[symbol] = self._spot(state, symbol)[0]
+            spot = spots[symbol]
+            dte = (contract.expiry - today).days if contract.expiry is not None else None
+            if dte is not None and dte < 0:
+                flags.append("expired")
+            greeks: Greeks | None = None
+            if contract.sec_type == "STK":
+                greeks = greek_math.STOCK_GREEKS
+            elif contract.is_option and contract.expiry is not None and contract.strike:
+                if record is not None and record.ib_greeks is not None:
+                    greeks = record.ib_greeks
+                else:
+                    if record is not None:
+                        flags.extend(record.greek_flags)
+                    fallback_rows.append(len(rows))
+                    requests.append(greek_math.GreekRequest(
+                        con_id=con_id, spot=spot, strike=contract.strike,
+                        is_call=contract.right == "C", expiry=contract.expiry,
+                        iv=quote.iv if quote is not None else None,
+                        mid=quote.mark if quote is not None else None,
+                    ))
+            rows.append([pos, contract, flags, quote, stale, spot, dte, greeks])
+
+        # one vectorised call for every option IB gave no usable Greeks for
+        if requests:
+            try:
+                computed = greek_math.fill_greeks_explained(requests, now, rate)
+            except Exception:  # a bad batch must not take the snapshot down
+                log.exception("fill_greeks failed for %d legs", len(requests))
+                computed = [greek_math.FilledGreeks(r.con_id, None, "Greeks computation failed")
+                            for r in requests]
+            for row_index, result in zip(fallback_rows, computed):
+                checked, problems = greek_math.validate_greeks(result.greeks)
+                rows[row_index][7] = checked
+                if result.reason:
+                    rows[row_index][2].append(f"no Greeks: {result.reason}")
+                rows[row_index][2].extend(problems)
+
+        legs: list[Leg] = []
+        included: list[bool] = []
+        for pos, contract, flags, quote, stale, spot, dte, greeks in rows:
+            excluded = any(f.startswith(EXCLUDING_FLAG_PREFIXES) for f in flags)
+            multiplier = contract.multiplier
+            if greeks is None and not excluded and not any(f.startswith("no Greeks") for f in flags):
+                flags.append("no Greeks: kept out of totals")
+            if excluded or greeks is None:
+                position = PositionGreeks()
+            else:
+                if spot is None:
+                    spot = greeks.und_price
+                position = greek_math.position_greeks(
+                    greeks, pos.quantity, multiplier, spot,
+                    self.settings.betas.get(contract.symbol, 1.0), spy_price)
+            mark = quote.mark if quote is not None else None
+            if mark is None:
+                mark = pos.market_price
+            avg_price = pos.avg_cost / multiplier if multiplier else pos.avg_cost
+            if mark is not None:
+                market_value = mark * pos.quantity * multiplier
+                unrealized = market_value - avg_price * pos.quantity * multiplier
+            else:
+                market_value, unrealized = pos.market_value, pos.unrealized_pnl
+            legs.append(Leg(
+                account=pos.account, contract=contract, quantity=pos.quantity,
+                avg_price=avg_price, mark=mark, market_value=market_value,
+                unrealized_pnl=unrealized, realized_pnl=pos.realized_pnl,
+                daily_pnl=pos.daily_pnl, dte=dte, greeks=greeks, position_greeks=position,
+                quote_time=quote.time if quote is not None else None,
+                flags=tuple(dict.fromkeys(flags)), stale=stale,
+            ))
+            included.append(not excluded)
+
+        # strategies over the legs that are trustworthy as a whole
+        trusted = [leg for leg, ok in zip(legs, included) if ok]
+        try:
+            strategies = tuple(group_strategies(trusted))
+        except Exception:
+            log.exception("strategy grouping failed")
+            strategies = ()
+        strategy_of = {cid: s.strategy_id for s in strategies for cid in s.con_ids}
+        legs = [dataclasses.replace(leg, strategy_id=strategy_of.get(leg.contract.con_id, ""))
+                if leg.contract.con_id in strategy_of else leg for leg in legs]
+
+        totals = PositionGreeks()
+        for leg in legs:
+            totals = totals + leg.position_greeks
+        underlyings = self._underlyings(state, legs, included)
+        unrealized = _finite_sum(l.unrealized_pnl for l, ok in zip(legs, included) if ok)
+        realized = _finite_sum(l.realized_pnl for l, ok in zip(legs, included) if ok)
+        daily = state.pnl[0]
+        if daily is None:
+            dailies = [l.daily_pnl for l, ok in zip(legs, included) if ok and l.daily_pnl is not None]
+            daily = math.fsum(dailies) if dailies else None
+
+        account = self._account(state)
+        quotes = tuple(r.quote for _, r in sorted(state.quotes.items()))
+        orders = tuple(sorted(state.orders.values(), key=lambda o: (o.order_id, o.perm_id)))
+        fills = tuple(sorted(state.fills.values(), key=lambda f: (f.time, f.exec_id)))
+        return PortfolioSnapshot(
+            seq=seq, built_at=now, connection=connection, account=account,
+            legs=tuple(legs), strategies=strategies, underlyings=underlyings, totals=totals,
+            unrealized_pnl=unrealized, realized_pnl=realized, daily_pnl=daily,
+            quotes=quotes, orders=orders, fills=fills,
+            alerts=self._alerts(connection, legs),
+            positions_version=state.positions_version,
+        )
+
+    def _underlyings(self, state: LiveState, legs: list[Leg], included: list[bool]
+                     ) -> tuple[UnderlyingSummary, ...]:
+        by_symbol: dict[str, list[Leg]] = {}
+        for leg, ok in zip(legs, included):
+            by_symbol.setdefault(leg.contract.symbol, [])
+            if ok:
+                by_symbol[leg.contract.symbol].append(leg)
+        summaries = []
+        for symbol in sorted(by_symbol):
+            group = by_symbol[symbol]
+            greeks = PositionGreeks()
+            for leg in group:
+                greeks = greeks + leg.position_greeks
+            spot, quote_time = self._spot(state, symbol)
+            summaries.append(UnderlyingSummary(
+                symbol=symbol, spot=spot, beta=self.settings.betas.get(symbol, 1.0),
+                greeks=greeks,
+                unrealized_pnl=_finite_sum(l.unrealized_pnl for l in group),
+                daily_pnl=_finite_sum(l.daily_pnl for l in group),
+                market_value=_finite_sum(l.market_value for l in group),
+                quote_time=quote_time,
+            ))
+        return tuple(summaries)
+
+    def _account(self, state: LiveState) -> AccountValues:
+        fields = state.account_fields
+        daily, unrealized, realized = state.pnl
+        return AccountValues(
+            account=state.account_name,
+            net_liquidation=fields.get("net_liquidation"),
+            total_cash=fields.get("total_cash"),
+            buying_power=fields.get("buying_power"),
+            available_funds=fields.get("available_funds"),
+            excess_liquidity=fields.get("excess_liquidity"),
+            init_margin=fields.get("init_margin"),
+            maint_margin=fields.get("maint_margin"),
+            gross_position_value=fields.get("gross_position_value"),
+            daily_pnl=daily,
+            unrealized_pnl=unrealized if unrealized is not None else fields.get("unrealized_pnl"),
+            realized_pnl=realized if realized is not None else fields.get("realized_pnl"),
+            updated_at=state.account_updated_at,
+        )
+
+    def _alerts(self, connection: ConnectionStatus, legs: list[Leg]) -> tuple[Alert, ...]:
+        alerts: list[Alert] = []
+        if connection.state == ConnState.DISCONNECTED:
+            why = f": {connection.last_error}" if connection.last_error else ""
+            alerts.append(Alert("error", f"Disconnected from the gateway{why}; showing the last known data"))
+        elif connection.state == ConnState.DEGRADED:
+            alerts.append(Alert("warning", "Gateway connectivity degraded; data may be stale"))
+        if connection.breaker == "open":
+            alerts.append(Alert("error", "Connection attempts paused by the circuit breaker "
+                                         "after repeated failures"))
+        stale = sum(1 for leg in legs if leg.stale)
+        if stale:
+            alerts.append(Alert("warning", f"{stale} leg(s) with stale quotes"))
+        computed = sum(1 for leg in legs if leg.greeks is not None
+                       and leg.greeks.source == GreekSource.COMPUTED)
+        if computed:
+            alerts.append(Alert("info", f"{computed} leg(s) with Greeks computed locally "
+                                        "(IB sent none or unusable ones)"))
+        flagged = [leg for leg in legs if leg.flags]
+        for leg in flagged[:MAX_LEG_ALERTS]:
+            alerts.append(Alert("warning", f"{leg.contract.label}: {'; '.join(leg.flags)}"))
+        if len(flagged) > MAX_LEG_ALERTS:
+            alerts.append(Alert("warning", f"{len(flagged) - MAX_LEG_ALERTS} more flagged leg(s)"))
+        return tuple(alerts)
+
+
+class SnapshotStore:
+    """The current snapshot, swapped by reference under a lock; readers wait on a condition."""
+
+    def __init__(self, initial: PortfolioSnapshot) -> None:
+        self._cond = threading.Condition()
+        self._current = initial
+
+    def current(self) -> PortfolioSnapshot:
+        with self._cond:
+            return self._current
+
+    @property
+    def next_seq(self) -> int:
+        with self._cond:
+            return self._current.seq + 1
+
+    def publish(self, snapshot: PortfolioSnapshot) -> None:
+        with self._cond:
+            if snapshot.seq <= self._current.seq:
+                raise ValueError(f"snapshot seq {snapshot.seq} does not follow {self._current.seq}")
+            self._current = snapshot
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[PortfolioSnapshot], bool],
+                 timeout: float) -> PortfolioSnapshot | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if predicate(self._current):
+                    return self._current
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+
+def empty_snapshot(connection: ConnectionStatus, account: str = "") -> PortfolioSnapshot:
+    return PortfolioSnapshot(seq=0, built_at=datetime.now(timezone.utc), connection=connection,
+                             account=AccountValues(account=account))
+
+
+def age_seconds(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else max((now - moment) / timedelta(seconds=1), 0.0)
