@@ -152,6 +152,8 @@ class Strategy:
     daily_pnl: float
     market_value: float
     explanation: str = ""              # why these legs were grouped under this name
+    quantities: tuple[float, ...] = () # signed quantity of each con_id held by this strategy
+                                       # (a leg can be split: 2 of 3 short puts in a condor)
 
 
 @dataclass(slots=True, frozen=True)
