@@ -1,0 +1,35 @@
+"""python -m v6core.sim --host 127.0.0.1 --port 4002 --seed 7  (port 0: a free port)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from v6core.sim.gateway import SimGateway
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m v6core.sim",
+                                     description="Simulated IB gateway (TWS socket protocol)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4002, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--tick-rate", type=float, default=3.0, help="ticks/s per contract")
+    parser.add_argument("--time-speed", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    gateway = SimGateway(seed=args.seed, host=args.host, port=args.port,
+                         tick_rate=args.tick_rate, time_speed=args.time_speed)
+    port = gateway.start()
+    print(f"v6 sim listening on {args.host}:{port} (account {gateway.account_id}, "
+          f"seed {args.seed})", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    gateway.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
