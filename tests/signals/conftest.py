@@ -25,7 +25,8 @@ def make_bars(closes, start: datetime = START, spread: float = 0.01,
         if day.weekday() < 5:
             times.append(day)
         day += timedelta(days=1)
-    opens = [closes[0]] + list(closes[:-1])
+    closes = [float(c) for c in closes]
+    opens = [closes[0]] + closes[:-1]
     highs = [max(o, c) * (1 + spread) for o, c in zip(opens, closes)]
     lows = [min(o, c) * (1 - spread) for o, c in zip(opens, closes)]
     return pl.DataFrame({
