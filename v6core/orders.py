@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import threading
 import time
 import uuid
@@ -258,6 +259,16 @@ def _leg_greeks(snapshot: PortfolioSnapshot, contract: ContractInfo) -> Greeks |
     return held.greeks if held is not None and not held.flags else None
 
 
+def quote_for(snapshot: PortfolioSnapshot, contract: ContractInfo) -> Quote | None:
+    """The contract's live quote; a stock not held is quoted through its underlying summary."""
+    quote = snapshot.quote(contract.con_id) if contract.con_id else None
+    if quote is None and contract.sec_type == "STK":
+        und = snapshot.underlying(contract.symbol)
+        if und is not None and und.spot:
+            quote = Quote(con_id=contract.con_id, last=und.spot, time=und.quote_time)
+    return quote
+
+
 def _spot(snapshot: PortfolioSnapshot, symbol: str) -> float | None:
     und = snapshot.underlying(symbol)
     if und is not None and und.spot:
@@ -480,18 +491,12 @@ class OrderDesk:
         )
 
     def _stock_contract(self, symbol: str) -> ContractInfo:
+        """The held stock's contract, else one the runtime qualifies by symbol when it places it."""
         snapshot = self.runtime.snapshot()
         for leg in snapshot.legs:
             if leg.contract.sec_type == "STK" and leg.contract.symbol == symbol:
                 return leg.contract
-        lookup = getattr(self.runtime, "stock_contract", None)
-        if lookup is not None:
-            contract = lookup(symbol)
-            if hasattr(contract, "result"):
-                contract = contract.result(timeout=self.request_timeout)
-            if contract is not None:
-                return contract
-        raise OrderDeskError(f"Unknown stock {symbol!r}: the gateway has no contract for it.")
+        return ContractInfo(con_id=0, symbol=symbol, sec_type="STK", local_symbol=symbol)
 
     def _add_draft(self, ticket: Ticket, session_id: str) -> Ticket:
         ticket = replace(ticket, updated_at=ticket.created_at)
@@ -574,7 +579,7 @@ class OrderDesk:
         quotes: list[Quote] = []
         leg_contracts = [c for c, _ in order_legs(ticket.spec)] if ticket.quantity else [ticket.contract]
         for contract in leg_contracts:
-            quote = snapshot.quote(contract.con_id)
+            quote = quote_for(snapshot, contract)
             if quote is None or quote.time is None:
                 problems.append(f"No live quote for {contract.label}: orders on it are blocked.")
                 continue
@@ -630,7 +635,7 @@ class OrderDesk:
             greeks = _leg_greeks(snapshot, contract)
             spot = _spot(snapshot, contract.symbol)
             if spot is None and contract.sec_type == "STK":
-                quote = snapshot.quote(contract.con_id)
+                quote = quote_for(snapshot, contract)
                 spot = quote.mark if quote else None
             if greeks is None:
                 missing.append(contract.label)
@@ -805,7 +810,7 @@ class OrderDesk:
         elif view.status in CANCELLED_STATUSES:
             rejected = not ticket.cancel_requested and view.filled == 0 and bool(view.last_message)
             state = TicketState.REJECTED if rejected else TicketState.CANCELLED
-        elif view.status == "Inactive":
+        elif view.status == "Inactive" or _refused_unacknowledged(view):
             state = TicketState.REJECTED
         else:
             state = TicketState.WORKING
@@ -862,7 +867,9 @@ class OrderDesk:
             ready.append((fill, ticket_id))
         if not ready:
             return
-        self.audit.append_fills([self._fill_row(f, tid) for f, tid in ready])
+        snapshot = self.runtime.snapshot()
+        self.audit.append_fills([replace(f, order_ref=tid) for f, tid in ready],
+                                account=snapshot.connection.account or snapshot.account.account)
         for fill, ticket_id in ready:
             ticket = self.ticket(ticket_id)
             self._write(ticket, "fill", "", status=ticket.status, order_id=fill.order_id,
@@ -872,18 +879,6 @@ class OrderDesk:
                             "realized_pnl": fill.realized_pnl, "contract": fill.contract.label})
             self._recorded_fills.add(fill.exec_id)
             self._first_seen_fill.pop(fill.exec_id, None)
-
-    def _fill_row(self, fill: FillView, ticket_id: str):
-        from v6core.lake import FillRecord
-
-        snapshot = self.runtime.snapshot()
-        return FillRecord(
-            ts=fill.time, exec_id=fill.exec_id, ticket_id=ticket_id, order_id=fill.order_id,
-            perm_id=fill.perm_id, con_id=fill.contract.con_id, symbol=fill.contract.symbol,
-            local_symbol=fill.contract.local_symbol, side=fill.side, quantity=fill.quantity,
-            price=fill.price, commission=fill.commission, realized_pnl=fill.realized_pnl,
-            account=snapshot.connection.account or snapshot.account.account,
-        )
 
     # ----------------------------------------------------------------- cancel
 
@@ -1081,6 +1076,20 @@ class OrderDesk:
     @staticmethod
     def _connected(snapshot: PortfolioSnapshot) -> bool:
         return snapshot.connection.state in (ConnState.CONNECTED, ConnState.DEGRADED)
+
+
+_ERROR_MESSAGE = re.compile(r"^(\d+):")
+_WARNING_CODES = frozenset({105, 165, 321, 329, 399, 404, 434, 492, 10167}) | frozenset(range(2100, 2200))
+
+
+def _refused_unacknowledged(view: OrderView) -> bool:
+    """The gateway answered the order with an error and never acknowledged it (no perm id).
+
+    IB rejects e.g. an off-grid price with code 110, which ib_async files as a warning and so
+    never marks the order cancelled; the order is dead all the same."""
+    match = _ERROR_MESSAGE.match(view.last_message or "")
+    return (view.perm_id == 0 and view.filled == 0 and match is not None
+            and int(match.group(1)) not in _WARNING_CODES)
 
 
 def _opt_float(value: Any) -> float | None:
