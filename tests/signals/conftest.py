@@ -115,3 +115,107 @@ def snapshot_with_position(symbol: str = "SPY", spot: float = 190.0) -> Portfoli
 @pytest.fixture
 def rules_settings(tmp_path) -> Settings:
     return Settings(_env_file=None, lake_path=tmp_path / "lake", llm_base_url="", llm_model="")
+
+
+# ---------------------------------------------------------------- a chat-completions endpoint
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def completion_body(content: str | None, tool_calls: list | None = None, model: str = "test-model") -> dict:
+    message: dict = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {"id": "chatcmpl-test", "object": "chat.completion", "created": 1_700_000_000,
+            "model": model,
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if tool_calls else "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}
+
+
+class ChatServer:
+    """An OpenAI-compatible /v1/chat/completions endpoint on 127.0.0.1:<free port>.
+
+    Replies are scripted: each request takes the next script entry (the last one repeats):
+      {"content": "..."}                      a completion with that text
+      {"tool_calls": [...]}                   a completion asking for a tool call
+      {"sleep": s, "content": "..."}          answer after `s` seconds
+      {"status": 400, "error": "..."}         an HTTP error
+      {"reject_response_format": True}        400 when the request asks for response_format
+    Every request body and its headers are recorded in `requests`.
+    """
+
+    def __init__(self) -> None:
+        self.script: list[dict] = []
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    server.requests.append(body)
+                    server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                    step = server.script[min(len(server.requests) - 1, len(server.script) - 1)]
+                if not self.path.endswith("/chat/completions"):
+                    return self._send(404, {"error": {"message": "not found"}})
+                if step.get("reject_response_format") and "response_format" in body:
+                    return self._send(400, {"error": {"message": "response_format not supported",
+                                                      "type": "invalid_request_error"}})
+                if step.get("sleep"):
+                    time.sleep(step["sleep"])
+                if "status" in step:
+                    return self._send(step["status"], {"error": {"message": step.get("error", "error")}})
+                self._send(200, completion_body(step.get("content"), step.get("tool_calls")))
+
+            def _send(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "ChatServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def chat_server():
+    server = ChatServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_settings(tmp_path, chat_server) -> Settings:
+    return Settings(_env_file=None, lake_path=tmp_path / "lake", llm_base_url=chat_server.base_url,
+                    llm_model="test-model", llm_api_key="sk-test-key", llm_timeout=5.0,
+                    llm_max_retries=1)
