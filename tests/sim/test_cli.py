@@ -1,0 +1,38 @@
+"""`python -m v6core.sim` starts standalone, prints its address and serves the real client."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.sim.conftest import connect, run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_cli_prints_address_and_serves(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "v6core.sim", "--host", "127.0.0.1", "--port", "0", "--seed", "3"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        port = int(match.group(1))
+        assert port > 0
+
+        async def go():
+            ib = await connect(port)
+            try:
+                return ib.wrapper.accounts, len(ib.positions())
+            finally:
+                ib.disconnect()
+
+        accounts, n_positions = run(go)
+        assert accounts[0].startswith("DU") and accounts[0] in line and n_positions > 5
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
