@@ -786,9 +786,7 @@ class OrderDesk:
             with self._lock:
                 self._tickets[ticket.ticket_id] = uncertain
             return uncertain
-        sent = self._apply_view(replace(ticket, state=TicketState.SENT), view)
-        if sent.state == TicketState.WORKING:
-            sent = replace(sent, state=TicketState.SENT)
+        sent = self._apply_view(ticket, view)
         self._write(sent, "sent", session_id, status=view.status,
                     detail={"last_message": view.last_message, "filled": view.filled})
         with self._lock:
@@ -812,6 +810,8 @@ class OrderDesk:
             state = TicketState.REJECTED if rejected else TicketState.CANCELLED
         elif view.status == "Inactive" or _refused_unacknowledged(view):
             state = TicketState.REJECTED
+        elif not view.perm_id and view.status in ("PendingSubmit", "ApiPending"):
+            state = TicketState.SENT        # not acknowledged by the gateway yet
         else:
             state = TicketState.WORKING
         return replace(ticket, state=state, order_id=view.order_id, perm_id=view.perm_id or ticket.perm_id,
@@ -832,15 +832,13 @@ class OrderDesk:
             ticket = followed[ticket_id]
             if ticket.state in FINAL_STATES and ticket.status == view.status and ticket.filled == view.filled:
                 continue
-            if (view.status, view.filled, view.last_message) == (ticket.status, ticket.filled, ticket.last_message):
-                continue
             with self._lock:
                 current = self._tickets[ticket_id]
                 if current.state not in FOLLOWED_STATES and current.state not in FINAL_STATES:
                     continue
                 updated = self._apply_view(current, view)
-                if (updated.status, updated.filled, updated.last_message) == (
-                        current.status, current.filled, current.last_message):
+                if (updated.state, updated.status, updated.filled, updated.last_message) == (
+                        current.state, current.status, current.filled, current.last_message):
                     continue
                 self._write(updated, "status", "", status=view.status, detail={
                     "state": updated.state.value, "filled": view.filled, "remaining": view.remaining,
