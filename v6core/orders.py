@@ -720,11 +720,7 @@ class OrderDesk:
             if not result.ok:
                 raise TicketBlocked(result.problems)
             if result.needs_typed_confirmation:
-                snapshot = self.runtime.snapshot()
-                account = snapshot.connection.account or snapshot.account.account
-                if (typed or "").strip() not in {account, LIVE_WORD} or not (typed or "").strip():
-                    raise TicketBlocked([f"Live account {account}: type the account id or {LIVE_WORD} "
-                                         "to confirm this order."])
+                self._require_typed(typed)
             self._reserved.add(ticket_id)
             confirmed = replace(ticket, state=TicketState.CONFIRMED, updated_at=_now())
             try:
@@ -744,35 +740,53 @@ class OrderDesk:
         Asks the gateway for an order with this ticket's orderRef first: if one exists the ticket
         is reconciled to it and nothing is sent."""
         self._require_audit()
+        resend_key = ticket_id + "#resend"
         with self._lock:
             ticket = self.ticket(ticket_id)
             if ticket.state != TicketState.UNCERTAIN:
                 raise OrderDeskError(f"Ticket {ticket_id} is {ticket.state.value}, not uncertain: nothing to re-send.")
-            resend_key = ticket_id + "#resend"
             if resend_key in self._reserved:
                 raise AlreadyConfirmed(f"Ticket {ticket_id} is already being re-sent.")
             self._reserved.add(resend_key)
-        reconciled = self.reconcile(ticket_id, session_id)
-        if reconciled.state != TicketState.UNCERTAIN:
-            return reconciled
-        result = self.evaluate(reconciled)
-        if not result.ok:
+        try:
+            return self._resend(ticket_id, session_id, typed)
+        finally:
             with self._lock:
                 self._reserved.discard(resend_key)
+
+    def _resend(self, ticket_id: str, session_id: str, typed: str | None) -> Ticket:
+        try:
+            views = self.runtime.find_orders_by_ref(ticket_id).result(timeout=self.request_timeout)
+        except Exception as exc:
+            raise OrderDeskError(f"The gateway could not be asked for this ticket's order ({_reason(exc)}); "
+                                 "nothing was sent.") from exc
+        if views:
+            return self._reconcile_to(ticket_id, views, session_id)
+        ticket = self.ticket(ticket_id)
+        self._write(ticket, "gateway_checked", session_id, detail={"found": 0, "before": "resend"})
+        result = self.evaluate(ticket)
+        if not result.ok:
             raise TicketBlocked(result.problems)
         if result.needs_typed_confirmation:
-            snapshot = self.runtime.snapshot()
-            account = snapshot.connection.account or snapshot.account.account
-            if not (typed or "").strip() or typed.strip() not in {account, LIVE_WORD}:
-                with self._lock:
-                    self._reserved.discard(resend_key)
-                raise TicketBlocked([f"Live account {account}: type the account id or {LIVE_WORD}."])
-        confirmed = replace(reconciled, state=TicketState.CONFIRMED, updated_at=_now())
-        self._write(confirmed, "confirmed", session_id,
-                    detail={"spec": spec_to_json(confirmed.spec), "resend": True})
+            self._require_typed(typed)
         with self._lock:
+            ticket = self.ticket(ticket_id)
+            if ticket.state != TicketState.UNCERTAIN:
+                raise AlreadyConfirmed(f"Ticket {ticket_id} is {ticket.state.value}: nothing to re-send.")
+            confirmed = replace(ticket, state=TicketState.CONFIRMED, updated_at=_now())
+            self._write(confirmed, "confirmed", session_id,
+                        detail={"spec": spec_to_json(confirmed.spec), "resend": True,
+                                "typed_confirmation": bool(typed)})
             self._tickets[ticket_id] = confirmed
         return self._place(confirmed, session_id)
+
+    def _require_typed(self, typed: str | None) -> None:
+        snapshot = self.runtime.snapshot()
+        account = snapshot.connection.account or snapshot.account.account
+        entered = (typed or "").strip()
+        if not entered or entered not in {account, LIVE_WORD}:
+            raise TicketBlocked([f"Live account {account}: type the account id or {LIVE_WORD} "
+                                 "to confirm this order."])
 
     def _place(self, ticket: Ticket, session_id: str) -> Ticket:
         try:
@@ -828,6 +842,7 @@ class OrderDesk:
             followed = {t.ticket_id: t for t in self._tickets.values()
                         if t.state in FOLLOWED_STATES or (t.state in FINAL_STATES and t.order_id is not None)}
         by_ref = {o.order_ref: o for o in snapshot.orders if o.order_ref in followed}
+        self._adopt_uncertain(snapshot)
         for ticket_id, view in by_ref.items():
             ticket = followed[ticket_id]
             if ticket.state in FINAL_STATES and ticket.status == view.status and ticket.filled == view.filled:
@@ -845,6 +860,17 @@ class OrderDesk:
                     "avg_fill_price": view.avg_fill_price, "last_message": view.last_message})
                 self._tickets[ticket_id] = updated
         self._record_fills(snapshot.fills)
+
+    def _adopt_uncertain(self, snapshot: PortfolioSnapshot) -> None:
+        """An uncertain ticket whose order shows up in the live order book is reconciled to it."""
+        with self._lock:
+            uncertain = {t.ticket_id for t in self._tickets.values() if t.state == TicketState.UNCERTAIN}
+        if not uncertain:
+            return
+        for view in snapshot.orders:
+            if view.order_ref in uncertain and (view.perm_id or view.status not in WORKING_STATUSES):
+                self._reconcile_to(view.order_ref, [view], "")
+                uncertain.discard(view.order_ref)
 
     def _record_fills(self, fills: Iterable[FillView]) -> None:
         with self._lock:
@@ -1030,14 +1056,20 @@ class OrderDesk:
         if not views:
             self._write(ticket, "gateway_checked", session_id, detail={"found": 0})
             return ticket
+        return self._reconcile_to(ticket_id, views, session_id)
+
+    def _reconcile_to(self, ticket_id: str, views: Sequence[OrderView], session_id: str) -> Ticket:
         view = sorted(views, key=lambda v: (v.perm_id or 0))[-1]
-        reconciled = self._apply_view(replace(ticket, state=TicketState.SENT), view)
-        self._write(reconciled, "reconciled", session_id, status=view.status,
-                    detail={"found": len(views), "state": reconciled.state.value})
         with self._lock:
+            ticket = self.ticket(ticket_id)
+            if ticket.state != TicketState.UNCERTAIN:
+                return ticket
+            reconciled = self._apply_view(ticket, view)
+            self._write(reconciled, "reconciled", session_id, status=view.status,
+                        detail={"found": len(views), "state": reconciled.state.value})
             self._tickets[ticket_id] = reconciled
             self._reserved.add(ticket_id)
-        return reconciled
+            return reconciled
 
     # ----------------------------------------------------------------- audit
 
