@@ -225,6 +225,6 @@ def test_realized_pnl_on_closing_fill(gw):
     fill = run(go)
     expected = 40 * (fill.execution.price - stock_position.avg_cost) - fill.commissionReport.commission
     assert abs(fill.commissionReport.realizedPNL - expected) < 1e-6
-    left = next(p for p in gw.seeded_positions() if p.contract.sec_type == "STK")
+    left = next(p for p in gw.positions() if p.contract.sec_type == "STK")
     assert left.quantity == 60 and left.avg_cost == stock_position.avg_cost
     assert abs(gw.account_values()["RealizedPnL"] - expected) < 1e-6

@@ -20,6 +20,8 @@ class Holding:
     quantity: float
     avg_cost: float            # IB style: per contract, multiplier and opening commissions included
     realized: float = 0.0
+    start_quantity: float = 0.0   # held at the previous close (the seeded book)
+    day_cash: float = 0.0         # paid today for trades in this contract, commissions included
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,8 @@ class Account:
         self.market = market
         self.cash = STARTING_CASH
         self.holdings: dict[int, Holding] = {}
-        self.realized_closed = 0.0      # realized P&L of positions since closed out
         self._seed_portfolio(random.Random(seed + 2))
+        self.seeded = self.positions()
 
     # ---- seeded book
     def _seed_portfolio(self, rng: random.Random) -> None:
@@ -68,7 +70,7 @@ class Account:
             else:
                 paid = round(paid, 2)
                 avg = paid + commission_for(info, qty) / abs(qty)
-            self.holdings[info.con_id] = Holding(info, qty, round(avg, 4))
+            self.holdings[info.con_id] = Holding(info, qty, round(avg, 4), start_quantity=qty)
             self.cash -= avg * qty
 
         # SPY iron condor x2
@@ -98,21 +100,18 @@ class Account:
     def apply_fill(self, info: ContractInfo, signed_qty: float, price: float,
                    commission: float) -> float:
         """Books one execution; returns the realized P&L it produced (commission included)."""
-        mult = info.multiplier if info.sec_type == "OPT" else 1.0
-        self.cash -= signed_qty * price * mult + commission
+        mult = self.multiplier(info)
+        cash_out = signed_qty * price * mult + commission
+        self.cash -= cash_out
         held = self.holdings.get(info.con_id)
-        realized = 0.0
-        if held is None or held.quantity == 0 or math.copysign(1, held.quantity) == math.copysign(1, signed_qty):
-            old_qty = held.quantity if held else 0.0
-            old_cost = held.avg_cost * old_qty if held else 0.0
-            new_qty = old_qty + signed_qty
-            new_cost = old_cost + signed_qty * price * mult + commission
-            if held is None:
-                held = self.holdings[info.con_id] = Holding(info, 0.0, 0.0)
+        if held is None:
+            held = self.holdings[info.con_id] = Holding(info, 0.0, 0.0)
+        held.day_cash += cash_out
+        if held.quantity == 0 or math.copysign(1, held.quantity) == math.copysign(1, signed_qty):
+            new_qty = held.quantity + signed_qty
+            held.avg_cost = (held.avg_cost * held.quantity + cash_out) / new_qty
             held.quantity = new_qty
-            held.avg_cost = new_cost / new_qty
-            realized = -0.0
-            return realized
+            return 0.0
         closing = min(abs(signed_qty), abs(held.quantity)) * math.copysign(1, signed_qty)
         # closing a long (closing < 0) realizes (price - avg) per unit; a short the reverse
         realized = -closing * (price * mult - held.avg_cost) - commission
@@ -122,8 +121,6 @@ class Account:
         if rest:
             held.quantity = rest
             held.avg_cost = price * mult
-        if held.quantity == 0:
-            self.realized_closed += held.realized
         return realized
 
     # ---- valuation
@@ -141,8 +138,15 @@ class Account:
             "market_price": mark,
             "market_value": value,
             "unrealized": value - h.avg_cost * h.quantity,
-            "daily": (mark - self.market.close_price(h.contract)) * h.quantity * mult,
+            "daily": self.daily_pnl(h, mark),
         }
+
+    def daily_pnl(self, h: Holding, mark: float | None = None) -> float:
+        """Value now - value at the previous close - cash paid for today's trades."""
+        mult = self.multiplier(h.contract)
+        mark = self.market.mark(h.contract) if mark is None else mark
+        at_close = self.market.close_price(h.contract) * h.start_quantity * mult if h.start_quantity else 0.0
+        return mark * h.quantity * mult - at_close - h.day_cash
 
     def margin(self, extra: dict[int, float] | None = None) -> tuple[float, float]:
         """Risk-based (portfolio-margin style) requirement: worst loss over spot scenarios."""
@@ -185,6 +189,7 @@ class Account:
         daily = 0.0
         for h in self.holdings.values():
             if not h.quantity:
+                daily += self.daily_pnl(h, 0.0)
                 continue
             row = self.portfolio_row(h)
             net_value += row["market_value"]
@@ -211,7 +216,7 @@ class Account:
             "Cushion": (net_liq - maint) / net_liq if net_liq else 0.0,
             "UnrealizedPnL": unrealized,
             "RealizedPnL": self.realized_today(),
-            "DailyPnL": daily + self.realized_today(),
+            "DailyPnL": daily,
         }
 
     def realized_today(self) -> float:

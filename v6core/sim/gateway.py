@@ -105,7 +105,11 @@ class SimGateway:
         return self._market.today
 
     def seeded_positions(self) -> list[SimPosition]:
-        """Current holdings of the account (at start: the seeded book), IB-style avg_cost."""
+        """The book the account started with (IB-style avg_cost), whatever was traded since."""
+        return list(self._account.seeded)
+
+    def positions(self) -> list[SimPosition]:
+        """Current non-zero holdings of the account."""
         return self._call(lambda: [p for p in self._account.positions() if p.quantity])
 
     def contract(self, con_id: int) -> ContractInfo:

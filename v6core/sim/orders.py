@@ -370,9 +370,7 @@ class OrderEngine:
         init_before, maint_before = self.account.margin()
         init_after, maint_after = self.account.margin(delta)
         equity = self.account.summary()["EquityWithLoanValue"]
-        legs = self._leg_side_prices(order)
-        cash_change = -sum(q * p * self.account.multiplier(i) for i, q, p in legs) * order.quantity
-        equity_after = equity - commission - abs(cash_change) * 0.0
+        equity_after = equity - commission        # trading at the mark changes only fees
         return {
             "init_before": init_before, "maint_before": maint_before, "equity_before": equity,
             "init_change": init_after - init_before, "maint_change": maint_after - maint_before,

@@ -34,6 +34,8 @@ FARM_NOTICES = (
     (2106, "HMDS data farm connection is OK:ushmds"),
     (2158, "Sec-def data farm connection is OK:secdefnj"),
 )
+# where the request/order id sits in requests that carry one (the client's shared id counter)
+ID_FIELD = {1: 2, 3: 1, 7: 2, 9: 2, 20: 1, 54: 2, 55: 2, 62: 2, 76: 2, 78: 1, 92: 1, 94: 1}
 ACCOUNT_TEXT_VALUES = (("AccountType", "INDIVIDUAL", ""), ("Currency", "USD", "USD"))
 
 
@@ -387,8 +389,7 @@ class Session:
             if contract is None:
                 raise BadRequest(req_id, 200, "No security definition has been found for the request")
         sub = MarketSub(req_id, contract, legs, generic)
-        data_type = 2 if self.server.market.clock.frozen else self.market_data_type
-        self.send([58, 1, req_id, data_type])
+        self.send([58, 1, req_id, self.market_data_type])
         self.send([81, req_id, 0.01, "9c0001", 3])
         self.server.send_ticks(self, sub, first=True)
         if snapshot or regulatory:
@@ -662,9 +663,11 @@ class SimServer:
         if session.client_id is None or len(fields) < 3:
             return
         try:
-            msg_id = int(fields[0])
-            candidate = int(fields[1]) if msg_id in (3, 20, 78, 92, 94) else int(fields[2])
-        except ValueError:
+            index = ID_FIELD.get(int(fields[0]))
+            if index is None:
+                return
+            candidate = int(fields[index])
+        except (ValueError, IndexError):
             return
         if 0 < candidate < 2**31 - 1:
             current = self.next_ids.get(session.client_id, 1)
