@@ -212,8 +212,24 @@ def settings_error_screen(error: Exception) -> None:
     st.caption("Fix the setting (environment `V6_*`, `.env` or `.streamlit/secrets.toml`) and reload.")
 
 
+def ensure_app_shell() -> None:
+    """Make sure this run went through app.py (password gate, sidebar) before a page draws.
+
+    Until the first `st.navigation` call of the process, Streamlit treats a `pages/` folder next to
+    the main script the old way and runs a file of it on its own when the URL names it (e.g. the
+    first request after start is `/orders`): that would skip the gate. Switch that mode off and
+    rerun, so the same page is drawn again through app.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def render_page(body: Callable[[Any], None], *, refresh: bool = True) -> None:
     """Run a page body with the shared services; errors become a short message, never a traceback."""
+    ensure_app_shell()
     try:
         services = get_services()
         if refresh:

@@ -1,0 +1,212 @@
+"""Pages against hand-built snapshots: exact figures, connecting/down states, gate, error screens.
+
+The same pages run against the real runtime and simulator in test_pages_sim.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from pages import common
+from tests.app.conftest import open_page, unescape
+from tests.app.synthetic import NOW, synthetic_snapshot, with_state
+from v6core.models import AccountValues, ConnState, PortfolioSnapshot
+
+# ---------------------------------------------------------------- formatting
+
+
+@pytest.mark.parametrize("value, signed, expected", [
+    (1234.567, False, "$1,234.57"),
+    (-1234.567, True, "-$1,234.57"),
+    (1234.5, True, "+$1,234.50"),
+    (-0.001, True, "$0.00"),
+    (None, True, "—"),
+    (float("nan"), False, "—"),
+])
+def test_fmt_money(value, signed, expected):
+    assert common.fmt_money(value, signed=signed) == expected
+
+
+def test_greeks_use_signed_thousands_and_their_precision():
+    assert common.fmt_greek("delta", 1234.56) == "+1,234.6"
+    assert common.fmt_greek("gamma", -0.004) == "0.00"
+    assert common.fmt_greek("theta", -81.234) == "-81.23"
+    assert common.fmt_greek("dollar_delta", 123456.7) == "+123,457"
+
+
+@pytest.mark.parametrize("seconds, expected", [(3.2, "3 s"), (125, "2 min"), (3900, "1 h 5 min"),
+                                               (200000, "2 d"), (-1, "0 s"), (None, "—")])
+def test_fmt_age(seconds, expected):
+    assert common.fmt_age(seconds) == expected
+
+
+def test_plain_makes_markdown_inert():
+    assert common.plain("[x](http://evil) *b* $1") == r"\[x\]\(http\:\/\/evil\) \*b\* \$1".replace(r"\/", "/")
+
+
+def test_connection_line_counts_down_to_next_retry():
+    snap = with_state(synthetic_snapshot(4), state=ConnState.DISCONNECTED, attempts=3,
+                      next_retry_at=NOW + timedelta(seconds=7))
+    assert common.connection_line(snap.connection, now=NOW) == "reconnecting, next try in 7 s (attempt 3)"
+
+
+# ---------------------------------------------------------------- overview
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_overview_shows_account_and_portfolio_greeks(stand_in):
+    snap = stand_in.runtime.snapshot()
+    at = open_page("overview")
+    assert not at.exception
+    shown = _metrics(at)
+    assert shown["Net liquidation"] == "$1,234,567.89"
+    assert shown["Daily P&L"] == "-$321.50"
+    assert shown["Buying power"] == "$2,500,000.00"
+    assert shown["Margin use"] == "10.0%"          # 123,456 / 1,234,567.89
+    assert shown["Unrealized P&L"] == common.fmt_money(snap.unrealized_pnl, signed=True)
+    assert shown["Delta (shares)"] == common.fmt_greek("delta", snap.totals.delta)
+    assert shown["Theta ($/day)"] == common.fmt_greek("theta", snap.totals.theta)
+    assert shown["Vega ($ per vol pt)"] == common.fmt_greek("vega", snap.totals.vega)
+    assert shown["Beta-weighted delta (SPY shares)"] == common.fmt_greek("beta_delta", snap.totals.beta_delta)
+    assert snap.totals.delta != 0  # the comparison above is not trivially "0.0"
+
+
+def test_overview_alerts_runtime_and_derived(stand_in):
+    at = open_page("overview")
+    warnings = [unescape(w.value) for w in at.warning]
+    assert "Delta limit breached: 512 > 500" in warnings
+    assert any("stale quotes" in w for w in warnings)
+    assert any("computed by v6" in unescape(i.value) for i in at.info)
+
+
+def test_overview_before_any_data_says_connecting(stand_in):
+    stand_in.runtime.current = PortfolioSnapshot(
+        seq=0, built_at=NOW, connection=synthetic_snapshot(0).connection.__class__(state=ConnState.CONNECTING),
+        account=AccountValues())
+    at = open_page("overview")
+    assert not at.exception
+    assert set(_metrics(at).values()) == {"—"}
+    assert any("Connecting to the gateway" in unescape(i.value) for i in at.info)
+
+
+def test_sidebar_shows_down_with_last_error_as_text(stand_in):
+    stand_in.runtime.current = with_state(
+        stand_in.runtime.current, state=ConnState.DISCONNECTED,
+        last_error="Connect call failed [Errno 111] *refused*")
+    at = open_page("overview")
+    sidebar_errors = [unescape(e.value) for e in at.sidebar.error]
+    assert sidebar_errors == ["Last error: Connect call failed [Errno 111] *refused*"]
+    assert r"\*refused\*" in at.sidebar.error[0].value   # inert markdown, shown literally
+    assert any("Gateway disconnected" in unescape(e.value) for e in at.main.error)
+
+
+def test_pause_refresh_is_remembered_across_pages(stand_in):
+    at = open_page("overview")
+    at.sidebar.toggle(key=common.PAUSE_KEY).set_value(True).run()
+    at.switch_page("pages/positions.py").run()
+    assert at.sidebar.toggle(key=common.PAUSE_KEY).value is True
+    assert at.session_state[common.PAUSE_KEY] is True
+
+
+# ---------------------------------------------------------------- positions
+
+
+def test_positions_groups_legs_by_strategy(stand_in):
+    snap = stand_in.runtime.snapshot()
+    at = open_page("positions")
+    assert not at.exception
+    assert len(at.expander) == len(snap.strategies) == 12
+    first = at.dataframe[0].value
+    strategy = snap.strategies[0]
+    assert sorted(first["Contract"]) == sorted(
+        leg.contract.label for leg in snap.legs if leg.strategy_id == strategy.strategy_id)
+    row = first.iloc[0]
+    leg = next(leg for leg in snap.legs if leg.contract.label == row["Contract"])
+    assert row["Qty"] == leg.quantity
+    assert row["Delta"] == pytest.approx(leg.position_greeks.delta)
+    assert row["P&L"] == pytest.approx(leg.unrealized_pnl)
+    assert row["Greeks"] == leg.greeks.source.value
+
+
+def test_positions_filter_by_underlying_and_all_legs_view(stand_in):
+    at = open_page("positions")
+    at.multiselect(key="positions_underlying").set_value(["SPY"]).run()
+    assert all(" · SPY · " in e.label for e in at.expander) and len(at.expander) == 3
+    at.button_group(key="positions_view").set_value("All legs").run()
+    frame = at.dataframe[0].value
+    assert set(frame["Contract"].str.split().str[0]) == {"SPY"} and len(frame) == 12
+    # Sorted: underlying, expiry, strike
+    assert list(frame["Contract"]) == sorted(frame["Contract"], key=lambda c: (c.split()[1], float(c.split()[2][:-1])))
+
+
+def test_positions_page_many_strategies_are_paged(stand_in):
+    stand_in.runtime.current = synthetic_snapshot(500)
+    at = open_page("positions")
+    assert not at.exception
+    assert len(at.expander) == 20
+    at.number_input(key="positions_page").set_value(7).run()
+    assert len(at.expander) == 125 - 6 * 20
+
+
+def test_unexpected_error_is_one_line_not_a_traceback(stand_in):
+    stand_in.runtime.current = replace(stand_in.runtime.current, legs=(None,))  # breaks the page body
+    at = open_page("positions")
+    assert not at.exception
+    assert [e.value for e in at.main.error] == [
+        "This page hit an unexpected error (AttributeError); details are in the server log."]
+
+
+# ---------------------------------------------------------------- Greeks & risk
+
+
+def test_greeks_by_underlying_and_strategy(stand_in):
+    snap = stand_in.runtime.snapshot()
+    at = open_page("greeks_risk")
+    assert not at.exception
+    by_underlying = at.dataframe[0].value.set_index("Underlying")
+    for u in snap.underlyings:
+        assert by_underlying.loc[u.symbol, "Delta"] == pytest.approx(u.greeks.delta)
+        assert by_underlying.loc[u.symbol, "Vega $/vol pt"] == pytest.approx(u.greeks.vega)
+    assert by_underlying.loc["Portfolio", "Theta $/day"] == pytest.approx(snap.totals.theta)
+    assert len(at.dataframe[1].value) == len(snap.strategies)
+
+
+# ---------------------------------------------------------------- gate and start errors
+
+
+def test_password_gate(stand_in, monkeypatch):
+    stand_in.settings = stand_in.settings.model_copy(update={"password": type(stand_in.settings.password)("s3cret")})
+    at = open_page("overview")
+    assert not at.metric and len(at.text_input) == 1
+    at.text_input[0].input("wrong")
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["Wrong password."] and not at.metric
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    assert not at.exception
+    assert _metrics(at)["Net liquidation"] == "$1,234,567.89"
+
+
+@pytest.mark.fresh_server
+def test_first_request_naming_a_page_still_meets_the_gate(stand_in):
+    """On a fresh server Streamlit may run pages/positions.py on its own; the page reruns via app.py."""
+    at = open_page("overview")      # registers the pages (no password yet)
+    stand_in.settings = stand_in.settings.model_copy(update={"password": type(stand_in.settings.password)("s3cret")})
+    at.switch_page("pages/positions.py").run()
+    assert not at.exception
+    assert len(at.text_input) == 1 and not at.dataframe and not at.expander
+
+
+def test_bad_setting_shows_message_without_traceback(stand_in, monkeypatch):
+    common.get_services.clear()
+    monkeypatch.setenv("V6_IB_PORT", "not-a-port")
+    at = open_page("overview")
+    assert not at.exception
+    assert len(at.error) == 1 and "V6_IB_PORT" in unescape(at.error[0].value)
+    assert not at.metric
