@@ -83,25 +83,33 @@ class _Book:
     def __init__(self, positions: Sequence[_Position]) -> None:
         self.positions = {p.con_id: p for p in positions}
         self.left = {p.con_id: p.quantity for p in positions}
+        self._options = sorted((p for p in positions if p.is_option),
+                               key=lambda p: (p.expiry, p.right, p.strike, p.con_id))
+        self._buckets: dict[tuple, list[_Position]] = {}
+        for p in self._options:
+            self._buckets.setdefault((p.expiry, p.right), []).append(p)
+        self._selections: dict[tuple, list[_Position]] = {}   # valid until the next take()
+        self.focus: date | None = None
 
     def options(self, right: str | None = None, sign: int = 0,
                 expiry: date | None = None) -> list[_Position]:
-        out = []
-        for p in self.positions.values():
-            q = self.left[p.con_id]
-            if not p.is_option or abs(q) <= EPS:
-                continue
-            if right is not None and p.right != right:
-                continue
-            if sign and (q > 0) != (sign > 0):
-                continue
-            if expiry is not None and p.expiry != expiry:
-                continue
-            out.append(p)
-        return sorted(out, key=lambda p: (p.expiry, p.right, p.strike, p.con_id))
+        key = (right, sign, expiry)
+        selected = self._selections.get(key)
+        if selected is None:
+            pool = self._buckets.get((expiry, right), ()) if expiry is not None and right is not None \
+                else self._options
+            selected = [p for p in pool
+                        if abs(self.left[p.con_id]) > EPS
+                        and (right is None or p.right == right)
+                        and (not sign or (self.left[p.con_id] > 0) == (sign > 0))
+                        and (expiry is None or p.expiry == expiry)]
+            self._selections[key] = selected
+        return selected
 
     def expiries(self) -> list[date]:
-        return sorted({p.expiry for p in self.options()})
+        """Expiries still held; only the focused one while `focus` is set."""
+        held = sorted({p.expiry for p in self.options()})
+        return [e for e in held if e == self.focus] if self.focus is not None else held
 
     def units(self, legs: Iterable[tuple[_Position, float]]) -> float:
         """How many units of a shape (leg, signed ratio per unit) the book still holds."""
@@ -118,6 +126,7 @@ class _Book:
         return float(whole) if whole >= 1 else 0.0
 
     def take(self, legs: Sequence[tuple[_Position, float]], n: float) -> tuple[tuple[int, float], ...]:
+        self._selections.clear()
         held = []
         for p, ratio in legs:
             qty = ratio * n
@@ -321,24 +330,34 @@ def _protective_put(book: _Book) -> Iterable[Candidate]:
     return _stock_hedges(book, "protective put")
 
 
-SHAPES: tuple[Callable[[_Book], Iterable[Candidate]], ...] = (
-    _iron, _butterfly, _vertical, _straddle, _strangle, _calendar, _diagonal,
-    _collar, _covered_call, _protective_put,
-)
+# Shapes within one expiry, then shapes across expiries or with stock, most specific first.
+ONE_EXPIRY_SHAPES = (_iron, _butterfly, _vertical, _straddle, _strangle)
+OTHER_SHAPES = (_calendar, _diagonal, _collar, _covered_call, _protective_put)
+
+
+def _take_greedily(book: _Book, shape, account: str, symbol: str, matches: list[_Match]) -> None:
+    while True:
+        best = _best(c for c in shape(book) if book.units(c[1]) >= 1)
+        if best is None:
+            return
+        _, legs, kind, why = best
+        n = book.units(legs)
+        members = book.take(legs, n)
+        matches.append(_Match(kind, account, symbol, members, why(n)))
 
 
 def _match_book(account: str, symbol: str, positions: Sequence[_Position]) -> list[_Match]:
     book = _Book(positions)
     matches: list[_Match] = []
-    for shape in SHAPES:
-        while True:
-            best = _best(c for c in shape(book) if book.units(c[1]) >= 1)
-            if best is None:
-                break
-            _, legs, kind, why = best
-            n = book.units(legs)
-            members = book.take(legs, n)
-            matches.append(_Match(kind, account, symbol, members, why(n)))
+    for shape in ONE_EXPIRY_SHAPES:
+        # Candidates sort by expiry first and taking legs of one expiry never creates a
+        # candidate in another, so matching expiry by expiry gives the same result, faster.
+        for expiry in book.expiries():
+            book.focus = expiry
+            _take_greedily(book, shape, account, symbol, matches)
+        book.focus = None
+    for shape in OTHER_SHAPES:
+        _take_greedily(book, shape, account, symbol, matches)
     for p in sorted(book.positions.values(), key=lambda p: (not p.is_option, p.expiry or date.min,
                                                               p.right or "", p.strike or 0.0, p.con_id)):
         q = book.left[p.con_id]
