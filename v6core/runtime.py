@@ -120,6 +120,8 @@ class Runtime:
         self._session_lost: asyncio.Event | None = None
         self._sync_task: asyncio.Task | None = None
         self._sync_again = False
+        self._sync_lock: asyncio.Lock | None = None
+        self._session_ready = False
         self._tasks: list[asyncio.Task] = []
         self._rng = random.Random()
 
@@ -355,6 +357,7 @@ class Runtime:
         for fill in ib.fills():
             self._on_fill(None, fill)
         self._mark_dirty()
+        self._session_ready = True
         await self._sync_subscriptions()
 
     @staticmethod
@@ -369,7 +372,8 @@ class Runtime:
     # -- subscriptions ----------------------------------------------------------------------
 
     def _schedule_sync(self) -> None:
-        if self._ib is None or not self._ib.isConnected():
+        # during connectAsync the session is not set up yet; _on_connected subscribes everything
+        if not self._session_ready or self._ib is None or not self._ib.isConnected():
             return
         if self._sync_task is not None and not self._sync_task.done():
             self._sync_again = True
@@ -378,8 +382,12 @@ class Runtime:
 
     async def _sync_subscriptions(self) -> None:
         """Make the subscriptions match the positions: quotes, PnL, PnL single. Idempotent."""
-        from ib_async import Contract
+        if self._sync_lock is None:
+            self._sync_lock = asyncio.Lock()
+        async with self._sync_lock:
+            await self._sync_subscriptions_locked()
 
+    async def _sync_subscriptions_locked(self) -> None:
         ib, state = self._ib, self._state
         self._sync_again = False
         if not ib.isConnected():
@@ -415,8 +423,7 @@ class Runtime:
             ib.cancelPnLSingle(acct, "", con_id)
             self._pnl_singles.discard((acct, con_id))
         if self._sync_again:
-            self._sync_again = False
-            await self._sync_subscriptions()
+            await self._sync_subscriptions_locked()
 
     async def _qualify_underlyings(self, symbols: list[str]) -> None:
         from ib_async import Stock
@@ -458,6 +465,7 @@ class Runtime:
         if self._stopped:
             return
         log.warning("disconnected from %s:%s", self._host, self._port)
+        self._session_ready = False
         self._tickers.clear()
         self._pnl_singles.clear()
         self._pnl_account = ""

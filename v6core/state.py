@@ -8,7 +8,6 @@ any thread, swapping the reference under a lock so a reader never sees half an u
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import threading
@@ -24,13 +23,13 @@ from v6core.models import (
     AccountValues, Alert, ConnectionStatus, ConnState, ContractInfo, FillView, Greeks, GreekSource,
     Leg, OrderView, PortfolioSnapshot, PositionGreeks, Quote, UnderlyingSummary,
 )
-from v6core.strategies import group_strategies
+from v6core.strategies import group_and_tag
 
 log = logging.getLogger(__name__)
 
 NEW_YORK = ZoneInfo("America/New_York")
-# flags that make a leg untrustworthy as a whole: it is shown but neither its Greeks nor its P&L
-# enter the totals
+# Any flag keeps a leg's Greeks out of the totals (as `group_strategies` does for strategies).
+# These flags make a leg untrustworthy as a whole: its P&L stays out too and it joins no strategy.
 EXCLUDING_FLAG_PREFIXES = ("unknown security type", "unknown account", "position rejected",
                            "option contract lacks")
 MAX_LEG_ALERTS = 20
@@ -221,7 +220,7 @@ class SnapshotBuilder:
             multiplier = contract.multiplier
             if greeks is None and not excluded and not any(f.startswith("no Greeks") for f in flags):
                 flags.append("no Greeks: kept out of totals")
-            if excluded or greeks is None:
+            if flags or greeks is None:
                 position = PositionGreeks()
             else:
                 if spot is None:
@@ -249,15 +248,15 @@ class SnapshotBuilder:
             included.append(not excluded)
 
         # strategies over the legs that are trustworthy as a whole
-        trusted = [leg for leg, ok in zip(legs, included) if ok]
+        trusted_index = [i for i, ok in enumerate(included) if ok]
         try:
-            strategies = tuple(group_strategies(trusted))
+            strategy_list, tagged = group_and_tag([legs[i] for i in trusted_index])
+            strategies = tuple(strategy_list)
+            for i, leg in zip(trusted_index, tagged):
+                legs[i] = leg
         except Exception:
             log.exception("strategy grouping failed")
             strategies = ()
-        strategy_of = {cid: s.strategy_id for s in strategies for cid in s.con_ids}
-        legs = [dataclasses.replace(leg, strategy_id=strategy_of.get(leg.contract.con_id, ""))
-                if leg.contract.con_id in strategy_of else leg for leg in legs]
 
         totals = PositionGreeks()
         for leg in legs:
