@@ -230,3 +230,25 @@ def test_same_seed_same_market_other_seed_differs():
     assert [(p.contract.con_id, p.avg_cost) for p in a.seeded_positions()] == \
         [(p.contract.con_id, p.avg_cost) for p in b.seeded_positions()]
     assert 560 < a.spot("SPY") < 620 and 200 < a.spot("AAPL") < 260
+
+
+def test_market_rules_give_the_option_tick_grid(gw):
+    tsla = gw.lookup("TSLA", gw.expiries("TSLA")[1], gw.strikes("TSLA")[10], "C")
+    spy = gw.lookup("SPY", gw.expiries("SPY")[1], gw.strikes("SPY")[10], "C")
+
+    async def go():
+        ib = await connect(gw.port)
+        try:
+            (tsla_details,) = await ib.reqContractDetailsAsync(Option(conId=tsla.con_id))
+            (spy_details,) = await ib.reqContractDetailsAsync(Option(conId=spy.con_id))
+            rules = {}
+            for details in (tsla_details, spy_details):
+                rule_id = int(details.marketRuleIds.split(",")[0])
+                rules[details.contract.symbol] = await ib.reqMarketRuleAsync(rule_id)
+            return rules
+        finally:
+            ib.disconnect()
+
+    rules = run(go)
+    assert [(r.lowEdge, r.increment) for r in rules["TSLA"]] == [(0.0, 0.01), (3.0, 0.05)]
+    assert [(r.lowEdge, r.increment) for r in rules["SPY"]] == [(0.0, 0.01)]

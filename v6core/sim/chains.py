@@ -56,6 +56,20 @@ UNDERLYINGS: tuple[UnderlyingSpec, ...] = (
 SPEC_BY_SYMBOL = {u.symbol: u for u in UNDERLYINGS}
 
 
+# price increments by rule id (reqMarketRule), as named in CONTRACT_DATA.marketRuleIds
+MARKET_RULES: dict[int, tuple[tuple[float, float], ...]] = {
+    26: ((0.0, 0.01),),                    # US stocks and ETFs
+    110: ((0.0, 0.01),),                   # penny-pilot options: a cent at every price
+    32: ((0.0, 0.01), (3.0, 0.05)),        # other options: a cent below $3, a nickel above
+}
+
+
+def market_rule_id(info: ContractInfo) -> int:
+    if info.sec_type != "OPT":
+        return 26
+    return 110 if SPEC_BY_SYMBOL[info.symbol].penny else 32
+
+
 def is_trading_day(d: date) -> bool:
     return d.weekday() < 5 and d not in HOLIDAYS
 

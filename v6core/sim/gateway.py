@@ -61,6 +61,10 @@ class SimGateway:
             ready.set_result(port)
             loop.run_forever()
             loop.run_until_complete(self._server.stop())
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, name=f"v6-sim-{self.seed}", daemon=True)

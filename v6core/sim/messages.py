@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from v6core.models import ContractInfo
-from v6core.sim.chains import SPEC_BY_SYMBOL
+from v6core.sim.chains import SPEC_BY_SYMBOL, market_rule_id
 from v6core.sim.orders import Fill, LiveOrder
 
 SERVER_VERSION = 178
@@ -188,7 +188,7 @@ def contract_data(req_id: int, info: ContractInfo, long_name: str, min_tick: flo
         "", "", "", 1 if is_option else "",
         1, "ISIN", _isin(info),
         1, info.symbol if is_option else "", "STK" if is_option else "",
-        "32" if is_option else "26", _expiry(info), "ETF" if info.symbol in ("SPY", "QQQ", "IWM")
+        str(market_rule_id(info)), _expiry(info), "ETF" if info.symbol in ("SPY", "QQQ", "IWM")
         and not is_option else ("COMMON" if not is_option else ""),
         "1", "1", "1",
     ]

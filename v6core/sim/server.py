@@ -15,7 +15,7 @@ from typing import Callable
 from v6core.models import ContractInfo
 from v6core.sim import messages as msg
 from v6core.sim.account import Account
-from v6core.sim.chains import SPEC_BY_SYMBOL
+from v6core.sim.chains import MARKET_RULES, SPEC_BY_SYMBOL
 from v6core.sim.codec import (
     FrameReader, ProtocolError, encode_message, frame_raw, parse_bool, parse_float, parse_int,
     split_fields,
@@ -28,6 +28,7 @@ from v6core.sim.orders import Fill, LiveOrder, OrderEngine, OrderRequest
 log = logging.getLogger(__name__)
 
 MIN_CLIENT_VERSION = 157
+MAX_WRITE_BUFFER = 64 * 1024 * 1024      # a client that stops reading is dropped past this
 ACCOUNT_REFRESH_SECONDS = 1.0
 FARM_NOTICES = (
     (2104, "Market data farm connection is OK:usfarm"),
@@ -124,6 +125,7 @@ class Session:
             94: self.req_pnl_single, 95: self.cancel_pnl, 62: self.req_account_summary,
             63: self.ignore, 49: self.req_current_time, 55: self.calculate_option_price,
             54: self.calculate_implied_vol, 57: self.ignore, 56: self.ignore,
+            91: self.req_market_rule,
         }
 
     # ---- output, batched per loop iteration
@@ -143,6 +145,10 @@ class Session:
             try:
                 self.writer.write(data)
             except (ConnectionError, RuntimeError):
+                self.close()
+                return
+            if self.writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+                log.warning("sim: client %s is not reading; dropping it", self.client_id)
                 self.close()
 
     def error(self, req_id: int, code: int, message: str) -> None:
@@ -214,7 +220,9 @@ class Session:
             handler(Fields(fields))
         except BadRequest as exc:
             self.error(exc.req_id, exc.code, exc.message)
-        except (ValueError, IndexError, KeyError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad request must not end the session
+            if not isinstance(exc, (ValueError, IndexError, KeyError, TypeError)):
+                log.exception("sim: request %s failed", msg_id)
             self.error(-1, 320, f"Error reading request. Message id {msg_id}. "
                                 f"Unable to parse data. {type(exc).__name__}")
         self.server.note_id(self, fields)
@@ -246,6 +254,16 @@ class Session:
 
     def req_managed_accounts(self, f: Fields) -> None:
         self.send(msg.managed_accounts(self.server.account.account_id))
+
+    def req_market_rule(self, f: Fields) -> None:
+        rule_id = f.int()
+        increments = MARKET_RULES.get(rule_id)
+        if increments is None:
+            raise BadRequest(-1, 200, f"No market rule {rule_id}")
+        fields: list = [93, rule_id, len(increments)]
+        for low_edge, increment in increments:
+            fields += [low_edge, increment]
+        self.send(fields)
 
     def req_current_time(self, f: Fields) -> None:
         self.send([49, 1, int(self.server.market.clock.now().timestamp())])
@@ -606,8 +624,8 @@ class SimServer:
 
     async def stop_listening(self) -> None:
         if self._server is not None:
+            # no wait_closed(): from Python 3.12 it also waits for every open connection
             self._server.close()
-            await self._server.wait_closed()
             self._server = None
 
     async def stop(self) -> None:
