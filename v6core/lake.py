@@ -399,6 +399,7 @@ class LakeWriter:
         self._last_version: int | None = None
         self._last_time: datetime | None = None
         self._last_positions: int | None = None
+        self._dt: DeltaTable | None = None          # the portfolio table, updated incrementally
 
     def acquire(self) -> None:
         """Take the lake's writer lock (LakeLockedError if another writer holds it) and resume
@@ -406,6 +407,7 @@ class LakeWriter:
         if self._lock.held:
             return
         self._lock.acquire()
+        self._dt = None
         self._last_version, self._last_time, self._last_positions = self._recorded_tail()
 
     # -- state recorded by earlier writers (so a restart resumes without duplicating)
@@ -421,6 +423,15 @@ class LakeWriter:
         # Only maintenance commits left in the log (pruned): the rows still carry their snapshot time.
         times = pl.from_arrow(dt.to_pyarrow_table(columns=["snapshot_time"]))["snapshot_time"]
         return (dt.version(), times.max(), None) if len(times) else (None, None, None)
+
+    def _latest_commit(self, path: Path) -> tuple[int, str | None]:
+        """(latest version, its snapshot id): we hold the lock, so an incremental update suffices."""
+        if self._dt is None:
+            self._dt = DeltaTable(str(path))
+        else:
+            self._dt.update_incremental()
+        entry = self._dt.history(limit=1)[0]
+        return self._dt.version(), entry.get(META_ID)
 
     @property
     def last_version(self) -> int | None:
@@ -505,11 +516,10 @@ class LakeWriter:
                                 commit_properties=CommitProperties(custom_metadata=meta))
             except Exception:
                 # The commit may have landed before the error surfaced: look before anyone retries.
-                version, recorded, _ = self._recorded_tail()
-                if recorded != built:
+                if self._latest_commit(path)[1] != sid:
                     raise
-            version, recorded, _ = self._recorded_tail()
-            if recorded != built:
+            version, latest_id = self._latest_commit(path)
+            if latest_id != sid:
                 raise LakeError(f"snapshot {sid} is not the latest portfolio commit after writing it")
             self._last_version, self._last_time = version, built
             self._last_positions = snapshot.positions_version
@@ -632,6 +642,7 @@ class LakeReader:
     """
 
     def __init__(self, root: Path | str, *, cache_versions: int = 32) -> None:
+        """`cache_versions`: how many portfolio frames the LRU keeps (0 disables it)."""
         self.root = Path(root)
         self._lock = threading.RLock()
         self._history_dt: DeltaTable | None = None
@@ -707,17 +718,17 @@ class LakeReader:
 
     # -- portfolio
     def portfolio(self, version: int | None = None) -> pl.DataFrame:
-        """Legs as of `version` (default: latest), in the order the snapshot held them."""
+        """Legs as of `version` (default: the table's current state), in the snapshot's order."""
+        path = table_path(self.root, PORTFOLIO)
         if version is None:
-            version = self.latest_version()
-            if version is None:
-                return pl.DataFrame(schema=pl.Schema(pl.from_arrow(PORTFOLIO_SCHEMA.empty_table()).schema))
+            if not is_table(path):
+                return pl.from_arrow(PORTFOLIO_SCHEMA.empty_table())
+            return pl.read_delta(str(path))
         with self._lock:
             cached = self._frames.get(version)
             if cached is not None:
                 self._frames.move_to_end(version)
                 return cached
-        path = table_path(self.root, PORTFOLIO)
         if version < 0 or not is_table(path):
             raise VersionUnavailableError(f"version {version} does not exist in {path}")
         try:
@@ -729,7 +740,7 @@ class LakeReader:
             raise VersionUnavailableError(f"version {version} cannot be opened: {exc}") from None
         with self._lock:
             self._frames[version] = frame
-            while len(self._frames) > self._cache_versions:
+            while self._frames and len(self._frames) > self._cache_versions:
                 self._frames.popitem(last=False)
         return frame
 
