@@ -409,6 +409,45 @@ class LakeWriter:
         self._lock.acquire()
         self._dt = None
         self._last_version, self._last_time, self._last_positions = self._recorded_tail()
+        self._pending = self._unaggregated()
+        if self._pending:
+            self._pending_since = time.monotonic()
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - kept pending; the writer's ticks retry
+                log.error("lake: appending recovered aggregates failed: %s", exc)
+
+    def _unaggregated(self, limit: int = 1000) -> list[_Pending]:
+        """Snapshot versions whose aggregate batch died with an earlier writer (up to `limit`).
+
+        Rebuilt from the recorded legs and the account values in the commit metadata, so a crash
+        costs the charts nothing as long as the portfolio version itself was committed.
+        """
+        portfolio = table_path(self.root, PORTFOLIO)
+        if self._last_version is None:
+            return []
+        done = self._last_version
+        for name in (GREEKS_HISTORY, ACCOUNT_HISTORY):
+            path = table_path(self.root, name)
+            version = DeltaTable(str(path)).transaction_version(_AGG_APP_ID) if is_table(path) else None
+            done = min(done, -1 if version is None else version)
+        if done >= self._last_version:
+            return []
+        entries = DeltaTable(str(portfolio)).history(limit=min(self._last_version - done, limit) + 50)
+        entries = sorted((e for e in entries if META_TIME in e and int(e["version"]) > done),
+                         key=lambda e: int(e["version"]))[-limit:]
+        pending = []
+        for entry in entries:
+            version = int(entry["version"])
+            try:
+                legs = pl.read_delta(str(portfolio), version=version)
+            except Exception:  # noqa: BLE001 - vacuumed: that version's aggregates are gone for good
+                continue
+            pending.append(_Pending(version, int(entry[META_SEQ]), datetime.fromisoformat(entry[META_TIME]),
+                                    aggregate_legs(legs), json.loads(entry.get(META_ACCOUNT, "{}"))))
+        if pending:
+            log.warning("lake: re-appending aggregates of %d snapshot(s) lost by an earlier writer", len(pending))
+        return pending
 
     # -- state recorded by earlier writers (so a restart resumes without duplicating)
     def _recorded_tail(self) -> tuple[int | None, datetime | None, int | None]:
