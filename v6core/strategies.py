@@ -421,21 +421,12 @@ def _counts_in_totals(leg: Leg) -> bool:
     return leg.greeks is not None and not leg.flags
 
 
-def _scaled(g: PositionGreeks, f: float) -> PositionGreeks:
-    return PositionGreeks(g.delta * f, g.gamma * f, g.theta * f, g.vega * f,
-                          g.dollar_delta * f, g.beta_delta * f)
-
-
 def _or_zero(x: float | None) -> float:
     return x if x is not None and math.isfinite(x) else 0.0
 
 
-def group_and_tag(legs: Sequence[Leg]) -> tuple[list[Strategy], list[Leg]]:
-    """Strategies for `legs`, plus the legs (same order) with `strategy_id` set.
-
-    A leg split between strategies is tagged with the one holding most of it (ties: the
-    first in the strategy order). Legs with zero quantity get no strategy.
-    """
+def _aggregate(legs: Sequence[Leg]) -> tuple[list[Strategy], dict[tuple[str, int], str]]:
+    """Strategies with their Greeks/P&L, and which strategy holds most of each (account, conId)."""
     plan = _plan(_structure(legs))
     by_key: dict[tuple[str, int], list[Leg]] = {}
     for leg in legs:
@@ -444,14 +435,17 @@ def group_and_tag(legs: Sequence[Leg]) -> tuple[list[Strategy], list[Leg]]:
     strategies: list[Strategy] = []
     owner: dict[tuple[str, int], tuple[float, str]] = {}
     for sid, m in plan:
-        greeks, upnl, dpnl, value = PositionGreeks(), 0.0, 0.0, 0.0
+        totals = [0.0] * 6
+        upnl = dpnl = value = 0.0
         for con_id, qty in m.members:
             same = by_key.get((m.account, con_id), [])
             total_qty = sum(_or_zero(leg.quantity) for leg in same)
             share = qty / total_qty if total_qty else 0.0
             for leg in same:
                 if _counts_in_totals(leg):
-                    greeks = greeks + _scaled(leg.position_greeks, share)
+                    g = leg.position_greeks
+                    for i, x in enumerate((g.delta, g.gamma, g.theta, g.vega, g.dollar_delta, g.beta_delta)):
+                        totals[i] += x * share
                 upnl += _or_zero(leg.unrealized_pnl) * share
                 dpnl += _or_zero(leg.daily_pnl) * share
                 value += _or_zero(leg.market_value) * share
@@ -459,12 +453,10 @@ def group_and_tag(legs: Sequence[Leg]) -> tuple[list[Strategy], list[Leg]]:
                 owner[(m.account, con_id)] = (abs(qty), sid)
         strategies.append(Strategy(
             strategy_id=sid, kind=m.kind, underlying=m.underlying,
-            con_ids=tuple(c for c, _ in m.members), greeks=greeks, unrealized_pnl=upnl,
-            daily_pnl=dpnl, market_value=value, explanation=m.explanation,
+            con_ids=tuple(c for c, _ in m.members), greeks=PositionGreeks(*totals),
+            unrealized_pnl=upnl, daily_pnl=dpnl, market_value=value, explanation=m.explanation,
             quantities=tuple(q for _, q in m.members)))
-    tagged = [replace(leg, strategy_id=owner.get((leg.account, leg.contract.con_id), (0.0, ""))[1])
-              for leg in legs]
-    return strategies, tagged
+    return strategies, {key: sid for key, (_, sid) in owner.items()}
 
 
 def group_strategies(legs: Sequence[Leg]) -> list[Strategy]:
@@ -473,4 +465,16 @@ def group_strategies(legs: Sequence[Leg]) -> list[Strategy]:
     Greeks per strategy add up its legs' `position_greeks` (pro rata for a split leg), leaving
     out legs without Greeks or with flags; P&L and market value add up what the legs report.
     """
-    return group_and_tag(legs)[0]
+    return _aggregate(legs)[0]
+
+
+def group_and_tag(legs: Sequence[Leg]) -> tuple[list[Strategy], list[Leg]]:
+    """`group_strategies(legs)` plus the legs (same order) with `strategy_id` set.
+
+    A leg split between strategies is tagged with the one holding most of it (ties: the
+    first in the strategy order). Legs with zero quantity get no strategy.
+    """
+    strategies, owner = _aggregate(legs)
+    tagged = [replace(leg, strategy_id=owner.get((leg.account, leg.contract.con_id), ""))
+              for leg in legs]
+    return strategies, tagged
