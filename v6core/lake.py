@@ -692,6 +692,7 @@ class LakeReader:
         self._frames: OrderedDict[int, pl.DataFrame] = OrderedDict()
         self._cache_versions = cache_versions
         self._agg: dict[str, tuple[int, pl.DataFrame]] = {}
+        self._agg_tables: dict[str, DeltaTable] = {}
 
     # -- versions
     def _refresh_history(self) -> None:
@@ -800,7 +801,11 @@ class LakeReader:
         if not is_table(path):
             return pl.from_arrow(schema.empty_table())
         with self._lock:
-            dt = DeltaTable(str(path))
+            dt = self._agg_tables.get(name)
+            if dt is None:
+                dt = self._agg_tables[name] = DeltaTable(str(path))
+            else:
+                dt.update_incremental()
             cached = self._agg.get(name)
             if cached and cached[0] == dt.version():
                 return cached[1]
