@@ -228,3 +228,60 @@ def test_realized_pnl_on_closing_fill(gw):
     left = next(p for p in gw.positions() if p.contract.sec_type == "STK")
     assert left.quantity == 60 and left.avg_cost == stock_position.avg_cost
     assert abs(gw.account_values()["RealizedPnL"] - expected) < 1e-6
+
+
+def test_option_limit_sell_fills_when_bid_reaches_it_and_modify(gw):
+    gw.freeze()
+    put = next(p.contract for p in gw.seeded_positions()
+               if p.contract.symbol == "QQQ" and p.quantity > 0)    # long put of the vertical
+
+    async def go():
+        ib = await connect(gw.port)
+        try:
+            contract = Option(conId=put.con_id, exchange="SMART")
+            await ib.qualifyContractsAsync(contract)
+            bid = gw.quote(put.con_id)["bid"]
+            order = LimitOrder("SELL", 1, round(bid + 1.0, 2), orderRef="sell-put")
+            trade = ib.placeOrder(contract, order)
+            await until(lambda: trade.orderStatus.status == "Submitted")
+            order.lmtPrice = round(bid + 2.0, 2)                  # modify: same order id
+            ib.placeOrder(contract, order)
+            await until(lambda: any(o.limit_price == order.lmtPrice for o in gw.orders()))
+            assert trade.orderStatus.status == "Submitted"
+            gw.set_spot("QQQ", gw.spot("QQQ") * 0.97)            # puts gain, bid crosses the limit
+            await until(lambda: trade.orderStatus.status == "Filled" and trade.fills, what="fill")
+            return trade
+        finally:
+            ib.disconnect()
+
+    trade = run(go)
+    fill = trade.fills[0].execution
+    assert fill.side == "SLD" and fill.price >= trade.order.lmtPrice
+    [sim_order] = [o for o in gw.orders() if o.order_ref == "sell-put"]
+    assert sim_order.limit_price == trade.order.lmtPrice and sim_order.status == "Filled"
+
+
+def test_reconnect_sees_working_and_completed_orders(gw):
+    async def go():
+        ib = await connect(gw.port, client_id=7)
+        stock = Stock("SPY", "SMART", "USD")
+        await ib.qualifyContractsAsync(stock)
+        working = ib.placeOrder(stock, LimitOrder("BUY", 1, 100.0, orderRef="keep-me"))
+        done = ib.placeOrder(stock, MarketOrder("BUY", 1, orderRef="done-one"))
+        await until(lambda: working.orderStatus.status == "Submitted" and done.isDone())
+        used = max(working.order.orderId, done.order.orderId)
+        ib.disconnect()
+        await asyncio.sleep(0.1)
+        again = await connect(gw.port, client_id=7)
+        try:
+            completed = await again.reqCompletedOrdersAsync(apiOnly=False)
+            return used, again.client.getReqId(), again.openTrades(), completed
+        finally:
+            again.disconnect()
+
+    used, next_id, open_trades, completed = run(go)
+    assert next_id > used                               # ids continue above those already used
+    assert [t.order.orderRef for t in open_trades] == ["keep-me"]
+    assert open_trades[0].orderStatus.status == "Submitted"
+    refs = {t.order.orderRef: t.orderStatus.status for t in completed}
+    assert refs == {"done-one": "Filled"}
