@@ -374,7 +374,7 @@ class LakeWriter:
     """Writes portfolio snapshots (one Delta version each) and batched aggregates on its own thread.
 
     `source()` must be cheap (runtime.snapshot is a reference swap); the thread polls it every
-    `poll` seconds and writes when `positions_version` changed or, while connected, when `interval`
+    `poll` seconds and, while connected, writes when `positions_version` changed or `interval`
     seconds passed since the last write. `start()` (or the first write) takes the lake's writer
     lock: a second writer on the same lake, in any process, gets LakeLockedError.
     """
@@ -517,10 +517,11 @@ class LakeWriter:
         snapshot = self.source() if self.source else None
         written = None
         now = time.monotonic()
-        if snapshot is not None:
-            connected = snapshot.connection.state in (ConnState.CONNECTED, ConnState.DEGRADED)
+        # Only connected snapshots are history: before the first connection (or after a drop) the
+        # legs are empty or stale, and recording them would show positions that never were.
+        if snapshot is not None and snapshot.connection.state in (ConnState.CONNECTED, ConnState.DEGRADED):
             changed = snapshot.positions_version != self._last_positions
-            due = connected and (self._last_write_mono is None or now - self._last_write_mono >= self.interval)
+            due = self._last_write_mono is None or now - self._last_write_mono >= self.interval
             if changed or due:
                 written = self.write_snapshot(snapshot)
         if self._pending and (len(self._pending) >= self.batch_size

@@ -65,11 +65,14 @@ class _Source:
 
 
 def test_thread_writes_on_position_change_and_on_cadence(lake_root):
-    source = _Source(snapshot_at(0))
+    source = _Source(replace(snapshot_at(0), connection=ConnectionStatus(state=ConnState.CONNECTING)))
     writer = LakeWriter(lake_root, source, interval=3600, poll=0.02, batch_size=2, batch_seconds=3600)
     writer.start()
     reader = LakeReader(lake_root)
     try:
+        time.sleep(0.3)                              # not connected yet: nothing to record
+        assert reader.versions().height == 0
+        source.set(snapshot_at(0))
         assert _wait(lambda: reader.versions().height == 1)
         # Newer snapshot, same positions, cadence not due: nothing is written.
         source.set(replace(snapshot_at(1), positions_version=0))
@@ -85,9 +88,11 @@ def test_thread_writes_on_position_change_and_on_cadence(lake_root):
         writer.interval = 0.05
         source.set(replace(snapshot_at(3), positions_version=2))
         assert _wait(lambda: reader.versions().height == 3)
-        # ...but not while disconnected.
+        # ...but nothing is recorded while disconnected, not even a position change.
         down = ConnectionStatus(state=ConnState.DISCONNECTED)
         source.set(replace(snapshot_at(4), positions_version=2, connection=down))
+        time.sleep(0.3)
+        source.set(replace(snapshot_at(5), connection=down))
         time.sleep(0.3)
         assert reader.versions().height == 3
     finally:
