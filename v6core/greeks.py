@@ -62,6 +62,38 @@ def _broadcast(*values) -> list[np.ndarray]:
     return [np.ascontiguousarray(a) for a in np.broadcast_arrays(*arrays)]
 
 
+@dataclass(slots=True)
+class _Inputs:
+    """Broadcast inputs split into expired rows (t == 0) and live rows (t > 0 with a vol)."""
+
+    spot: np.ndarray
+    strike: np.ndarray
+    t: np.ndarray
+    rate: np.ndarray
+    iv: np.ndarray
+    call: np.ndarray
+    expired: np.ndarray
+    live: np.ndarray
+
+    @classmethod
+    def of(cls, spot, strike, t, rate, iv, is_call) -> _Inputs:
+        is_call_arr = np.atleast_1d(np.asarray(is_call, dtype=bool))
+        spot, strike, t, rate, iv, call_f = _broadcast(spot, strike, t, rate, iv, is_call_arr)
+        usable = (np.isfinite(spot) & np.isfinite(strike) & np.isfinite(t) & np.isfinite(rate)
+                  & (spot > 0) & (strike > 0) & (t >= 0))
+        live = usable & (t > 0) & np.isfinite(iv) & (iv > 0)
+        return cls(spot, strike, t, rate, iv, call_f.astype(bool), usable & (t == 0), live)
+
+    def intrinsic(self, rows: np.ndarray) -> np.ndarray:
+        s, k = self.spot[rows], self.strike[rows]
+        return np.where(self.call[rows], np.maximum(s - k, 0.0), np.maximum(k - s, 0.0))
+
+    def pvv_args(self) -> tuple:
+        live = self.live
+        return (_as_flags(self.call[live]), self.spot[live], self.strike[live],
+                np.maximum(self.t[live], MIN_T), self.rate[live], self.iv[live])
+
+
 def bs_greeks(spot, strike, t, rate, iv, is_call) -> dict[str, np.ndarray]:
     """Black-Scholes price and Greeks for arrays (broadcast) of European options.
 
@@ -70,65 +102,50 @@ def bs_greeks(spot, strike, t, rate, iv, is_call) -> dict[str, np.ndarray]:
     theta or vega. Rows with unusable inputs (non-finite, spot/strike <= 0, iv <= 0 while
     t > 0, t < 0) come back as NaN in every key, never as an exception.
     """
-    is_call_arr = np.atleast_1d(np.asarray(is_call, dtype=bool))
-    spot, strike, t, rate, iv, call_f = _broadcast(spot, strike, t, rate, iv, is_call_arr)
-    call = call_f.astype(bool)
-    n = spot.shape[0]
+    x = _Inputs.of(spot, strike, t, rate, iv, is_call)
+    n = x.spot.shape[0]
     out = {k: np.full(n, np.nan) for k in GREEK_KEYS}
 
-    finite = np.isfinite(spot) & np.isfinite(strike) & np.isfinite(t) & np.isfinite(rate)
-    base_ok = finite & (spot > 0) & (strike > 0) & (t >= 0)
-    expired = base_ok & (t == 0)
-    live = base_ok & (t > 0) & np.isfinite(iv) & (iv > 0)
-
+    expired = x.expired
     if expired.any():
-        s, k, c = spot[expired], strike[expired], call[expired]
-        out["price"][expired] = np.where(c, np.maximum(s - k, 0.0), np.maximum(k - s, 0.0))
+        s, k, c = x.spot[expired], x.strike[expired], x.call[expired]
+        out["price"][expired] = x.intrinsic(expired)
         out["delta"][expired] = np.where(c, np.where(s > k, 1.0, 0.0), np.where(s < k, -1.0, 0.0))
         for key in ("gamma", "theta", "vega"):
             out[key][expired] = 0.0
 
+    live = x.live
     if live.any():
-        flags = _as_flags(call[live])
-        args = (flags, spot[live], strike[live], np.maximum(t[live], MIN_T), rate[live], iv[live])
-        out["price"][live] = pvv.vectorized_black_scholes(*args, return_as="numpy")
-        out["delta"][live] = pvv.vectorized_delta(*args, model="black_scholes", return_as="numpy")
+        args = x.pvv_args()
+        price = pvv.vectorized_black_scholes(*args, return_as="numpy")
+        out["price"][live] = price
+        delta = pvv.vectorized_delta(*args, model="black_scholes", return_as="numpy")
+        out["delta"][live] = np.clip(delta, -1.0, 1.0)
         # Finite differences of a convex, vol-increasing price can dip a hair below zero.
         gamma = pvv.vectorized_gamma(*args, model="black_scholes", return_as="numpy")
         out["gamma"][live] = np.maximum(gamma, 0.0)
+        vega = pvv.vectorized_vega(*args, model="black_scholes", return_as="numpy")
+        out["vega"][live] = np.maximum(vega, 0.0)
         theta = pvv.vectorized_theta(*args, model="black_scholes", return_as="numpy")
         # In its last day py_vollib_vectorized measures theta against t = 1e-5 years, which is
         # later than "now" once t < 1e-5 (theta turns positive); the last day's decay is simply
         # all the time value left.
-        last_day = t[live] <= ONE_DAY
+        last_day = x.t[live] <= ONE_DAY
         if last_day.any():
-            s, k, c = spot[live][last_day], strike[live][last_day], call[live][last_day]
-            intrinsic = np.where(c, np.maximum(s - k, 0.0), np.maximum(k - s, 0.0))
-            theta[last_day] = intrinsic - out["price"][live][last_day]
+            rows = np.flatnonzero(live)[last_day]
+            theta[last_day] = x.intrinsic(rows) - price[last_day]
         out["theta"][live] = theta
-        vega = pvv.vectorized_vega(*args, model="black_scholes", return_as="numpy")
-        out["vega"][live] = np.maximum(vega, 0.0)
-        out["delta"][live] = np.clip(out["delta"][live], -1.0, 1.0)
     return out
 
 
 def bs_price(spot, strike, t, rate, iv, is_call) -> np.ndarray:
     """Black-Scholes price only (cheaper than `bs_greeks` when scanning price/vol grids)."""
-    is_call_arr = np.atleast_1d(np.asarray(is_call, dtype=bool))
-    spot, strike, t, rate, iv, call_f = _broadcast(spot, strike, t, rate, iv, is_call_arr)
-    call = call_f.astype(bool)
-    price = np.full(spot.shape[0], np.nan)
-    finite = np.isfinite(spot) & np.isfinite(strike) & np.isfinite(t) & np.isfinite(rate)
-    base_ok = finite & (spot > 0) & (strike > 0) & (t >= 0)
-    expired = base_ok & (t == 0)
-    live = base_ok & (t > 0) & np.isfinite(iv) & (iv > 0)
-    if expired.any():
-        s, k, c = spot[expired], strike[expired], call[expired]
-        price[expired] = np.where(c, np.maximum(s - k, 0.0), np.maximum(k - s, 0.0))
-    if live.any():
-        price[live] = pvv.vectorized_black_scholes(
-            _as_flags(call[live]), spot[live], strike[live], np.maximum(t[live], MIN_T), rate[live],
-            iv[live], return_as="numpy")
+    x = _Inputs.of(spot, strike, t, rate, iv, is_call)
+    price = np.full(x.spot.shape[0], np.nan)
+    if x.expired.any():
+        price[x.expired] = x.intrinsic(x.expired)
+    if x.live.any():
+        price[x.live] = pvv.vectorized_black_scholes(*x.pvv_args(), return_as="numpy")
     return price
 
 
