@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import random
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import date, datetime, time as dtime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -112,6 +112,7 @@ class Runtime:
         self._ib_contracts: dict[int, Any] = {}      # conId -> ib_async Contract to subscribe
         self._tickers: dict[int, Any] = {}           # conId -> Ticker of the current session
         self._pnl_singles: set[tuple[str, int]] = set()
+        self._watched: set[int] = set()              # extra quote subscriptions (watch())
         self._pnl_account = ""
         self._farms: dict[str, tuple[int, str]] = {}
         self._last_message_at: datetime | None = None
@@ -217,6 +218,12 @@ class Runtime:
     def historical_bars(self, symbol: str, bar_size: str = "1 day",
                         duration: str = "1 Y") -> concurrent.futures.Future[pl.DataFrame]:
         return self._submit(lambda: self._historical_bars(symbol, bar_size, duration))
+
+    def watch(self, contracts: Iterable[ContractInfo]) -> concurrent.futures.Future[None]:
+        """Also keep live quotes for these stocks/options in the snapshot (ticket quotes,
+        watchlists); kept across reconnects. Positions and underlyings are always quoted."""
+        infos = [c for c in contracts if c.con_id and c.sec_type in ("STK", "OPT")]
+        return self._submit(lambda: self._watch(infos))
 
     def _submit(self, factory: Callable[[], Coroutine[Any, Any, T]]) -> concurrent.futures.Future[T]:
         loop = self._loop
@@ -393,11 +400,12 @@ class Runtime:
         if not ib.isConnected():
             return
         legs = [p for p in state.positions.values() if p.contract.sec_type in ("STK", "OPT")]
-        symbols = {p.contract.symbol for p in legs} | {"SPY"}
+        # SPY prices the beta weighting; the watchlist feeds tickets and signals
+        symbols = {p.contract.symbol for p in legs} | {"SPY"} | set(self.settings.watchlist)
         missing = sorted(s for s in symbols if s not in state.underlying_ids)
         if missing:
             await self._qualify_underlyings(missing)
-        wanted: set[int] = {p.contract.con_id for p in legs}
+        wanted: set[int] = {p.contract.con_id for p in legs} | self._watched
         wanted |= {state.underlying_ids[s] for s in symbols if s in state.underlying_ids}
         for con_id in sorted(wanted - set(self._tickers)):
             contract = self._ib_contracts.get(con_id)
@@ -700,15 +708,7 @@ class Runtime:
                                       action=leg.action, exchange="SMART"))
             return Contract(symbol=info.symbol, secType="BAG", currency=info.currency,
                             exchange="SMART", comboLegs=combo)
-        if info.sec_type not in ("STK", "OPT"):
-            raise ValueError(f"cannot trade security type {info.sec_type!r}")
-        contract = Contract(
-            conId=info.con_id, symbol=info.symbol, secType=info.sec_type, currency=info.currency,
-            exchange=info.exchange or "SMART",
-            lastTradeDateOrContractMonth=info.expiry.strftime("%Y%m%d") if info.expiry else "",
-            strike=info.strike or 0.0, right=info.right or "",
-            multiplier=f"{info.multiplier:g}" if info.is_option else "",
-        )
+        contract = contract_to_ib(info)
         if not info.con_id:
             qualified = await self._ib.qualifyContractsAsync(contract)
             if not qualified or qualified[0] is None:
@@ -793,6 +793,13 @@ class Runtime:
         trade = next((t for t in self._ib.wrapper.trades.values() if t.order.orderId == order_id), None)
         self._ib.cancelOrder(trade.order if trade is not None else Order(orderId=order_id))
 
+    async def _watch(self, infos: list[ContractInfo]) -> None:
+        for info in infos:
+            self._watched.add(info.con_id)
+            self._ib_contracts.setdefault(info.con_id, contract_to_ib(info))
+        if self._session_ready:
+            await self._sync_subscriptions()
+
     async def _cancel_all(self) -> None:
         self._require_connected()
         self._ib.reqGlobalCancel()
@@ -842,6 +849,21 @@ class Runtime:
             contract, endDateTime="", durationStr=duration, barSizeSetting=bar_size,
             whatToShow="TRADES", useRTH=True, formatDate=2, timeout=30)
         return bars_frame(bars)
+
+
+def contract_to_ib(info: ContractInfo) -> Any:
+    """An ib_async Contract for a stock or option ContractInfo (BAGs are built from their legs)."""
+    from ib_async import Contract
+
+    if info.sec_type not in ("STK", "OPT"):
+        raise ValueError(f"cannot trade or quote security type {info.sec_type!r}")
+    return Contract(
+        conId=info.con_id, symbol=info.symbol, secType=info.sec_type, currency=info.currency,
+        exchange=info.exchange or "SMART",
+        lastTradeDateOrContractMonth=info.expiry.strftime("%Y%m%d") if info.expiry else "",
+        strike=info.strike or 0.0, right=info.right or "",
+        multiplier=f"{info.multiplier:g}" if info.is_option else "",
+    )
 
 
 def _bar_time(value: Any) -> datetime | None:

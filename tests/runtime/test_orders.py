@@ -140,3 +140,21 @@ def test_historical_bars_frame(gateway, make_runtime):
     assert (frame["high"] >= frame["low"]).all() and frame["time"].is_sorted()
     with pytest.raises(Exception):
         rt.historical_bars("NOPE").result(TIMEOUT)
+
+
+def test_watched_contracts_are_quoted_and_survive_a_reconnect(gateway, make_runtime):
+    gw = gateway
+    rt = make_runtime(gw)
+    wait_ready(rt, gw)
+    expiry = gw.expiries("TSLA")[0]
+    strike = sorted(gw.strikes("TSLA"), key=lambda k: abs(k - gw.spot("TSLA")))[0]
+    option = gw.lookup("TSLA", expiry, strike, "P")
+    rt.watch([option]).result(TIMEOUT)
+    assert rt.wait_for(lambda s: (q := s.quote(option.con_id)) is not None and q.bid is not None, 5)
+    first_session = rt.snapshot().connection.connected_since
+    gw.faults.drop_all_clients()
+    back = rt.wait_for(lambda s: s.connection.connected_since is not None
+                       and s.connection.connected_since > first_session
+                       and (q := s.quote(option.con_id)) is not None and q.time is not None
+                       and q.time > s.connection.connected_since, 15)
+    assert back is not None
