@@ -11,7 +11,6 @@ import struct
 from typing import Iterable
 
 MAX_FRAME = 16 * 1024 * 1024          # a length beyond this is garbage, not a message
-UNSET_INTEGER = 2**31 - 1
 UNSET_DOUBLE = 1.7976931348623157e308
 
 _LEN = struct.Struct(">I")

@@ -37,8 +37,7 @@ class SimGateway:
         self.account_id = f"DU{(1_000_000 + seed * 7919) % 10_000_000:07d}"
         self._market = Market(seed, time_speed)
         self._account = Account(self.account_id, self._market, seed)
-        self._server = SimServer(seed, self.account_id, tick_rate, time_speed, self._market,
-                                 self._account)
+        self._server = SimServer(seed, tick_rate, self._market, self._account)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 

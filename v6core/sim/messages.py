@@ -6,7 +6,7 @@ Field counts that ib_async unpacks exactly are noted where it matters.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 
 from v6core.models import ContractInfo
 from v6core.sim.chains import SPEC_BY_SYMBOL, market_rule_id
@@ -55,12 +55,12 @@ def next_valid_id(order_id: int) -> list:
 
 
 def position(account: str, info: ContractInfo, quantity: float, avg_cost: float) -> list:
-    return [61, 3, account, *contract_c11x(info), _num(quantity), avg_cost]
+    return [61, 3, account, *contract_c11x(info), quantity_text(quantity), avg_cost]
 
 
 def portfolio_value(account: str, info: ContractInfo, quantity: float, row: dict,
                     avg_cost: float, realized: float) -> list:
-    return [7, 8, *contract_c11p(info), _num(quantity), row["market_price"], row["market_value"],
+    return [7, 8, *contract_c11p(info), quantity_text(quantity), row["market_price"], row["market_value"],
             avg_cost, row["unrealized"], realized, account]
 
 
@@ -68,7 +68,7 @@ def account_value(key: str, value: object, currency: str, account: str) -> list:
     return [6, 2, key, value, currency, account]
 
 
-def _num(value: float) -> str:
+def quantity_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
@@ -103,7 +103,7 @@ def open_order(order: LiveOrder, what_if: dict | None = None) -> list:
         ]
     return [
         5, order.order_id, *contract_c11x(order.contract),
-        order.action, _num(order.quantity), order.order_type, _price(order.limit_price), "",
+        order.action, quantity_text(order.quantity), order.order_type, _price(order.limit_price), "",
         order.tif, "", order.account, "O", 0, order.order_ref, order.client_id, order.perm_id,
         0, 0, 0, "", "", "", "", "",
         "", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", "", 0, 0, 0, "", 0, 0, 0, "", 0, 0,
@@ -132,7 +132,7 @@ def completed_order(order: LiveOrder) -> list:
     """COMPLETED_ORDER: 96 fields for a plain order, +8 per combo leg."""
     return [
         101, *contract_c11x(order.contract),
-        order.action, _num(order.quantity), order.order_type, _price(order.limit_price), "",
+        order.action, quantity_text(order.quantity), order.order_type, _price(order.limit_price), "",
         order.tif, "", order.account, "O", 0, order.order_ref, order.perm_id, 0, 0, 0, "",
         "", "", "",
         "", "", "", "", "", 0, "", -1, "", "", "", "", "", "", 0, 0, "", 0, 0, "", "", "", "",
@@ -144,7 +144,7 @@ def completed_order(order: LiveOrder) -> list:
         "",
         0, order.status, 0, 0,
         0,
-        "", "", "", 0, 0, "", _num(order.filled), 0, 0, "", 0, 0, 0, order.completed_time,
+        "", "", "", 0, 0, "", quantity_text(order.filled), 0, 0, "", 0, 0, 0, order.completed_time,
         f"{order.status}" + (f": {order.last_message}" if order.last_message else ""),
         "", "", "", "", "",
     ]
@@ -152,7 +152,7 @@ def completed_order(order: LiveOrder) -> list:
 
 def order_status(order: LiveOrder) -> list:
     remaining = order.quantity - order.filled if order.status not in ("Cancelled", "Inactive") else 0
-    return [3, order.order_id, order.status, _num(order.filled), _num(remaining),
+    return [3, order.order_id, order.status, quantity_text(order.filled), quantity_text(remaining),
             order.avg_fill_price, order.perm_id, 0, order.last_fill_price, order.client_id, "", 0]
 
 
@@ -161,8 +161,8 @@ def execution(req_id: int, fill: Fill) -> list:
     exchange = "CBOE" if fill.contract.sec_type == "OPT" else primary_exchange(fill.contract)
     return [11, req_id, fill.order_id, *contract_c11x(fill.contract), fill.exec_id,
             fill.time.astimezone(timezone.utc).strftime("%Y%m%d %H:%M:%S UTC"), fill.account,
-            exchange, fill.side, _num(fill.quantity), fill.price, fill.perm_id, fill.client_id, 0,
-            _num(fill.cum_qty), fill.avg_price, fill.order_ref, "", "", "", 2, 0]
+            exchange, fill.side, quantity_text(fill.quantity), fill.price, fill.perm_id, fill.client_id, 0,
+            quantity_text(fill.cum_qty), fill.avg_price, fill.order_ref, "", "", "", 2, 0]
 
 
 def commission_report(fill: Fill) -> list:
@@ -199,11 +199,11 @@ def _isin(info: ContractInfo) -> str:
 
 
 def tick_price(req_id: int, tick_type: int, price: float, size: float) -> list:
-    return [1, 6, req_id, tick_type, price, _num(size), 0]
+    return [1, 6, req_id, tick_type, price, quantity_text(size), 0]
 
 
 def tick_size(req_id: int, tick_type: int, size: float) -> list:
-    return [2, 6, req_id, tick_type, _num(size)]
+    return [2, 6, req_id, tick_type, quantity_text(size)]
 
 
 def tick_generic(req_id: int, tick_type: int, value: float) -> list:
@@ -214,7 +214,3 @@ def option_computation(req_id: int, tick_type: int, iv: object, delta: object, p
                        gamma: object, vega: object, theta: object, und_price: object) -> list:
     """TICK_OPTION_COMPUTATION: exactly 12 fields, no version, no empty numerics."""
     return [21, req_id, tick_type, 1, iv, delta, price, 0.0, gamma, vega, theta, und_price]
-
-
-def now_text() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d %H:%M:%S UTC")

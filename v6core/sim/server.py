@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Callable
 
 from v6core.models import ContractInfo
@@ -585,8 +584,7 @@ class Session:
 class SimServer:
     """Shared state (market, account, orders) and the sessions; lives on one asyncio loop."""
 
-    def __init__(self, seed: int, account_id: str, tick_rate: float, time_speed: float,
-                 market: Market, account: Account) -> None:
+    def __init__(self, seed: int, tick_rate: float, market: Market, account: Account) -> None:
         self.seed = seed
         self.tick_rate = tick_rate
         self.market = market
@@ -748,7 +746,7 @@ class SimServer:
             session.send([95, req_id, 0, 0.0, 0.0, 0.0, 0.0])
             return
         row = acct.portfolio_row(h)
-        session.send([95, req_id, msg._num(h.quantity), row["daily"] if h.quantity else 0.0,
+        session.send([95, req_id, msg.quantity_text(h.quantity), row["daily"] if h.quantity else 0.0,
                       row["unrealized"] if h.quantity else 0.0, h.realized,
                       row["market_value"] if h.quantity else 0.0])
 
