@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from pages import common
 from v6core.signals.service import live_price, plan_rows
@@ -69,7 +70,11 @@ def _create_ticket(services, record) -> None:
             st.text(str(exc))
             return
         st.session_state[TICKET_KEY] = ticket.ticket_id
-        st.switch_page("pages/orders.py")
+        try:
+            st.switch_page("pages/orders.py")
+        except StreamlitAPIException:  # the page runs outside the app's navigation
+            st.success(f"Ticket {common.plain(ticket.ticket_id)} drafted: review and confirm it on "
+                       "the Orders page.")
     if not available:
         st.caption("Trading is unavailable (audit log not open): tickets cannot be drafted.")
 

@@ -75,6 +75,12 @@ class RecordingRuntime:
         self.calls.append(("snapshot",))
         return self._snapshot
 
+    def stock_contract(self, symbol):
+        """What OrderDesk asks to draft a stock ticket (the Create-ticket test uses the real desk)."""
+        self.calls.append(("stock_contract", symbol))
+        return ContractInfo(con_id=abs(hash(symbol)) % 100_000 + 1, symbol=symbol, sec_type="STK",
+                            exchange="SMART", local_symbol=symbol)
+
     def _order_call(self, name, *args):
         self.order_calls.append((name, args))
         fut: Future = Future()
