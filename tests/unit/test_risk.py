@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from v6core.greeks import STOCK_GREEKS, bs_greeks, position_greeks, year_fraction
+from v6core.greeks import NEW_YORK, STOCK_GREEKS, bs_greeks, position_greeks, year_fraction
 from v6core.models import ContractInfo, Greeks, GreekSource, Leg, PositionGreeks
 from v6core.risk import (
     PRICE_SHOCKS_PCT, VOL_SHOCKS_PTS, portfolio_risk_curves, prepare_risk, risk_curves,
@@ -170,3 +170,23 @@ def test_expiring_today_legs_are_priced():
     curves = risk_curves([leg], [590.0, 600.0, 610.0], now, RATE)
     np.testing.assert_allclose(curves["expiry_pnl"], np.array([-1.2, -1.2, 8.8]) * 100)
     assert np.all(np.isfinite(curves["t0_pnl"])) and curves["t0_pnl"][1] == pytest.approx(0.0)
+
+
+def test_a_leg_already_expired_does_not_pull_the_horizon_into_the_past():
+    expired = opt("SPY", DEC, 590, "P", -1, 600.0)                  # priced on NOW, held past expiry
+    live_c = ContractInfo(next(_ids), "SPY", "OPT", expiry=JAN, strike=600.0, right="C", multiplier=100.0)
+    g = Greeks(0.5, 0.01, -0.2, 0.6, iv=0.2, und_price=600.0, source=GreekSource.IB)
+    later = datetime(2026, 12, 21, 15, 0, tzinfo=timezone.utc)        # three days after DEC expired
+    t_live = year_fraction(JAN, later)
+    mark = float(ref_price(600.0, 600.0, t_live, RATE, 0.2, True))
+    live = Leg("DU1", live_c, 1, mark, mark, mark * 100, 0.0, 0.0, 0.0, 25, g,
+               position_greeks(g, 1, 100.0, 600.0), None)
+    book = prepare_risk([expired, live], later, RATE)
+    assert book.horizon == datetime(2027, 1, 15, 16, 0, tzinfo=NEW_YORK)
+    # Now only the January call is alive: at its expiry, both legs are at their payoff.
+    spots = np.array([580.0, 620.0])
+    curves = risk_curves(book, spots, later, RATE)
+    short_put = -(np.maximum(590.0 - spots, 0) - expired.mark) * 100
+    long_call = (np.maximum(spots - 600.0, 0) - mark) * 100
+    expected = short_put + long_call
+    np.testing.assert_allclose(curves["expiry_pnl"], expected, atol=1e-9)
