@@ -314,7 +314,7 @@ def _fmt(x: float) -> str:
 def validate_greeks(g: Greeks | None) -> tuple[Greeks | None, tuple[str, ...]]:
     """Check per-contract Greeks against market semantics.
 
-    Returns (greeks, flags): the Greeks (with a missing/garbage-free `iv`/`und_price` cleaned
+    Returns (greeks, flags): the Greeks (an unknown or unusable `iv`/`und_price` cleaned
     to None) when usable, else None plus flags such as "IB delta 1.7 out of [-1, 1]".
     delta in [-1, 1]; gamma, vega >= 0 (a tiny negative is rounding and is clipped to 0);
     theta any finite number; iv in (0, 10] when present. IB's "unknown" sentinels (-2 for the

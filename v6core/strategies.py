@@ -137,7 +137,7 @@ class _Book:
         return tuple(held)
 
 
-# A shape finder returns its best candidate: (sort key, [(position, signed ratio)], kind, why).
+# A shape finder yields candidates: (sort key, [(position, signed ratio)], kind, explain(units)).
 Candidate = tuple[tuple, list[tuple[_Position, float]], str, Callable[[float], str]]
 
 
