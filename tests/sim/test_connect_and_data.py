@@ -252,3 +252,28 @@ def test_market_rules_give_the_option_tick_grid(gw):
     rules = run(go)
     assert [(r.lowEdge, r.increment) for r in rules["TSLA"]] == [(0.0, 0.01), (3.0, 0.05)]
     assert [(r.lowEdge, r.increment) for r in rules["SPY"]] == [(0.0, 0.01)]
+
+
+def test_option_and_implied_vol_history(gw):
+    gw.freeze()
+    held = next(p.contract for p in gw.seeded_positions() if p.contract.symbol == "IWM")
+
+    async def go():
+        ib = await connect(gw.port)
+        try:
+            option = Option(conId=held.con_id, exchange="SMART")
+            stock = Stock("IWM", "SMART", "USD")
+            await ib.qualifyContractsAsync(option, stock)
+            option_bars = await ib.reqHistoricalDataAsync(option, "", "10 D", "1 hour", "MIDPOINT", True)
+            iv_bars = await ib.reqHistoricalDataAsync(stock, "", "1 Y", "1 day",
+                                                      "OPTION_IMPLIED_VOLATILITY", True)
+            return option_bars, iv_bars
+        finally:
+            ib.disconnect()
+
+    option_bars, iv_bars = run(go)
+    mark = gw.option_inputs(held.con_id)["price"]
+    assert len(option_bars) > 20 and option_bars[-1].close == round(mark, 2)
+    assert all(b.close > 0 for b in option_bars)
+    assert len(iv_bars) >= 245 and all(0.03 < b.close < 2 for b in iv_bars)
+    assert len({round(b.close, 3) for b in iv_bars}) > 50

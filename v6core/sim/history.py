@@ -63,14 +63,27 @@ def _bar_times(bar_size: str, end: datetime, days: float) -> list[datetime | dat
     return out or [end.astimezone(NEW_YORK).replace(microsecond=0)]
 
 
+VOLATILITY_SERIES = ("OPTION_IMPLIED_VOLATILITY", "HISTORICAL_VOLATILITY")
+
+
 def bars(market: Market, seed: int, info: ContractInfo, bar_size: str, duration: str,
-         end: datetime | None) -> list[tuple]:
-    """[(time, open, high, low, close, volume, wap, count)] oldest first; last close = live mark."""
+         end: datetime | None, what_to_show: str = "TRADES") -> list[tuple]:
+    """[(time, open, high, low, close, volume, wap, count)] oldest first; last close = live mark.
+
+    OPTION_IMPLIED_VOLATILITY / HISTORICAL_VOLATILITY of a stock give its 30-day ATM implied
+    vol / a realized-vol series instead, as annualised fractions.
+    """
     if bar_size not in BAR_SECONDS:
         raise HistoryError(f"Historical Market Data Service error message:Invalid bar size {bar_size!r}")
     now = market.clock.now()
     end = min(end or now, now)
     times = _bar_times(bar_size, end, parse_duration(duration))
+    what_to_show = what_to_show.upper()
+    if what_to_show in VOLATILITY_SERIES:
+        if info.sec_type != "STK":
+            raise HistoryError("Historical Market Data Service error message:"
+                               f"No {what_to_show} data for options")
+        return _vol_rows(market, seed, info, times, what_to_show)
     spec = SPEC_BY_SYMBOL[info.symbol]
     rng = random.Random(zlib.crc32(f"{seed}:{info.symbol}:{bar_size}".encode()))
     step_years = min(BAR_SECONDS[bar_size], 86400 * 7) / (86400 if BAR_SECONDS[bar_size] >= 86400 else SESSION_SECONDS) / 252
@@ -100,6 +113,28 @@ def bars(market: Market, seed: int, info: ContractInfo, bar_size: str, duration:
     live = market.mark(info)
     stamp, o, h, lo, _, v, wap, count = out[-1]
     out[-1] = (stamp, o, max(h, round(live, 2)), min(lo, round(live, 2)), round(live, 2), v, wap, count)
+    return out
+
+
+def _vol_rows(market: Market, seed: int, info: ContractInfo, times: list, what: str) -> list[tuple]:
+    """A mean-reverting vol series ending at today's 30-day ATM implied vol."""
+    rng = random.Random(zlib.crc32(f"{seed}:{info.symbol}:{what}".encode()))
+    spot = market.spots[info.symbol]
+    live = market.implied_vol(info.symbol, spot, 30 / 365)
+    if what == "HISTORICAL_VOLATILITY":
+        live *= 0.85                                # realized usually runs below implied
+    level = [0.0] * len(times)
+    level[-1] = math.log(live)
+    mean = math.log(live)
+    for i in range(len(times) - 1, 0, -1):
+        level[i - 1] = level[i] + 0.05 * (mean - level[i]) + rng.gauss(0.0, 0.06)
+    out = []
+    for stamp, x in zip(times, level):
+        close = math.exp(x)
+        opened = close * math.exp(rng.gauss(0.0, 0.02))
+        high, low = max(opened, close) * 1.01, min(opened, close) * 0.99
+        out.append((stamp, round(opened, 6), round(high, 6), round(low, 6), round(close, 6), 0,
+                    round(close, 6), 0))
     return out
 
 

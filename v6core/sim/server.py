@@ -426,14 +426,14 @@ class Session:
         bar_size = f.text().strip()
         duration = f.text()
         f.text()
-        f.text()
+        what_to_show = f.text() or "TRADES"
         format_date = f.int(1)
         info = self.server.resolve(spec)
         if info is None:
             raise BadRequest(req_id, 200, "No security definition has been found for the request")
         try:
             rows = bars(self.server.market, self.server.seed, info, bar_size, duration,
-                        parse_end(end_text))
+                        parse_end(end_text), what_to_show)
         except (HistoryError, ValueError) as exc:
             raise BadRequest(req_id, 162, str(exc)) from exc
         start = format_bar_time(rows[0][0], format_date)
