@@ -68,12 +68,15 @@ class RiskBook:
         return self.subset(self.symbols == symbol)
 
     @property
-    def horizon(self) -> datetime:
-        """The close of the nearest expiry among the options still alive; `now` if none is.
+    def horizon(self) -> datetime | None:
+        """The close of the nearest expiry among the options still alive: None without options,
+        `now` when every option held has already expired.
 
         A leg that already expired (and is still held) is worth its intrinsic value and must
         not pull the horizon into the past, where later legs would have more time left.
         """
+        if not self.is_option.any():
+            return None
         alive = [e for e, opt, t in zip(self.expiry, self.is_option, self.t) if opt and t > 0]
         if not alive:
             return self.now
@@ -175,7 +178,7 @@ def _pnl(book: RiskBook, spot: np.ndarray, iv_shift_pts: np.ndarray | float, at_
     iv = np.where(book.is_option, np.maximum(book.iv + shift, MIN_IV), np.nan)
     if at_expiry:
         horizon = book.horizon
-        t = np.array([year_fraction(e, horizon) if opt else 0.0
+        t = np.array([year_fraction(e, horizon) if opt and horizon is not None else 0.0
                       for e, opt in zip(book.expiry, book.is_option)], dtype=float)
         now_value = np.where(book.is_option, book.mark, book.spot)
     else:

@@ -103,6 +103,7 @@ def test_stock_is_linear_everywhere():
     curves = risk_curves(legs, [207.0, 230.0, 253.0], NOW, RATE)
     np.testing.assert_allclose(curves["t0_pnl"], [-4600, 0, 4600])
     np.testing.assert_allclose(curves["expiry_pnl"], [-4600, 0, 4600])
+    assert prepare_risk(legs, NOW, RATE).horizon is None                 # no option, no expiry
     grid = scenario_matrix(legs, [-10, 10], [-5, 5], NOW, RATE)
     np.testing.assert_allclose(grid, [[-4600, -4600], [4600, 4600]])
 
