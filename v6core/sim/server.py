@@ -820,9 +820,12 @@ class SimServer:
         while True:
             await asyncio.sleep(interval)
             now = loop.time()
-            self.market.step(now - last)
+            try:
+                self.market.step(now - last)
+                self.on_market_change()
+            except Exception:  # noqa: BLE001 - the market must keep ticking for everyone else
+                log.exception("sim: market tick failed")
             last = now
-            self.on_market_change()
 
     def on_market_change(self) -> None:
         for session in list(self.sessions):
@@ -833,7 +836,10 @@ class SimServer:
     async def _account_task(self) -> None:
         while True:
             await asyncio.sleep(ACCOUNT_REFRESH_SECONDS)
-            self.refresh_accounts()
+            try:
+                self.refresh_accounts()
+            except Exception:  # noqa: BLE001 - keep refreshing the other sessions next time
+                log.exception("sim: account refresh failed")
 
     def refresh_accounts(self) -> None:
         for session in list(self.sessions):
