@@ -381,13 +381,15 @@ class LakeWriter:
 
     def __init__(self, root: Path | str, source: Callable[[], PortfolioSnapshot | None] | None = None,
                  interval: float = 60.0, *, poll: float = 1.0, batch_size: int = 10,
-                 batch_seconds: float = 120.0) -> None:
+                 batch_seconds: float = 120.0, compact_every: int = 50) -> None:
         self.root = Path(root)
         self.source = source
         self.interval = interval
         self.poll = poll
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
+        self.compact_every = compact_every          # appends between compactions of an aggregate table
+        self._appends: dict[str, int] = {}
         self._lock = _WriterLock(self.root)
         self._write_lock = threading.RLock()
         self._stop = threading.Event()
@@ -603,6 +605,13 @@ class LakeWriter:
         write_deltalake(str(path), rows, mode="append",
                         commit_properties=CommitProperties(
                             app_transactions=[Transaction(app_id=_AGG_APP_ID, version=last)]))
+        self._appends[name] = self._appends.get(name, 0) + 1
+        if self._appends[name] % self.compact_every == 0:
+            # Small appends pile up as small files and slow the long-range chart query down.
+            try:
+                DeltaTable(str(path)).optimize.compact()
+            except Exception as exc:  # noqa: BLE001 - the rows are committed; compaction can wait
+                log.warning("lake: compacting %s failed: %s", name, exc)
 
     def __enter__(self) -> LakeWriter:
         return self

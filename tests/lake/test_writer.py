@@ -238,3 +238,16 @@ def test_lost_aggregate_batch_is_rebuilt_exactly(lake_root):
     account = reader.account_history()
     assert account["version"].to_list() == list(range(9))
     assert account["net_liquidation"].to_list() == [snapshot_at(i).account.net_liquidation for i in range(9)]
+
+
+def test_aggregate_tables_are_compacted_as_batches_accumulate(lake_root):
+    from deltalake import DeltaTable
+
+    writer = LakeWriter(lake_root, compact_every=4)
+    for i in range(9):
+        writer.write_snapshot(snapshot_at(i))
+        writer.flush()                               # one small file per append
+    writer.stop()
+    for name in (lake.GREEKS_HISTORY, lake.ACCOUNT_HISTORY):
+        assert len(DeltaTable(str(lake_root / name)).file_uris()) == 2   # 8 merged into 1, then the 9th
+    assert LakeReader(lake_root).account_history()["version"].to_list() == list(range(9))
