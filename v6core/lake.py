@@ -419,7 +419,7 @@ class LakeWriter:
             except Exception as exc:  # noqa: BLE001 - kept pending; the writer's ticks retry
                 log.error("lake: appending recovered aggregates failed: %s", exc)
 
-    def _unaggregated(self, limit: int = 1000) -> list[_Pending]:
+    def _unaggregated(self, limit: int = 100) -> list[_Pending]:
         """Snapshot versions whose aggregate batch died with an earlier writer (up to `limit`).
 
         Rebuilt from the recorded legs and the account values in the commit metadata, so a crash
