@@ -56,9 +56,9 @@ TIFS = ("DAY", "GTC")
 PENNY_PILOT = frozenset({"SPY", "QQQ", "IWM"})
 LIVE_WORD = "LIVE"
 
-# Functions called with the name of each audit event just after it is durably written. Empty in
-# production; the crash test registers one that kills the process between "confirmed" and "sent".
-AFTER_AUDIT_HOOKS: list[Callable[[str], None]] = []
+# Functions called with (event, ticket id) just after each audit event is durably written. Empty
+# in production; the crash test registers one that kills the process between "confirmed" and "sent".
+AFTER_AUDIT_HOOKS: list[Callable[[str, str], None]] = []
 
 
 class TicketState(str, Enum):
@@ -1099,7 +1099,7 @@ class OrderDesk:
         with self._audit_lock:
             self.audit.append_audit([row])
         for hook in list(AFTER_AUDIT_HOOKS):
-            hook(event)
+            hook(event, ticket_id)
 
     # ----------------------------------------------------------------- helpers
 

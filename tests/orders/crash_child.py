@@ -1,11 +1,11 @@
-"""Child process for the kill -9 test: drafts and previews a ticket, then confirms it with a hook
-that kills this process with SIGKILL right after the "confirmed" audit row is durable.
+"""Child process for the kill -9 test. Drafts and previews two AAPL tickets, prints their ids,
+then confirms them with a hook that runs right after each "confirmed" audit row is durable:
 
-    python -m tests.orders.crash_child <sim port> <lake path> <before-send|after-gateway>
+- ticket A: the hook places A at the gateway itself (as the desk would) and then confirms B, so A
+  is at the gateway with no "sent" row - a crash after the order left but before it was recorded;
+- ticket B: the hook kills this process with SIGKILL - a crash before the order left.
 
-before-send:   dies before the order is sent (the gateway never sees it);
-after-gateway: the order reaches the gateway, then the process dies before "sent" is written.
-Prints the ticket id on stdout before confirming.
+    python -m tests.orders.crash_child <sim port> <lake path>
 """
 
 from __future__ import annotations
@@ -27,25 +27,31 @@ class _Port:
 
 
 def main() -> None:
-    port, lake, mode = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    port, lake = int(sys.argv[1]), Path(sys.argv[2])
     stack = start_stack(_Port(port), lake, follow=False)
     desk, runtime = stack.desk, stack.runtime
     spot = next(leg.mark for leg in runtime.snapshot().legs
                 if leg.contract.sec_type == "STK" and leg.contract.symbol == "AAPL")
-    ticket = desk.draft_from_signal(signal_record("AAPL", "BUY", spot), "crash-session")
-    ticket = desk.edit(ticket.ticket_id, "crash-session", limit_price=round(spot * 0.8, 2), quantity=2)
-    desk.preview(ticket.ticket_id, "crash-session")
-    print(ticket.ticket_id, flush=True)
+    ids = []
+    for quantity in (2, 3):
+        ticket = desk.draft_from_signal(signal_record("AAPL", "BUY", spot), "crash-session")
+        desk.edit(ticket.ticket_id, "crash-session", limit_price=round(spot * 0.8, 2), quantity=quantity)
+        desk.preview(ticket.ticket_id, "crash-session")
+        ids.append(ticket.ticket_id)
+    sent_by_hand, killed = ids
+    print(sent_by_hand, killed, flush=True)
 
-    def crash(event: str) -> None:
+    def crash(event: str, ticket_id: str) -> None:
         if event != "confirmed":
             return
-        if mode == "after-gateway":
-            runtime.place_order(desk.ticket(ticket.ticket_id).spec, ticket.ticket_id).result(timeout=10)
-        os.kill(os.getpid(), signal.SIGKILL)
+        if ticket_id == sent_by_hand:
+            runtime.place_order(desk.ticket(ticket_id).spec, ticket_id).result(timeout=10)
+            desk.confirm(killed, "crash-session")
+        elif ticket_id == killed:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     orders.AFTER_AUDIT_HOOKS.append(crash)
-    desk.confirm(ticket.ticket_id, "crash-session")
+    desk.confirm(sent_by_hand, "crash-session")
     print("confirm returned: the crash hook did not fire", flush=True)
 
 

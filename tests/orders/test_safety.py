@@ -206,57 +206,54 @@ def test_a_placement_without_answer_is_uncertain_and_reconciled_when_the_order_s
         stack.close()
 
 
-def _crash_child(port: int, lake: Path, mode: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "tests.orders.crash_child", str(port), str(lake), mode],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+def _crash_child(port: int, lake: Path) -> tuple[str, str]:
+    proc = subprocess.run([sys.executable, "-m", "tests.orders.crash_child", str(port), str(lake)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert proc.returncode == -9, f"child did not die by SIGKILL: {proc.returncode}\n{proc.stderr[-3000:]}"
-    return proc.stdout.strip().splitlines()[-1]
+    sent_by_hand, killed = proc.stdout.strip().splitlines()[-1].split()
+    return sent_by_hand, killed
 
 
-def test_kill_9_between_confirmed_and_sent_leaves_an_uncertain_ticket_never_resent_by_itself(own_gw, tmp_path):
+def test_kill_9_between_confirmed_and_sent_recovers_by_asking_the_gateway_and_never_resends(own_gw, tmp_path):
     lake = tmp_path / "lake"
-    ticket_id = _crash_child(own_gw.port, lake, "before-send")
+    at_gateway, lost = _crash_child(own_gw.port, lake)
     from v6core.lake import AuditLog
 
-    trail = AuditLog(lake).audit(ticket_id)
-    assert trail["event"].to_list() == ["drafted", "edited", "checked", "previewed", "confirmed"]
-    assert set(trail["session_id"].to_list()) == {"crash-session"}
-    assert own_gw.orders() == [o for o in own_gw.orders() if o.order_ref != ticket_id]   # never sent
+    audit = AuditLog(lake)
+    for ticket_id in (at_gateway, lost):
+        trail = audit.audit(ticket_id)
+        assert trail["event"].to_list() == ["drafted", "edited", "checked", "previewed", "confirmed"]
+        assert set(trail["session_id"].to_list()) == {"crash-session"}
+    [order] = [o for o in own_gw.orders() if o.order_ref == at_gateway]
+    assert [o for o in own_gw.orders() if o.order_ref == lost] == []
 
     stack = start_stack(own_gw, lake)            # the restart: recover() runs before anything else
     try:
-        ticket = stack.desk.ticket(ticket_id)
+        # The order that reached the gateway is found by its orderRef and adopted.
+        adopted = stack.desk.ticket(at_gateway)
+        assert adopted.state == TicketState.WORKING
+        assert (adopted.order_id, adopted.perm_id) == (order.order_id, order.perm_id)
+        assert stack.events(at_gateway)[5:] == ["uncertain", "reconciled"]
+        # The one that never left stays uncertain: the gateway was asked, nothing was re-sent.
+        ticket = stack.desk.ticket(lost)
         assert ticket.state == TicketState.UNCERTAIN
-        events = stack.events(ticket_id)
-        assert events[5:] == ["uncertain", "gateway_checked"]    # the gateway was asked by orderRef
-        assert stack.sim_orders(ticket_id) == []                 # and nothing was re-sent
+        assert stack.events(lost)[5:] == ["uncertain", "gateway_checked"]
+        assert stack.sim_orders(lost) == []
         with pytest.raises(AlreadyConfirmed):
-            stack.desk.confirm(ticket_id, "tab-after-restart")
+            stack.desk.confirm(lost, "tab-after-restart")
+        for ticket_id in (at_gateway, lost):
+            with pytest.raises(AlreadyConfirmed):
+                stack.desk.confirm(ticket_id, "tab-after-restart")
+        with pytest.raises(OrderDeskError, match="not uncertain"):
+            stack.desk.resend(at_gateway, "tab-after-restart")
         # Only the operator's explicit re-send places it, once; it asks the gateway again first.
-        sent = stack.desk.resend(ticket_id, "tab-after-restart")
+        sent = stack.desk.resend(lost, "tab-after-restart")
         assert sent.state in (TicketState.SENT, TicketState.WORKING)
-        [order] = stack.sim_orders(ticket_id)
-        assert (order.action, order.quantity, order.limit_price) == ("BUY", 2, ticket.limit_price)
-        assert stack.events(ticket_id)[7:] == ["gateway_checked", "confirmed", "sent"]
+        [resent] = stack.sim_orders(lost)
+        assert (resent.action, resent.quantity, resent.limit_price) == ("BUY", 3, ticket.limit_price)
+        assert stack.events(lost)[7:] == ["gateway_checked", "confirmed", "sent"]
         with pytest.raises(OrderDeskError, match="not uncertain"):
-            stack.desk.resend(ticket_id, "tab-after-restart")
-        assert len(stack.sim_orders(ticket_id)) == 1
-    finally:
-        stack.close()
-
-
-def test_kill_9_after_the_gateway_got_the_order_reconciles_to_it_on_restart(own_gw, tmp_path):
-    lake = tmp_path / "lake"
-    ticket_id = _crash_child(own_gw.port, lake, "after-gateway")
-    [order] = [o for o in own_gw.orders() if o.order_ref == ticket_id]
-    stack = start_stack(own_gw, lake)
-    try:
-        ticket = stack.desk.ticket(ticket_id)
-        assert ticket.state == TicketState.WORKING
-        assert (ticket.order_id, ticket.perm_id) == (order.order_id, order.perm_id)
-        assert stack.events(ticket_id)[4:] == ["confirmed", "uncertain", "reconciled"]
-        with pytest.raises(OrderDeskError, match="not uncertain"):
-            stack.desk.resend(ticket_id, "tab-after-restart")
-        assert len(stack.sim_orders(ticket_id)) == 1
+            stack.desk.resend(lost, "tab-after-restart")
+        assert len(stack.sim_orders(lost)) == 1 and len(stack.sim_orders(at_gateway)) == 1
     finally:
         stack.close()
