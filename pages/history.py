@@ -238,7 +238,12 @@ def _run(action: str, call) -> None:
         def progress(i: int, n: int, name: str) -> None:
             bar.progress(i / n if n else 1.0, text=f"{name} ({i}/{n})")
 
-        results = call(progress)
+        try:
+            results = call(progress)
+        except Exception as exc:  # a concurrent commit or a locked file: tell the operator, keep the page
+            status.update(label=f"{action} failed", state="error")
+            st.error(f"{action} failed: {common.plain(exc)}")
+            return
         frame = pl.DataFrame([{"table": r.table, "detail": r.detail, "log bytes before": r.log_bytes_before,
                                "log bytes after": r.log_bytes_after} for r in results])
         st.dataframe(frame.to_pandas(), hide_index=True, key=f"history_maint_{action}")
