@@ -96,3 +96,19 @@ def test_audit_tables_are_append_only_with_long_retention(lake_root):
 def test_naive_timestamps_are_refused(lake_root):
     with pytest.raises(ValueError, match="timezone-aware"):
         AuditLog(lake_root).append_audit([AuditEvent(ticket_id="T1", event="drafted", ts=datetime(2026, 11, 21))])
+
+
+def test_vacuum_never_shortens_the_audit_retention(lake_root):
+    from v6core.lake import LakeMaintenance
+
+    log = AuditLog(lake_root)
+    log.append_audit([_event("T1", "drafted", 1)])
+    log.append_audit([_event("T1", "confirmed", 2)])
+    log.append_fills([_fill("e1")])
+    maintenance = LakeMaintenance(lake_root)
+    maintenance.compact()
+    results = {r.table: r for r in maintenance.vacuum(retention_hours=0, dry_run=False)}
+    assert results[lake.ORDERS_AUDIT].detail == "keeps 87600 h; deleted 0 files"
+    assert "skipped" in maintenance.set_log_retention(0)[0].detail
+    assert log.audit("T1")["event"].to_list() == ["drafted", "confirmed"]
+    assert pl.read_delta(str(lake_root / lake.ORDERS_AUDIT), version=1).height == 1   # time travel intact
