@@ -8,6 +8,7 @@ An option expiring today stays listed (DTE 0) until the sim is restarted.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, timedelta
 
 from v6core.models import ContractInfo
@@ -114,8 +115,14 @@ def strikes_for(spec: UnderlyingSpec, spot: float) -> list[float]:
     return [round(low + i * step, 4) for i in range(count + 1)]
 
 
+@lru_cache(maxsize=8)
+def universe_for(spots: tuple[tuple[str, float], ...], today: date) -> Universe:
+    """Universes are immutable once built, so gateways with the same seed and day share one."""
+    return Universe(dict(spots), today)
+
+
 class Universe:
-    """Every listed contract, by conId and by (symbol, expiry, strike, right)."""
+    """Every listed contract, by conId and by (symbol, expiry, strike, right). Read-only."""
 
     def __init__(self, spots: dict[str, float], today: date) -> None:
         self.today = today
@@ -134,12 +141,14 @@ class Universe:
             # conIds: per-underlying block, then expiry-major, strike, right: stable for a date+seed
             next_id = 600_000_000 + index * 10_000_000
             for expiry in expiries:
+                prefix = f"{spec.symbol:<6}{expiry:%y%m%d}"
                 for strike in strikes:
+                    strike_text = f"{int(round(strike * 1000)):08d}"
                     for right in ("C", "P"):
                         info = ContractInfo(
                             con_id=next_id, symbol=spec.symbol, sec_type="OPT", expiry=expiry,
                             strike=strike, right=right, multiplier=OPTION_MULTIPLIER,
-                            local_symbol=occ_symbol(spec.symbol, expiry, right, strike),
+                            local_symbol=prefix + right + strike_text,
                             trading_class=spec.symbol,
                         )
                         self.by_id[next_id] = info

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from v6core.models import ContractInfo
-from v6core.sim.chains import SPEC_BY_SYMBOL, UNDERLYINGS, Universe, option_tick
+from v6core.sim.chains import SPEC_BY_SYMBOL, UNDERLYINGS, option_tick, universe_for
 
 NEW_YORK = ZoneInfo("America/New_York")
 RISK_FREE_RATE = 0.04
@@ -124,7 +124,7 @@ class Market:
             spot = round(spec.spot * jitter, 2)
             self.spots[spec.symbol] = spot
             self.closes[spec.symbol] = round(spot * (1.0 + self.rng.gauss(0.0, 0.006)), 2)
-        self.universe = Universe(self.spots, self.today)
+        self.universe = universe_for(tuple(self.spots.items()), self.today)
         self.version = 0                 # bumps whenever any spot changes
         self.volumes: dict[int, int] = {}
         self._sizes_rng = random.Random(seed + 1)
