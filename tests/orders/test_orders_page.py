@@ -1,0 +1,178 @@
+"""AppTest of the Orders page over the real services (runtime + embedded simulator + Delta audit):
+a constructed actionable signal becomes a ticket, is edited, reviewed in the dialog, confirmed,
+and fills at the simulator, whose own book shows exactly the confirmed fields."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from pages import common
+from tests.orders.conftest import ready, signal_record, wait_until
+from v6core.orders import TicketState
+
+APP = str(common.__file__).replace("pages/common.py", "app.py")
+SESSION = "apptest-session-1"
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("V6_MODE", "sim")
+        mp.setenv("V6_LAKE_PATH", str(tmp_path_factory.mktemp("lake")))
+        mp.setenv("V6_SIM_TICK_RATE", "4")
+        mp.delenv("V6_PASSWORD", raising=False)
+        common.get_services.clear()
+        services = common.get_services()
+        try:
+            assert services.runtime.wait_for(ready, 90) is not None, "simulator data never arrived"
+            wait_until(lambda: services.orders.recovered, timeout=20)
+            yield services
+        finally:
+            services.stop()
+            common.get_services.clear()
+
+
+@pytest.fixture(autouse=True)
+def navigation_like_a_running_server(monkeypatch):
+    """AppTest re-enters Streamlit's `pages/`-folder mode before each run; a server leaves it after
+    the first `st.navigation` call (see `common.ensure_app_shell`)."""
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def orders_page(ticket_id: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state[common.SESSION_KEY] = SESSION
+    if ticket_id:
+        at.session_state["ticket_id"] = ticket_id
+    at.run()
+    at.switch_page("pages/orders.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def button(at: AppTest, key: str):
+    return next(b for b in at.button if b.key == key)
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("success", "info", "error", "warning") for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_signal_to_filled_order_through_the_review_dialog(services):
+    gw, desk = services.runtime.sim, services.orders
+    spot = gw.spot("AAPL")
+    record = signal_record("AAPL", "BUY", spot)
+    ticket = desk.draft_from_signal(record, SESSION)
+    tid = ticket.ticket_id
+
+    at = orders_page(tid)
+    shown = at.dataframe[0].value
+    assert dict(zip(shown["Field"], shown["Value"]))["Ticket"] == tid
+    assert dict(zip(shown["Field"], shown["Value"]))["Signal stop / target (not sent)"] == (
+        f"{record.stop:.2f} / {record.target:.2f}")
+
+    # Edit quantity, limit and TIF in the ticket form.
+    limit = round(spot - 0.50, 2)
+    at.number_input(key=f"edit_qty_{tid}").set_value(3)
+    at.number_input(key=f"edit_limit_{tid}").set_value(limit)
+    at.selectbox(key=f"edit_tif_{tid}").set_value("GTC")
+    button(at, f"FormSubmitter:edit_{tid}-Apply changes").click()
+    at.run()
+    edited = desk.ticket(tid)
+    assert (edited.quantity, edited.limit_price, edited.tif) == (3, limit, "GTC")
+
+    # Review: checks + what-if, then the dialog with the whole ticket and the preview.
+    button(at, f"review_{tid}").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert desk.ticket(tid).state == TicketState.PREVIEWED
+    labels = [m.label for m in at.metric]
+    assert "Initial margin change" in labels and "Commission" in labels
+    assert gw.orders() == [o for o in gw.orders() if o.order_ref != tid]     # nothing sent yet
+
+    # Confirm, twice (a repeated click): exactly one order, with exactly the confirmed fields.
+    button(at, f"confirm_{tid}").click()
+    at.run()
+    assert not at.exception, at.exception
+    [order] = [o for o in gw.orders() if o.order_ref == tid]
+    assert (order.action, order.quantity, order.order_type, order.limit_price, order.tif, order.order_ref) == (
+        "BUY", 3, "LMT", limit, "GTC", tid)
+    assert "Sent" in texts(at)
+
+    # The market comes down to the limit: the order fills, the dialog follows it live.
+    gw.set_spot("AAPL", round(spot - 2.0, 2))
+    wait_until(lambda: desk.ticket(tid).state == TicketState.FILLED, timeout=30)
+    wait_until(lambda: "fill" in services.audit.audit(tid)["event"].to_list(), timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    assert "Filled 3" in texts(at)
+    [order] = [o for o in gw.orders() if o.order_ref == tid]
+    assert order.status == "Filled" and order.filled == 3
+    events = services.audit.audit(tid)["event"].to_list()
+    assert events.count("confirmed") == 1 and events.count("sent") == 1
+    assert set(services.audit.audit(tid).filter(
+        services.audit.audit(tid)["event"].is_in(["drafted", "confirmed"]))["session_id"]) == {SESSION}
+
+
+def test_a_second_tab_confirming_the_same_ticket_is_refused(services):
+    gw, desk = services.runtime.sim, services.orders
+    spot = gw.spot("AAPL")
+    ticket = desk.draft_from_signal(signal_record("AAPL", "SELL", spot), SESSION)
+    tid = ticket.ticket_id
+    desk.edit(tid, SESSION, limit_price=round(spot * 1.2, 2))
+    tabs = []
+    for session in (SESSION, "apptest-session-2"):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state[common.SESSION_KEY] = session
+        at.session_state["ticket_id"] = tid
+        at.run()
+        at.switch_page("pages/orders.py")
+        at.run()
+        button(at, f"review_{tid}").click()
+        at.run()
+        assert not at.exception, at.exception
+        tabs.append(at)
+    first, second = tabs
+    button(first, f"confirm_{tid}").click()
+    first.run()
+    button(second, f"confirm_{tid}").click()
+    second.run()
+    assert not second.exception, second.exception
+    assert "already confirmed" in texts(second)
+    assert len([o for o in gw.orders() if o.order_ref == tid]) == 1
+    trail = services.audit.audit(tid)
+    assert trail.filter(trail["event"] == "confirmed")["session_id"].to_list() == [SESSION]
+    desk.cancel(tid, SESSION)
+
+
+def test_cancel_all_asks_for_its_own_confirmation(services):
+    gw, desk = services.runtime.sim, services.orders
+    spot = gw.spot("AAPL")
+    ticket = desk.draft_from_signal(signal_record("AAPL", "BUY", spot), SESSION)
+    desk.edit(ticket.ticket_id, SESSION, limit_price=round(spot * 0.8, 2))
+    desk.preview(ticket.ticket_id, SESSION)
+    desk.confirm(ticket.ticket_id, SESSION)
+    wait_until(lambda: any(o.order_ref == ticket.ticket_id and o.is_working
+                           for o in services.runtime.snapshot().orders), timeout=20)
+    at = orders_page()
+    button(at, "cancel_all_open").click()
+    at.run()
+    assert not at.exception, at.exception
+    # The first click only opens the confirmation: nothing cancelled yet.
+    assert next(o for o in gw.orders() if o.order_ref == ticket.ticket_id).status == "Submitted"
+    button(at, "cancel_all_confirm").click()
+    at.run()
+    wait_until(lambda: next(o for o in gw.orders() if o.order_ref == ticket.ticket_id).status == "Cancelled")
+    assert "cancel_all_requested" in services.audit.audit()["event"].to_list()
