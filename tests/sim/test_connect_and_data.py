@@ -277,3 +277,15 @@ def test_option_and_implied_vol_history(gw):
     assert all(b.close > 0 for b in option_bars)
     assert len(iv_bars) >= 245 and all(0.03 < b.close < 2 for b in iv_bars)
     assert len({round(b.close, 3) for b in iv_bars}) > 50
+
+
+def test_option_con_ids_unique_and_stable_across_days_and_seeds():
+    from v6core.sim.chains import Universe
+    spots = {"SPY": 590.0, "QQQ": 510.0, "IWM": 225.0, "AAPL": 230.0, "TSLA": 340.0}
+    monday = Universe(spots, date(2026, 11, 23))
+    friday = Universe({**spots, "SPY": 600.0}, date(2026, 11, 27))
+    assert len(monday.by_id) == len({i.con_id for i in monday.by_id.values()})
+    assert all(0 < con_id < 2**31 for con_id in monday.by_id)
+    shared = [k for k in monday.options if k in friday.options]
+    assert len(shared) > 1000
+    assert all(monday.options[k].con_id == friday.options[k].con_id for k in shared)

@@ -115,6 +115,19 @@ def strikes_for(spec: UnderlyingSpec, spot: float) -> list[float]:
     return [round(low + i * step, 4) for i in range(count + 1)]
 
 
+def option_con_id(underlying_index: int, expiry: date, strike: float, right: str) -> int:
+    """The same option has the same conId in every run, whatever the seed or the day.
+
+    Layout (fits a signed 32-bit int): 1e9 + underlying x 2e8 + (expiry ordinal mod 2000) x 1e5
+    + half-dollar strike code x 2 + (0 call / 1 put).
+    """
+    strike_code = int(round(strike * 2))
+    if not 0 < strike_code < 50_000:
+        raise ValueError(f"strike {strike} outside the conId layout")
+    return (1_000_000_000 + underlying_index * 200_000_000 + (expiry.toordinal() % 2000) * 100_000
+            + strike_code * 2 + (0 if right == "C" else 1))
+
+
 @lru_cache(maxsize=8)
 def universe_for(spots: tuple[tuple[str, float], ...], today: date) -> Universe:
     """Universes are immutable once built, so gateways with the same seed and day share one."""
@@ -138,22 +151,20 @@ class Universe:
             strikes = strikes_for(spec, spots[spec.symbol])
             self.expiries[spec.symbol] = expiries
             self.strikes[spec.symbol] = strikes
-            # conIds: per-underlying block, then expiry-major, strike, right: stable for a date+seed
-            next_id = 600_000_000 + index * 10_000_000
             for expiry in expiries:
                 prefix = f"{spec.symbol:<6}{expiry:%y%m%d}"
                 for strike in strikes:
                     strike_text = f"{int(round(strike * 1000)):08d}"
                     for right in ("C", "P"):
+                        con_id = option_con_id(index, expiry, strike, right)
                         info = ContractInfo(
-                            con_id=next_id, symbol=spec.symbol, sec_type="OPT", expiry=expiry,
+                            con_id=con_id, symbol=spec.symbol, sec_type="OPT", expiry=expiry,
                             strike=strike, right=right, multiplier=OPTION_MULTIPLIER,
                             local_symbol=prefix + right + strike_text,
                             trading_class=spec.symbol,
                         )
-                        self.by_id[next_id] = info
+                        self.by_id[con_id] = info
                         self.options[(spec.symbol, expiry, strike, right)] = info
-                        next_id += 1
 
     def stock(self, symbol: str) -> ContractInfo | None:
         spec = SPEC_BY_SYMBOL.get(symbol)
