@@ -223,5 +223,5 @@ def chat_server():
 @pytest.fixture
 def llm_settings(tmp_path, chat_server) -> Settings:
     return Settings(_env_file=None, lake_path=tmp_path / "lake", llm_base_url=chat_server.base_url,
-                    llm_model="test-model", llm_api_key="sk-test-key", llm_timeout=5.0,
+                    llm_model="test-model", llm_api_key="sk-test-key", llm_timeout=30.0,
                     llm_max_retries=1)

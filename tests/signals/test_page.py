@@ -152,7 +152,7 @@ def test_llm_text_is_shown_as_text_and_flagged(services, tmp_path):
             "reasoning": INJECTION, "key_factors": ["**bold** [link](http://x)"], "trend": "UP",
             "entry": 190.0, "stop": 185.0, "target": 200.0})}]
         settings = Settings(_env_file=None, lake_path=services.settings.lake_path,
-                            llm_base_url=server.base_url, llm_model="m1", llm_timeout=5.0,
+                            llm_base_url=server.base_url, llm_model="m1", llm_timeout=30.0,
                             watchlist=["SPY"])
         services.settings = settings
         services.signals = SignalService(settings, services.runtime, settings.lake_path)

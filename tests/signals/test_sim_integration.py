@@ -57,11 +57,13 @@ def test_llm_order_instructions_never_reach_the_simulator(runtime, tmp_path):
         "target": round(spot * 1.06, 2)})}]
     try:
         settings = Settings(_env_file=None, mode="sim", lake_path=tmp_path / "lake",
-                            llm_base_url=server.base_url, llm_model="m", llm_timeout=5.0)
-        record = SignalService(settings, runtime, tmp_path / "lake").analyse("SPY")
+                            llm_base_url=server.base_url, llm_model="m", llm_timeout=30.0)
+        service = SignalService(settings, runtime, tmp_path / "lake")
+        record = service.analyse("SPY")
     finally:
         server.stop()
-    assert record.analyst == "llm:m" and record.actionable
+    assert record.analyst == "llm:m" and record.actionable, [
+        (r.analyst, r.reject_reason) for r in service.history_records("SPY")]
     assert any(f.startswith("order-instruction") for f in record.flags)
     assert runtime.sim.orders() == []
     assert runtime.snapshot().orders == ()
