@@ -87,3 +87,28 @@ def test_surface_has_put_skew_and_term_structure(gw):
     tsla = gw.lookup("TSLA", gw.expiries("TSLA")[4],
                      min(gw.strikes("TSLA"), key=lambda k: abs(k - gw.spot("TSLA"))), "C")
     assert gw.option_inputs(tsla.con_id)["iv"] > 0.4
+
+
+def test_calculate_option_price_and_implied_vol(gw):
+    gw.freeze()
+    info = pick_options(gw)[1]
+    inputs = gw.option_inputs(info.con_id)
+
+    async def go():
+        ib = await connect(gw.port)
+        try:
+            contract = Option(conId=info.con_id, exchange="SMART")
+            await ib.qualifyContractsAsync(contract)
+            priced = await ib.calculateOptionPriceAsync(contract, 0.25, inputs["spot"])
+            implied = await ib.calculateImpliedVolatilityAsync(contract, priced.optPrice,
+                                                               inputs["spot"])
+            return priced, implied
+        finally:
+            ib.disconnect()
+
+    priced, implied = run(go)
+    ref = reference_bs(inputs["spot"], inputs["strike"], inputs["t_years"], inputs["rate"], 0.25,
+                       inputs["right"])
+    assert priced.optPrice == pytest.approx(ref["price"], rel=1e-6)
+    assert priced.delta == pytest.approx(ref["delta"], rel=1e-6)
+    assert implied.impliedVol == pytest.approx(0.25, rel=1e-6)
