@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pyarrow as pa
-import pytest
 from deltalake import DeltaTable
 
 from tests.signals.conftest import (RecordingRuntime, downtrend, flat, make_bars,
