@@ -133,14 +133,20 @@ def contract_from_ib(contract: Any) -> tuple[ContractInfo | None, tuple[str, ...
     return info, tuple(flags)
 
 
-def quote_from_ticker(ticker: Any, received_at: datetime) -> tuple[Quote, tuple[str, ...]]:
-    """A Quote from an ib_async Ticker; negative prices and non-finite values are dropped and flagged."""
+def quote_from_ticker(ticker: Any, received_at: datetime,
+                      fallback_iv: float | None = None) -> tuple[Quote, tuple[str, ...]]:
+    """A Quote from an ib_async Ticker; negative prices and non-finite values are dropped and flagged.
+
+    `fallback_iv` (the IV of IB's validated model Greeks) fills in when the IV tick is missing.
+    """
     flags: list[str] = []
     con_id = int(getattr(getattr(ticker, "contract", None), "conId", 0) or 0)
     iv = clean_number(getattr(ticker, "impliedVolatility", None))
     if iv is not None and not 0 < iv < 20:
         flags.append(f"implied vol {iv:g} out of range ignored")
         iv = None
+    if iv is None:
+        iv = fallback_iv
     volume = clean_number(getattr(ticker, "volume", None))
     quote = Quote(
         con_id=con_id,
