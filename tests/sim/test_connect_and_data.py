@@ -289,3 +289,28 @@ def test_option_con_ids_unique_and_stable_across_days_and_seeds():
     shared = [k for k in monday.options if k in friday.options]
     assert len(shared) > 1000
     assert all(monday.options[k].con_id == friday.options[k].con_id for k in shared)
+
+
+def test_delayed_market_data_type_uses_delayed_ticks(gw):
+    held = next(p.contract for p in gw.seeded_positions() if p.contract.symbol == "QQQ")
+
+    async def go():
+        ib = await connect(gw.port)
+        errors = ErrorLog(ib)
+        try:
+            ib.reqMarketDataType(3)
+            contract = Option(conId=held.con_id, exchange="SMART")
+            await ib.qualifyContractsAsync(contract)
+            types: set[int] = set()
+            ticker = ib.reqMktData(contract)
+            ticker.updateEvent += lambda t: types.update(tick.tickType for tick in t.ticks)
+            await until(lambda: ticker.bid == ticker.bid and ticker.modelGreeks and ticker.close > 0
+                        and {66, 67} <= types, what="delayed quotes")
+            return ticker, types, errors.codes()
+        finally:
+            ib.disconnect()
+
+    ticker, types, codes = run(go)
+    assert ticker.marketDataType == 3 and 10167 in codes
+    assert {66, 67} <= types and not {1, 2} & types
+    assert ticker.modelGreeks.delta < 0

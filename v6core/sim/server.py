@@ -83,13 +83,21 @@ class Fields:
         return spec
 
 
+# live tick type -> the delayed one real TWS uses under reqMarketDataType(3/4)
+DELAYED_TICKS = {1: 66, 2: 67, 4: 68, 9: 75, 8: 74, 13: 83}
+
+
 @dataclass(slots=True)
 class MarketSub:
     req_id: int
     contract: ContractInfo | None
     legs: list[tuple[ContractInfo, int, str]]
     generic: set[str]
+    delayed: bool = False
     sent: dict = field(default_factory=dict)
+
+    def tick(self, tick_type: int) -> int:
+        return DELAYED_TICKS.get(tick_type, tick_type) if self.delayed else tick_type
 
 
 class Session:
@@ -405,8 +413,11 @@ class Session:
             contract = self.server.resolve(spec)
             if contract is None:
                 raise BadRequest(req_id, 200, "No security definition has been found for the request")
-        sub = MarketSub(req_id, contract, legs, generic)
+        sub = MarketSub(req_id, contract, legs, generic, delayed=self.market_data_type in (3, 4))
         self.send([58, 1, req_id, self.market_data_type])
+        if sub.delayed:
+            self.error(req_id, 10167, "Requested market data is not subscribed. "
+                                      "Displaying delayed market data.")
         self.send([81, req_id, 0.01, "9c0001", 3])
         self.server.send_ticks(self, sub, first=True)
         if snapshot or regulatory:
@@ -758,48 +769,49 @@ class SimServer:
             bid, ask = self._combo_quote(sub.legs)
             if first or sent.get("bid") != bid:
                 sent["bid"] = bid
-                session.send(msg.tick_price(rid, 1, bid, 1))
+                session.send(msg.tick_price(rid, sub.tick(1), bid, 1))
             if first or sent.get("ask") != ask:
                 sent["ask"] = ask
-                session.send(msg.tick_price(rid, 2, ask, 1))
+                session.send(msg.tick_price(rid, sub.tick(2), ask, 1))
             return
         info = sub.contract
         q = self.quote(info)
         if first:
-            session.send(msg.tick_price(rid, 9, self.market.close_price(info), 0))
-            session.send(msg.tick_size(rid, 8, self.market.volume(info)))
+            session.send(msg.tick_price(rid, sub.tick(9), self.market.close_price(info), 0))
+            session.send(msg.tick_size(rid, sub.tick(8), self.market.volume(info)))
         elif not self.market.clock.frozen:
-            session.send(msg.tick_size(rid, 8, self.market.tick_volume(info)))
+            session.send(msg.tick_size(rid, sub.tick(8), self.market.tick_volume(info)))
         if first or sent.get("bid") != (q.bid, q.bid_size):
             sent["bid"] = (q.bid, q.bid_size)
-            session.send(msg.tick_price(rid, 1, q.bid, q.bid_size))
+            session.send(msg.tick_price(rid, sub.tick(1), q.bid, q.bid_size))
         if first or sent.get("ask") != (q.ask, q.ask_size):
             sent["ask"] = (q.ask, q.ask_size)
-            session.send(msg.tick_price(rid, 2, q.ask, q.ask_size))
+            session.send(msg.tick_price(rid, sub.tick(2), q.ask, q.ask_size))
         if first or sent.get("last") != q.last:
             sent["last"] = q.last
-            session.send(msg.tick_price(rid, 4, q.last, q.bid_size))
+            session.send(msg.tick_price(rid, sub.tick(4), q.last, q.bid_size))
         if info.sec_type == "OPT":
             if first or sent.get("greeks") != self.market.version:
                 sent["greeks"] = self.market.version
-                self._send_greeks(session, rid, info, q)
+                self._send_greeks(session, rid, sub.tick(13), info, q)
         elif "106" in sub.generic and (first or sent.get("iv") != self.market.version):
             sent["iv"] = self.market.version
             t = 30 / 365
             spot = self.market.spots[info.symbol]
             session.send(msg.tick_generic(rid, 24, self.market.implied_vol(info.symbol, spot, t)))
 
-    def _send_greeks(self, session: Session, rid: int, info: ContractInfo, q: Quote) -> None:
+    def _send_greeks(self, session: Session, rid: int, tick_type: int, info: ContractInfo,
+                     q: Quote) -> None:
         mode = self.faults.greeks_mode(info.con_id)
         if mode == "withhold":
             return
         session.send(msg.tick_generic(rid, 24, q.iv))
         g = q.greeks
         if mode is None:
-            session.send(msg.option_computation(rid, 13, q.iv, g["delta"], g["price"], g["gamma"],
-                                                g["vega"], g["theta"], q.und_price))
+            session.send(msg.option_computation(rid, tick_type, q.iv, g["delta"], g["price"],
+                                                g["gamma"], g["vega"], g["theta"], q.und_price))
         else:
-            session.send(msg.option_computation(rid, 13, *corrupt_greeks(mode, q.und_price)))
+            session.send(msg.option_computation(rid, tick_type, *corrupt_greeks(mode, q.und_price)))
 
     def _combo_quote(self, legs: list[tuple[ContractInfo, int, str]]) -> tuple[float, float]:
         bid = ask = 0.0
