@@ -61,6 +61,7 @@ class Account:
             return info
 
         def add(info: ContractInfo, qty: float) -> None:
+            assert info.con_id not in self.holdings, f"seeded twice: {info.label}"
             fair = self.market.mark(info)
             # opened earlier at a different price: P&L is not zero from the start
             paid = fair * rng.uniform(0.75, 1.3)
@@ -94,7 +95,7 @@ class Account:
         add(opt("TSLA", 30, 1.12, "C"), -1)
         # 100 AAPL and a covered call on them
         add(u.stock("AAPL"), 100)
-        add(opt("AAPL", 17, 1.06, "C"), -1)
+        add(opt("AAPL", 10, 1.06, "C"), -1)     # >= a week from the butterfly's expiry
 
     # ---- fills
     def apply_fill(self, info: ContractInfo, signed_qty: float, price: float,

@@ -585,7 +585,7 @@ class Session:
                 continue
             if sec_type and fill.contract.sec_type != sec_type:
                 continue
-            if side and side[0] != fill.side[0] and not (side == "BUY" and fill.side == "BOT"):
+            if side and side[0] != fill.side[0]:          # BUY/BOT, SELL/SLD
                 continue
             self.send(msg.execution(req_id, fill))
             self.send(msg.commission_report(fill))
