@@ -114,8 +114,17 @@ def _signal_detail(services, record, snapshot) -> None:
 def _charts(services, symbol: str) -> None:
     figures = services.signals.charts(symbol)
     if not figures:
-        st.info("Charts appear after an analysis in this session of the server (Analyse now).")
-        return
+        if not st.button(f"Load charts: {symbol}", key="v6_load_charts",
+                         help="Fetches the bars and draws the charts without analysing."):
+            st.caption("No analysis of this symbol since the server started: load its charts or analyse it.")
+            return
+        with st.spinner(f"Loading {symbol} bars…"):
+            try:
+                figures = services.signals.charts(symbol, fetch=True)
+            except Exception as exc:  # missing bars are the operator's information, not a crash
+                st.error("Could not load the bars:")
+                st.text(str(exc))
+                return
     for tab, (timeframe, figure) in zip(st.tabs([t.title() for t in figures]), figures.items()):
         with tab:
             st.plotly_chart(figure, key=f"v6_chart_{symbol}_{timeframe}")

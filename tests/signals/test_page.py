@@ -76,8 +76,17 @@ def test_page_before_any_analysis(services):
     at = run_page()
     assert at.title[0].value == "Signals"
     assert "No signals yet: press Analyse." in [i.value for i in at.info]
-    assert [b.label for b in at.button] == ["Analyse now: SPY", "Analyse all"]
+    assert [b.label for b in at.button] == ["Analyse now: SPY", "Analyse all", "Load charts: SPY"]
     assert services.runtime.order_calls == []
+
+
+def test_charts_can_be_loaded_without_an_analysis(services):
+    at = run_page()
+    button(at, "Load charts: SPY").click()
+    at = run_page(at)
+    assert len(at.get("plotly_chart")) == 2
+    assert services.signals.latest() == {}                 # loading charts analyses nothing
+    assert [c[2] for c in services.runtime.calls if c[0] == "historical_bars"] == ["1 day", "1 week"]
 
 
 def test_analyse_all_shows_latest_per_symbol_history_and_inputs(services):

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable
 
 from tests.signals.conftest import (RecordingRuntime, downtrend, flat, make_bars,
@@ -135,6 +136,18 @@ def test_rules_service_analyses_stores_and_reports(rules_settings):
     assert {t.name for t in figures["daily"].data} >= {"SMA 20", "SMA 50", "SMA 200", "BB upper",
                                                        "RSI 14", "MACD", "Signal", "Volume"}
     assert service.charts("NOPE") == {}
+    with pytest.raises(LookupError):
+        service.charts("NOPE", fetch=True)
+    assert set(service.charts("QQQ")) == {"daily", "weekly"}
+
+
+def test_charts_load_bars_on_request_without_analysing(rules_settings):
+    service, runtime = make_service(rules_settings)
+    assert service.charts("IWM") == {}
+    figures = service.charts("iwm", fetch=True)
+    assert figures["weekly"].layout.title.text == "IWM weekly"
+    assert service.charts("IWM")["daily"].data[0].type == "candlestick"    # kept for later runs
+    assert service.latest() == {} and service.last_input("IWM") is None
 
 
 def test_weekly_bars_from_the_gateway_are_used_when_given(rules_settings):

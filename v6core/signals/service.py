@@ -114,6 +114,7 @@ class SignalService:
                 self.llm_error = f"LLM analyst unavailable ({exc.__class__.__name__}); using rules"
                 log.warning("%s", self.llm_error)
         self._last: dict[str, LastAnalysis] = {}
+        self._chart_frames: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
         self._run_lock = threading.Lock()      # one analysis at a time (LLM calls are costly)
 
     # ----------------------------------------------------------------- reading
@@ -158,13 +159,19 @@ class SignalService:
         inp = self.last_input(symbol)
         return None if inp is None else input_payload(inp)
 
-    def charts(self, symbol: str) -> dict[str, go.Figure]:
-        """Daily and weekly figures of the last analysis of `symbol` (empty if none yet)."""
-        last = self._last.get(symbol.upper())
-        if last is None:
+    def charts(self, symbol: str, fetch: bool = False) -> dict[str, go.Figure]:
+        """Daily and weekly figures from the last analysis of `symbol`, else from bars loaded for
+        charting; with `fetch`, bars are loaded now if there are none (no analysis is made)."""
+        symbol = symbol.upper()
+        last = self._last.get(symbol)
+        frames = (last.daily, last.weekly) if last is not None else self._chart_frames.get(symbol)
+        if frames is None and fetch:
+            daily, weekly, _ = self._frames(symbol)
+            frames = self._chart_frames[symbol] = (daily, weekly)
+        if frames is None:
             return {}
-        return {"daily": build_chart(last.daily, last.input.symbol, "daily"),
-                "weekly": build_chart(last.weekly, last.input.symbol, "weekly")}
+        return {"daily": build_chart(frames[0], symbol, "daily"),
+                "weekly": build_chart(frames[1], symbol, "weekly")}
 
     # --------------------------------------------------------------- analysing
     def analyse_all(self, symbols: Iterable[str] | None = None,
@@ -205,7 +212,8 @@ class SignalService:
             log.exception("snapshot for signal exposure failed")
             return None
 
-    def _build_input(self, symbol: str) -> tuple[AnalystInput, pl.DataFrame, pl.DataFrame]:
+    def _frames(self, symbol: str) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+        """Daily and weekly indicator frames, and where the weekly bars came from."""
         daily = add_indicators(self._fetch(symbol, DAILY_BAR_SIZE, DAILY_DURATION))
         if daily.height == 0:
             raise InsufficientData("the gateway returned no daily bars")
@@ -220,14 +228,16 @@ class SignalService:
                 log.info("weekly bars for %s unavailable (%s); resampling daily", symbol, exc)
                 weekly_bars, weekly_source = None, "resampled from daily (gateway weekly failed)"
         weekly = add_indicators(weekly_bars if weekly_bars is not None else resample_weekly(daily))
+        return daily, weekly, weekly_source
 
+    def _build_input(self, symbol: str) -> tuple[AnalystInput, pl.DataFrame, pl.DataFrame]:
+        daily, weekly, weekly_source = self._frames(symbol)
         snapshot = self._snapshot()
-        summary = snapshot.underlying(symbol) if snapshot is not None else None
-        last_close = float(daily["close"][-1])
-        if summary is not None and summary.spot is not None and summary.spot > 0:
-            price, price_source = float(summary.spot), "live quote"
+        live = live_price(snapshot, symbol)
+        if live is not None:
+            price, price_source = live, "live quote"
         else:
-            price, price_source = last_close, "last daily close"
+            price, price_source = float(daily["close"][-1]), "last daily close"
         inp = AnalystInput(
             symbol=symbol, as_of=utc_now(), reference_price=round(price, 4), price_source=price_source,
             daily=summarize(daily), weekly=summarize(weekly), recent_bars=recent_bars(daily),
