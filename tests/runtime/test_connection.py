@@ -43,7 +43,9 @@ def test_gateway_restart_is_survived_with_subscriptions_restored(gateway, make_r
     fresh = rt.wait_for(lambda s: all((q := s.quote(i)) is not None and q.time is not None
                                       and q.time >= reconnected_at for i in ids)
                         and all(l.daily_pnl is not None for l in s.legs)
-                        and s.daily_pnl is not None, 15)
+                        and s.daily_pnl is not None
+                        and s.account.updated_at is not None
+                        and s.account.updated_at >= reconnected_at, 15)
     assert fresh is not None
     assert not any("Disconnected" in a.message for a in fresh.alerts)
 
@@ -101,3 +103,28 @@ def test_commands_fail_cleanly_when_not_running():
     rt = Runtime(fast_settings(ib_port=1))
     with pytest.raises(RuntimeError, match="not running"):
         rt.cancel_all().result(timeout=1)
+
+
+def test_ib_connectivity_codes_degrade_and_restore(gateway, make_runtime):
+    gw = gateway
+    rt = make_runtime(gw)
+    wait_ready(rt, gw)
+    wrapper = rt._ib.wrapper           # feed the codes exactly where the decoder delivers ERR_MSG
+    rt._loop.call_soon_threadsafe(wrapper.error, -1, 1100,
+                                  "Connectivity between IB and Trader Workstation has been lost.", "")
+    degraded = rt.wait_for(lambda s: s.connection.state == ConnState.DEGRADED, 5)
+    assert degraded is not None
+    assert all(l.stale for l in degraded.legs)
+    assert any(n.startswith("1100") for n in degraded.connection.notices)
+    rt._loop.call_soon_threadsafe(wrapper.error, -1, 1101,
+                                  "Connectivity between IB and TWS has been restored- data lost.", "")
+    restored_at = datetime.now(timezone.utc)
+    # data lost: every quote is subscribed again and fresh
+    back = rt.wait_for(lambda s: s.connection.state == ConnState.CONNECTED and all(
+        l.quote_time is not None and l.quote_time > restored_at and not l.stale for l in s.legs), 10)
+    assert back is not None
+    rt._loop.call_soon_threadsafe(wrapper.error, -1, 2103, "Market data farm connection is broken:usfarm", "")
+    assert rt.wait_for(lambda s: s.connection.state == ConnState.DEGRADED
+                       and any(n.startswith("2103") for n in s.connection.notices), 5)
+    rt._loop.call_soon_threadsafe(wrapper.error, -1, 2104, "Market data farm connection is OK:usfarm", "")
+    assert rt.wait_for(lambda s: s.connection.state == ConnState.CONNECTED, 5)
