@@ -828,10 +828,13 @@ class SimServer:
     async def _market_task(self) -> None:
         interval = 1.0 / self.tick_rate
         loop = asyncio.get_running_loop()
-        last = loop.time()
+        last = due = loop.time()
         while True:
-            await asyncio.sleep(interval)
+            due += interval
+            await asyncio.sleep(max(0.0, due - loop.time()))
             now = loop.time()
+            if now - due > 1.0:          # fell far behind (suspended, overloaded): do not burst
+                due = now
             try:
                 self.market.step(now - last)
                 self.on_market_change()
