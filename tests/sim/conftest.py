@@ -42,7 +42,7 @@ async def connect(port: int, client_id: int = 1, timeout: float = 5.0) -> IB:
     return ib
 
 
-async def until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+async def until(predicate: Callable[[], object], timeout: float = 15.0, what: str = "") -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate():

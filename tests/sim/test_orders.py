@@ -189,8 +189,9 @@ def test_two_clients_share_the_account_and_keep_their_orders(gw):
             open_b = await b.reqOpenOrdersAsync()
             fill = b.placeOrder(stock, MarketOrder("BUY", 5))
             await until(lambda: fill.orderStatus.status == "Filled")
-            await until(lambda: next(p.position for p in a.positions()
-                                     if p.contract.conId == stock.conId) == 5, what="shared position")
+            await until(lambda: next((p.position for p in a.positions()
+                                      if p.contract.conId == stock.conId), 0) == 5,
+                        what="shared position")
             return ta, tb, open_a, open_b
         finally:
             a.disconnect()
