@@ -57,7 +57,7 @@ def _analyse_controls(services, symbols: list[str], symbol: str) -> None:
 
 def _create_ticket(services, record) -> None:
     if not record.actionable:
-        st.caption("Not actionable (HOLD, LOW confidence or rejected): no ticket.")
+        st.caption("Not actionable (HOLD, LOW confidence, rejected, or the answer tried to give orders): no ticket.")
         return
     desk = services.orders
     available = getattr(desk, "trading_available", True)

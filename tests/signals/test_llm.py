@@ -162,6 +162,7 @@ def test_order_instructions_in_the_answer_are_flagged_and_nothing_is_ordered(cha
 
     # At most a signal: stored as data, flagged, and it still needs a human and a ticket.
     assert record.status is Status.ACCEPTED and record.reasoning == INJECTION
+    assert record.suspect and not record.actionable     # no "Create ticket" on a suspect answer
     flags = " ".join(record.flags)
     assert "order-instruction" in flags
     for phrase in ("ignore previous instructions", "market order", "buy 500 shares",

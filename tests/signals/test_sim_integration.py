@@ -62,7 +62,7 @@ def test_llm_order_instructions_never_reach_the_simulator(runtime, tmp_path):
         record = service.analyse("SPY")
     finally:
         server.stop()
-    assert record.analyst == "llm:m" and record.actionable, [
+    assert record.analyst == "llm:m" and record.accepted and not record.actionable, [
         (r.analyst, r.reject_reason) for r in service.history_records("SPY")]
     assert any(f.startswith("order-instruction") for f in record.flags)
     assert runtime.sim.orders() == []

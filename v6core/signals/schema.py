@@ -238,8 +238,13 @@ class SignalRecord:
         return self.status is Status.ACCEPTED
 
     @property
+    def suspect(self) -> bool:
+        """The analyst's text tried to give orders: keep it for review, never one click from a ticket."""
+        return any(f.startswith("order-instruction") for f in self.flags)
+
+    @property
     def actionable(self) -> bool:
-        return (self.accepted and self.action in (Action.BUY, Action.SELL)
+        return (self.accepted and not self.suspect and self.action in (Action.BUY, Action.SELL)
                 and self.confidence in (Confidence.HIGH, Confidence.MEDIUM))
 
     @property
