@@ -511,25 +511,25 @@ class Session:
             for _ in range(f.int()):
                 f.text()
             f.skip(2 * f.int())
-        f.skip(7)
-        f.skip(21)
-        if f.text():                      # deltaNeutralOrderType
-            f.skip(9)
-        else:
-            f.skip(1)
-        f.skip(4 + 2)
+        f.skip(7)                         # sharesAllocation .. faPercentage
+        f.skip(22)                        # modelCode .. volatilityType
+        delta_neutral_type = f.text()
+        f.skip(1)                         # deltaNeutralAuxPrice
+        if delta_neutral_type:
+            f.skip(8)
+        f.skip(6)                         # continuousUpdate .. scaleSubsLevelSize
         increment = f.float()
         if increment is not None and 0 < increment:
             f.skip(7)
-        f.skip(3)
+        f.skip(3)                         # scaleTable, activeStartTime, activeStopTime
         if f.text():                      # hedgeType
             f.skip(1)
-        f.skip(4)
+        f.skip(4)                         # optOutSmartRouting .. notHeld
         if f.bool():                      # delta-neutral contract
             f.skip(3)
         if f.text():                      # algoStrategy
             f.skip(2 * f.int())
-        f.skip(1)
+        f.skip(1)                         # algoId
         what_if = f.bool()
         contract = None if is_bag else self.server.resolve(spec)
         request = OrderRequest(
