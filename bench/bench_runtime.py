@@ -18,6 +18,7 @@ pass/fail.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import subprocess
@@ -116,6 +117,7 @@ def measure_latency(n: int, seconds: float, seed: int = 7, tick_rate: float = 3.
         snapshots = 0
         last_time: dict[int, datetime] = {q.con_id: q.time for q in warm.quotes}
         last_seq = warm.seq
+        cpu_start = time.process_time()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             snap = rt.wait_for(lambda s, seq=last_seq: s.seq > seq, 2.0)
@@ -129,8 +131,10 @@ def measure_latency(n: int, seconds: float, seed: int = 7, tick_rate: float = 3.
                 if q.time is not None and q.time != last_time.get(q.con_id):
                     last_time[q.con_id] = q.time
                     latencies.append((seen - q.time) / timedelta(milliseconds=1))
+        cpu = time.process_time() - cpu_start
         legs = len(rt.snapshot().legs)
-        return {"contracts": len(ids), "legs": legs, "samples": len(latencies),
+        return {"cpu_share": cpu / seconds,
+                "cpu_us_per_update": cpu / max(len(latencies), 1) * 1e6,"contracts": len(ids), "legs": legs, "samples": len(latencies),
                 "p50_ms": pct(latencies, 0.50), "p99_ms": pct(latencies, 0.99),
                 "snapshots_per_s": snapshots / seconds,
                 "quote_updates_per_s": len(latencies) / seconds,
@@ -242,6 +246,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (figures are wall time)")
 
     print(f"== Greeks for {args.legs:,} legs (best of {args.repeat}; JIT warm-up excluded)")
     g = measure_greeks(args.legs, args.repeat)
@@ -264,7 +269,8 @@ def main() -> None:
         print(f"  {r['contracts']:5d} contracts ({r['legs']} legs): p50 {r['p50_ms']:6.1f} ms  "
               f"p99 {r['p99_ms']:6.1f} ms | {r['samples']} samples, "
               f"{r['quote_updates_per_s']:.0f} quote updates/s, {r['snapshots_per_s']:.1f} snapshots/s, "
-              f"live build median {r['build_ms_median']:.1f} ms")
+              f"live build median {r['build_ms_median']:.1f} ms; this process used "
+              f"{r['cpu_share']:.2f} CPU-s/s = {r['cpu_us_per_update']:.0f} us CPU per quote update")
 
 
 if __name__ == "__main__":

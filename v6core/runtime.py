@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import random
 import threading
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import date, datetime, time as dtime, timedelta, timezone
 from typing import Any, TypeVar
@@ -75,22 +76,28 @@ def _validated(settings: Settings) -> Settings:
 
 
 class _FrameSplitter:
-    """Feeds ib_async's client whole frames in small batches.
+    """Feeds ib_async's client whole frames in small batches, one batch per loop iteration.
 
     ib_async's `Client._onSocketHasData` copies the rest of its buffer after every message, which
     is quadratic in the size of one socket read: a 256 KB burst (1,000 contracts ticking at
-    once) costs hundreds of milliseconds. Handing it at most ~8 KB of complete frames at a time
-    keeps that linear; what it does with each frame is unchanged.
+    once) costs hundreds of milliseconds and blocks the loop meanwhile. Handing it ~8 KB of
+    complete frames per loop iteration keeps the work linear and lets snapshot rebuilds and
+    commands run between batches; what ib_async does with each frame is unchanged.
     """
 
     BATCH_BYTES = 8192
 
-    def __init__(self, deliver: Callable[[bytes], None]) -> None:
+    def __init__(self, deliver: Callable[[bytes], None], loop: asyncio.AbstractEventLoop) -> None:
         self._deliver = deliver
+        self._loop = loop
         self._pending = b""
+        self._batches: deque[bytes] = deque()
+        self._draining = False
 
     def reset(self) -> None:
+        """Forget partial and queued frames (the session they belong to has ended)."""
         self._pending = b""
+        self._batches.clear()
 
     def __call__(self, data: bytes) -> None:
         buf = self._pending + data if self._pending else data
@@ -102,11 +109,26 @@ class _FrameSplitter:
                 break
             pos = end
             if pos - start >= self.BATCH_BYTES:
-                self._deliver(buf[start:pos])
+                self._batches.append(buf[start:pos])
                 start = pos
         if pos > start:
-            self._deliver(buf[start:pos])
+            self._batches.append(buf[start:pos])
         self._pending = buf[pos:]
+        if not self._draining and self._batches:
+            self._draining = True
+            self._drain()
+
+    def _drain(self) -> None:
+        if not self._batches:
+            self._draining = False
+            return
+        try:
+            self._deliver(self._batches.popleft())
+        finally:
+            if self._batches:
+                self._loop.call_soon(self._drain)
+            else:
+                self._draining = False
 
 
 def _guarded(handler: Callable) -> Callable:
@@ -149,6 +171,7 @@ class Runtime:
         self._pnl_singles: set[tuple[str, int]] = set()
         self._watched: set[int] = set()              # extra quote subscriptions (watch())
         self._greeks_seen: dict[int, tuple[Any, Any, tuple[str, ...]]] = {}
+        self._pending_tickers: dict[int, tuple[Any, datetime]] = {}
         self._pnl_account = ""
         self._farms: dict[str, tuple[int, str]] = {}
         self._last_message_at: datetime | None = None
@@ -285,7 +308,7 @@ class Runtime:
             # the simulator has no pacing limits; real IB keeps ib_async's 45 requests/s throttle
             self._ib.client.MaxRequests = 0
         client = self._ib.client
-        self._frames = _FrameSplitter(client._onSocketHasData)
+        self._frames = _FrameSplitter(client._onSocketHasData, loop)
         client.conn.hasData -= client._onSocketHasData
         client.conn.hasData += self._frames
         self._hook_events(self._ib)
@@ -377,6 +400,7 @@ class Runtime:
 
     async def _on_connected(self) -> None:
         ib, state = self._ib, self._state
+        self._ingest_tickers()
         state.epoch += 1
         self._tickers.clear()
         self._pnl_singles.clear()
@@ -516,6 +540,8 @@ class Runtime:
             return
         log.warning("disconnected from %s:%s", self._host, self._port)
         self._session_ready = False
+        self._frames.reset()
+        self._ingest_tickers()           # what arrived before the drop belongs to the old session
         self._tickers.clear()
         self._pnl_singles.clear()
         self._pnl_account = ""
@@ -548,6 +574,7 @@ class Runtime:
                     for ticker in self._tickers.values():
                         self._ib.cancelMktData(ticker.contract)
                     self._tickers.clear()
+                    self._ingest_tickers()
                     self._state.epoch += 1
                     self._schedule_sync()
             return
@@ -569,20 +596,31 @@ class Runtime:
 
     @_guarded
     def _on_tickers(self, tickers: Any) -> None:
+        # Only remember which tickers moved: they are converted once per rebuild, so a contract
+        # that ticks five times between two snapshots costs one conversion, not five.
         now = _now()
-        state = self._state
+        pending = self._pending_tickers
         for ticker in tickers:
-            contract = getattr(ticker, "contract", None)
-            con_id = int(getattr(contract, "conId", 0) or 0)
-            if not con_id:
-                continue
-            ib_greeks, greek_flags = None, ()
-            if getattr(contract, "secType", "") == "OPT":
-                ib_greeks, greek_flags = self._checked_greeks(con_id, getattr(ticker, "modelGreeks", None))
-            quote, flags = quote_from_ticker(ticker, now,
-                                             ib_greeks.iv if ib_greeks is not None else None)
-            state.quotes[con_id] = QuoteRecord(quote, flags, ib_greeks, greek_flags, state.epoch)
+            con_id = int(getattr(getattr(ticker, "contract", None), "conId", 0) or 0)
+            if con_id:
+                pending[con_id] = (ticker, now)
         self._mark_dirty()
+
+    def _ingest_tickers(self) -> None:
+        """Convert the tickers that moved since the last rebuild into QuoteRecords."""
+        pending, self._pending_tickers = self._pending_tickers, {}
+        state = self._state
+        for con_id, (ticker, received_at) in pending.items():
+            try:
+                ib_greeks, greek_flags = None, ()
+                if getattr(ticker.contract, "secType", "") == "OPT":
+                    ib_greeks, greek_flags = self._checked_greeks(
+                        con_id, getattr(ticker, "modelGreeks", None))
+                quote, flags = quote_from_ticker(ticker, received_at,
+                                                 ib_greeks.iv if ib_greeks is not None else None)
+                state.quotes[con_id] = QuoteRecord(quote, flags, ib_greeks, greek_flags, state.epoch)
+            except Exception:
+                log.exception("ticker for conId %s could not be read", con_id)
 
     def _checked_greeks(self, con_id: int, computation: Any) -> tuple[Any, tuple[str, ...]]:
         """IB's model Greeks through edge and market-semantics checks, once per computation
@@ -729,6 +767,7 @@ class Runtime:
         if not state.dirty:
             return
         state.dirty = False
+        self._ingest_tickers()
         status = dataclasses.replace(self._status, last_message_at=self._last_message_at)
         try:
             snapshot = self._builder.build(state, status, self._store.next_seq)
