@@ -170,6 +170,7 @@ class Runtime:
         self._tickers: dict[int, Any] = {}           # conId -> Ticker of the current session
         self._pnl_singles: set[tuple[str, int]] = set()
         self._watched: set[int] = set()              # extra quote subscriptions (watch())
+        self._unknown_symbols: set[str] = set()      # underlyings the gateway does not know
         self._greeks_seen: dict[int, tuple[Any, Any, tuple[str, ...]]] = {}
         self._pending_tickers: dict[int, tuple[Any, datetime]] = {}
         self._pnl_account = ""
@@ -405,6 +406,7 @@ class Runtime:
         self._tickers.clear()
         self._pnl_singles.clear()
         self._pnl_account = ""
+        self._unknown_symbols.clear()
         accounts = tuple(ib.managedAccounts())
         state.managed_accounts = accounts
         account = self.settings.account or (accounts[0] if len(accounts) == 1 else "")
@@ -451,7 +453,16 @@ class Runtime:
         if self._sync_task is not None and not self._sync_task.done():
             self._sync_again = True
             return
-        self._sync_task = asyncio.get_running_loop().create_task(self._sync_subscriptions())
+        self._sync_task = asyncio.get_running_loop().create_task(self._sync_logged())
+
+    async def _sync_logged(self) -> None:
+        try:
+            await self._sync_subscriptions()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # a drop mid-way is fine: the next session subscribes everything again
+            log.warning("subscription sync failed", exc_info=True)
 
     async def _sync_subscriptions(self) -> None:
         """Make the subscriptions match the positions: quotes, PnL, PnL single. Idempotent."""
@@ -468,7 +479,8 @@ class Runtime:
         legs = [p for p in state.positions.values() if p.contract.sec_type in ("STK", "OPT")]
         # SPY prices the beta weighting; the watchlist feeds tickets and signals
         symbols = {p.contract.symbol for p in legs} | {"SPY"} | set(self.settings.watchlist)
-        missing = sorted(s for s in symbols if s not in state.underlying_ids)
+        missing = sorted(s for s in symbols
+                         if s not in state.underlying_ids and s not in self._unknown_symbols)
         if missing:
             await self._qualify_underlyings(missing)
         wanted: set[int] = {p.contract.con_id for p in legs} | self._watched
@@ -508,6 +520,7 @@ class Runtime:
         for symbol, contract, result in zip(symbols, contracts, results):
             if isinstance(result, BaseException) or not result or result[0] is None:
                 log.warning("underlying %s could not be qualified: %s", symbol, result)
+                self._unknown_symbols.add(symbol)     # asked again next session, not every sync
                 continue
             self._state.underlying_ids[symbol] = contract.conId
             self._ib_contracts[contract.conId] = contract
