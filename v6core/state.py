@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 from v6core import greeks as greek_math
@@ -391,6 +391,3 @@ def empty_snapshot(connection: ConnectionStatus, account: str = "") -> Portfolio
     return PortfolioSnapshot(seq=0, built_at=datetime.now(timezone.utc), connection=connection,
                              account=AccountValues(account=account))
 
-
-def age_seconds(moment: datetime | None, now: datetime) -> float | None:
-    return None if moment is None else max((now - moment) / timedelta(seconds=1), 0.0)
