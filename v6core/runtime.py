@@ -663,6 +663,12 @@ class Runtime:
         edge, position_flags = position_from_ib(account, quantity, avg_cost)
         if edge is None:
             return False
+        allowed = self.settings.account or None
+        if allowed and edge.account != allowed:
+            log.warning("position in unknown account %s (%s): flagged, kept out of totals",
+                        edge.account, contract.label)
+        if contract_flags or position_flags:
+            log.warning("position %s: %s", contract.label, "; ".join(contract_flags + position_flags))
         if contract.sec_type in ("STK", "OPT"):
             self._ib_contracts.setdefault(contract.con_id, ib_contract)
             if contract.sec_type == "STK":
