@@ -96,7 +96,7 @@ GREEK_LABELS = {
     "theta": "Theta ($/day)",
     "vega": "Vega ($ per vol pt)",
     "dollar_delta": "Dollar delta ($)",
-    "beta_delta": "Beta-weighted delta (SPY shares)",
+    "beta_delta": "Beta-weighted delta (SPY sh)",
 }
 
 
@@ -182,8 +182,9 @@ def _connection_status(services) -> None:
 def sidebar(services) -> None:
     """Connection status (self-refreshing fragment) and the refresh controls."""
     with st.sidebar:
-        st.session_state.setdefault(REFRESH_KEY, _nearest_choice(services.settings.refresh_interval))
-        st.select_slider("Refresh every (s)", options=REFRESH_CHOICES, key=REFRESH_KEY)
+        default = _nearest_choice(services.settings.refresh_interval)
+        st.select_slider("Refresh every (s)", options=REFRESH_CHOICES, key=REFRESH_KEY,
+                         value=st.session_state.get(REFRESH_KEY, default))
         st.toggle("Pause refresh", key=PAUSE_KEY)
         interval = refresh_seconds()
         # A fragment keeps the status current on pages that do not refresh whole (tickets).

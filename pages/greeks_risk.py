@@ -117,7 +117,8 @@ def risk_graph(book, scope: str, now, rate: float, spots) -> go.Figure:
     figure.add_hline(y=0, line_width=1, line_color="gray")
     figure.add_vline(x=marker, line_width=1, line_dash="dot", line_color="gray")
     figure.update_layout(title=f"{scope}: P&L ($) vs underlying", xaxis_title=x_title, yaxis_title="P&L ($)",
-                         height=420, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h"))
+                         height=420, margin=dict(l=10, r=10, t=50, b=10),
+                         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
     return figure
 
 
@@ -131,7 +132,8 @@ def scenario_heatmap(book, scope: str, now, rate: float, spots) -> go.Figure:
         texttemplate="%{text}", colorscale="RdYlGn", zmid=0, zmin=-limit, zmax=limit,
         hovertemplate="price %{y}, vol %{x} pts: %{text} $<extra></extra>", colorbar=dict(title="$")))
     figure.update_layout(title=f"{scope}: T+0 P&L ($), price × implied vol", xaxis_title="Vol shock (points)",
-                         yaxis_title="Price shock", height=420, margin=dict(l=10, r=10, t=50, b=10))
+                         yaxis_title="Price shock", height=420, margin=dict(l=10, r=10, t=50, b=10),
+                         xaxis_type="category", yaxis_type="category")
     return figure
 
 

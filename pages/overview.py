@@ -86,9 +86,11 @@ def greeks_by_underlying_figure(snapshot: PortfolioSnapshot) -> go.Figure:
     return figure
 
 
-def _metric_row(values: dict[str, str]) -> None:
-    for column, (label, value) in zip(st.columns(len(values)), values.items()):
-        column.metric(label, value, border=True)
+def _metric_rows(values: dict[str, str], per_row: int = 3) -> None:
+    items = list(values.items())
+    for start in range(0, len(items), per_row):
+        for column, (label, value) in zip(st.columns(per_row), items[start:start + per_row]):
+            column.metric(label, value, border=True)
 
 
 def overview(services) -> None:
@@ -99,9 +101,9 @@ def overview(services) -> None:
                 "figures appear as data arrives.")
 
     st.subheader("Account")
-    _metric_row(account_metrics(snapshot))
+    _metric_rows(account_metrics(snapshot))
     st.subheader("Portfolio Greeks")
-    _metric_row(greek_metrics(snapshot))
+    _metric_rows(greek_metrics(snapshot))
 
     st.subheader("Alerts")
     alerts = [(a.level, a.message) for a in snapshot.alerts] + derived_alerts(snapshot)

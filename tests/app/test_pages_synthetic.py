@@ -73,7 +73,7 @@ def test_overview_shows_account_and_portfolio_greeks(stand_in):
     assert shown["Delta (shares)"] == common.fmt_greek("delta", snap.totals.delta)
     assert shown["Theta ($/day)"] == common.fmt_greek("theta", snap.totals.theta)
     assert shown["Vega ($ per vol pt)"] == common.fmt_greek("vega", snap.totals.vega)
-    assert shown["Beta-weighted delta (SPY shares)"] == common.fmt_greek("beta_delta", snap.totals.beta_delta)
+    assert shown[common.GREEK_LABELS["beta_delta"]] == common.fmt_greek("beta_delta", snap.totals.beta_delta)
     assert snap.totals.delta != 0  # the comparison above is not trivially "0.0"
 
 

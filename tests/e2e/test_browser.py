@@ -1,0 +1,144 @@
+"""Every page in a real browser against `streamlit run app.py` on the embedded simulator."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, ROOT, SCRIPT_IDLE
+
+pytestmark = pytest.mark.browser
+
+MONEY = re.compile(r"^[+-]?\$[\d,]+\.\d{2}$")
+SIGNED_ONE_DECIMAL = re.compile(r"^(?:[+-][\d,]+\.\d|0\.0)$")
+
+
+def open_app(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector(SCRIPT_IDLE, timeout=60_000)
+
+
+def go_to(page, title: str) -> None:
+    """Click the sidebar link, as the operator does, and wait for the page's run to finish."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    link = page.locator("[data-testid='stSidebarNavLink']", has_text=title)
+    current = f"[data-testid='stSidebarNavLink'][aria-current='page']:has-text('{title}')"
+    for attempt in range(3):   # a click that lands while a run is being replaced can be dropped
+        link.click()
+        try:
+            page.wait_for_selector(current, timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+    page.wait_for_selector(SCRIPT_IDLE, timeout=60_000)
+
+
+def no_exception_box(page) -> None:
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.get_by_text("This page hit an unexpected error").count() == 0
+
+
+def metric_value(page, label: str):
+    labelled = page.locator("[data-testid='stMetricLabel']", has_text=re.compile(f"^{re.escape(label)}$"))
+    return page.locator("[data-testid='stMetric']").filter(has=labelled).locator("[data-testid='stMetricValue']")
+
+
+def pause(page) -> None:
+    """Switch the sidebar's Pause refresh on (retried: a click during a rerun can be lost)."""
+    switch = page.locator("[data-testid='stSidebar']").get_by_role("switch", name="Pause refresh").first
+    for _ in range(5):
+        page.wait_for_selector(SCRIPT_IDLE)
+        if switch.is_checked():
+            return
+        switch.click(force=True)
+        page.wait_for_timeout(1000)
+    assert switch.is_checked(), "Pause refresh did not stay on"
+
+
+def shoot(page, name: str, whole: bool = True) -> None:
+    """Screenshot; `whole` grows the viewport to the page's height (the main pane scrolls inside)."""
+    page.wait_for_selector(SCRIPT_IDLE, timeout=60_000)
+    size = page.viewport_size
+    if whole:
+        height = page.evaluate("document.querySelector(\"[data-testid='stMain']\").scrollHeight")
+        page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height), 4000))})
+        page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def test_first_request_to_a_page_url_goes_through_the_app_shell(page, app_server):
+    """The server's very first request names a page (a bookmark): Streamlit's old `pages/` mode
+    would run that file alone; the page must still get app.py's sidebar (and password gate)."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{app_server}/greeks_risk")
+    page.wait_for_selector(SCRIPT_IDLE, timeout=60_000)
+    expect(page.get_by_role("heading", name="Greeks & risk")).to_be_visible()
+    expect(page.locator("[data-testid='stSidebar']").get_by_text("SIM", exact=True)).to_be_visible()
+    no_exception_box(page)
+
+
+def test_overview_shows_account_greeks_and_connection(page, app_server):
+    from playwright.sync_api import expect
+
+    open_app(page, app_server)
+    net_liq = metric_value(page, "Net liquidation")
+    expect(net_liq).to_have_text(MONEY, timeout=60_000)      # "—" until the gateway delivered
+    expect(metric_value(page, "Delta (shares)")).to_have_text(SIGNED_ONE_DECIMAL)
+    expect(metric_value(page, "Theta ($/day)")).to_have_text(re.compile(r"^[+-]?[\d,]+\.\d{2}$"))
+    expect(metric_value(page, "Unrealized P&L")).to_have_text(MONEY)
+    expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(1)   # after positions arrived
+    sidebar = page.locator("[data-testid='stSidebar']")
+    expect(sidebar.get_by_text("SIM", exact=True)).to_be_visible()
+    expect(sidebar.get_by_text("connected", exact=True)).to_be_visible(timeout=30_000)
+    expect(sidebar.get_by_text(re.compile(r"Account DU\d+"))).to_be_visible()
+    no_exception_box(page)
+    pause(page)         # hold the picture still for the screenshots (and spare the CPU)
+    shoot(page, "overview", whole=False)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    shutil.copy(ARTIFACTS / "overview.png", ROOT / "docs" / "screenshot-overview.png")
+    no_exception_box(page)
+
+
+def test_positions_by_strategy_and_all_legs(page, app_server):
+    from playwright.sync_api import expect
+
+    go_to(page, "Positions")
+    expect(page.get_by_role("heading", name="Positions")).to_be_visible()
+    expanders = page.locator("[data-testid='stExpander']")
+    expect(expanders.first).to_be_visible(timeout=60_000)
+    assert expanders.count() >= 2
+    expect(expanders.first).to_contain_text(re.compile(r"P&L [+-]?\$[\d,]+\.\d{2}"))
+    expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()
+    page.get_by_text("All legs", exact=True).click()
+    page.wait_for_selector(SCRIPT_IDLE)
+    expect(page.locator("[data-testid='stDataFrame']")).to_have_count(1)
+    no_exception_box(page)
+    shoot(page, "positions")
+
+
+def test_greeks_and_risk_draws_tables_graph_and_grid(page, app_server):
+    from playwright.sync_api import expect
+
+    go_to(page, "Greeks & risk")
+    expect(page.get_by_role("heading", name="Risk graph and scenarios")).to_be_visible(timeout=60_000)
+    expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(2, timeout=60_000)
+    expect(page.locator("[data-testid='stDataFrame']")).to_have_count(2)
+    expect(page.get_by_text("T+0 (today)").first).to_be_visible()
+    no_exception_box(page)
+    shoot(page, "greeks_risk")
+
+
+@pytest.mark.parametrize("title", ["History", "Signals", "Orders"])
+def test_other_pages_open_without_exception(page, app_server, title):
+    from playwright.sync_api import expect
+
+    go_to(page, title)
+    expect(page.get_by_role("heading", name=re.compile(title)).first).to_be_visible()
+    no_exception_box(page)
+    shoot(page, title.lower())
