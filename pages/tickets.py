@@ -23,6 +23,7 @@ from v6core.orders import (
     Ticket,
     TicketBlocked,
     TicketState,
+    strategy_legs,
 )
 
 log = logging.getLogger("v6.pages.tickets")
@@ -31,6 +32,7 @@ TICKET_KEY = "ticket_id"              # the ticket the Orders page edits (set by
 TICKET_LIST_KEY = "ticket_ids"        # every ticket drafted together (close as separate legs)
 REVIEW_KEY = "v6_review_ticket"       # the ticket whose review dialog is open
 OUTCOME_KEY = "v6_confirm_outcome"    # what the last confirm attempt said, per ticket
+DRAFTED_FROM_KEY = "v6_drafted_from"  # (strategy id, ticket ids) of the last close-button draft
 ORDERS_PAGE = "pages/orders.py"
 
 STATE_COLOR = {
@@ -43,15 +45,29 @@ STATE_COLOR = {
 # ---------------------------------------------------------------- handing tickets to the Orders page
 
 
-def open_tickets(tickets: list[Ticket]) -> None:
+def open_tickets(tickets: list[Ticket], origin: str = "") -> None:
     """Make these tickets the Orders page's current ones and go there."""
     st.session_state[TICKET_KEY] = tickets[0].ticket_id
     st.session_state[TICKET_LIST_KEY] = [t.ticket_id for t in tickets]
+    if origin:
+        st.session_state[DRAFTED_FROM_KEY] = (origin, [t.ticket_id for t in tickets])
     try:
         st.switch_page(ORDERS_PAGE)
     except st.errors.StreamlitAPIException:
         # Outside st.navigation (e.g. a page run on its own) the ticket still waits on the Orders page.
         st.success(f"Ticket {tickets[0].ticket_id} drafted: open the Orders page to review it.")
+
+
+def _drafted_link(origin: str) -> None:
+    """A way to the tickets just drafted here, in case a page refresh overtook the page switch."""
+    drafted = st.session_state.get(DRAFTED_FROM_KEY)
+    if not drafted or drafted[0] != origin:
+        return
+    ids = ", ".join(drafted[1])
+    try:
+        st.page_link(ORDERS_PAGE, label=f"Review ticket {ids} on the Orders page", icon=":material/receipt_long:")
+    except st.errors.StreamlitAPIException:
+        st.caption(f"Ticket {plain(ids)} drafted: review it on the Orders page.")
 
 
 def close_buttons(strategy: Any, legs: list[Any]) -> None:
@@ -63,21 +79,23 @@ def close_buttons(strategy: Any, legs: list[Any]) -> None:
     if not desk.trading_available:
         st.caption("Closing is unavailable: the audit log is held by another v6 process.")
         return
+    legs = strategy_legs(strategy, legs)
+    _drafted_link(key)
     columns = st.columns(3)
     try:
         if len(legs) > 1 and columns[0].button("Close strategy as one combo", key=f"close_combo_{key}",
                                                help="One BAG order that closes every leg together"):
-            open_tickets(desk.draft_close(legs, as_combo=True, session_id=session_id()))
+            open_tickets(desk.draft_close(legs, as_combo=True, session_id=session_id()), key)
         if len(legs) > 1 and columns[1].button("Close as separate legs", key=f"close_legs_{key}",
                                                help="One ticket per leg, each reviewed on its own"):
-            open_tickets(desk.draft_close(legs, as_combo=False, session_id=session_id()))
+            open_tickets(desk.draft_close(legs, as_combo=False, session_id=session_id()), key)
         labels = {leg.contract.con_id: f"{leg.contract.label} ({leg.quantity:+g})" for leg in legs}
         with columns[2]:
             chosen = st.selectbox("Leg", list(labels), format_func=labels.get, key=f"close_pick_{key}",
                                   label_visibility="collapsed")
             if st.button("Close this leg", key=f"close_leg_{key}"):
                 leg = next(leg for leg in legs if leg.contract.con_id == chosen)
-                open_tickets(desk.draft_close([leg], as_combo=False, session_id=session_id()))
+                open_tickets(desk.draft_close([leg], as_combo=False, session_id=session_id()), key)
     except OrderDeskError as exc:
         st.error(plain(exc))
 
@@ -229,7 +247,9 @@ def _confirm_clicked(ticket_id: str, typed_key: str) -> None:
         outcomes[ticket_id] = ("error", str(exc))
 
 
-@st.dialog("Review order", width="large", on_dismiss=_close_review)
+# Not dismissible by a click outside or Escape: quick repeated clicks on Confirm must never close
+# it by landing on the backdrop; the operator closes it with its own button.
+@st.dialog("Review order", width="large", dismissible=False)
 def review_dialog(ticket_id: str) -> None:
     interval = _status_interval()
     st.fragment(_review_body, run_every=interval)(ticket_id)
@@ -253,14 +273,20 @@ def _review_body(ticket_id: str) -> None:
     outcome = st.session_state.get(OUTCOME_KEY, {}).get(ticket_id)
     if outcome is not None:
         getattr(st, outcome[0])(plain(outcome[1]))
-    if ticket.state == TicketState.PREVIEWED:
-        typed_key = f"typed_{ticket_id}"
-        if ticket.preview is not None and ticket.preview.needs_typed_confirmation:
-            st.warning(f"LIVE account {plain(ticket.preview.account)}: type the account id or LIVE to confirm.")
-            st.text_input("Typed confirmation", key=typed_key)
-        st.button("Confirm and place", key=f"confirm_{ticket_id}", type="primary",
-                  on_click=_confirm_clicked, args=(ticket_id, typed_key))
-    elif ticket.state in (TicketState.SENT, TicketState.WORKING):
+    typed_key = f"typed_{ticket_id}"
+    if ticket.state == TicketState.PREVIEWED and ticket.preview is not None \
+            and ticket.preview.needs_typed_confirmation:
+        st.warning(f"LIVE account {plain(ticket.preview.account)}: type the account id or LIVE to confirm.")
+        st.text_input("Typed confirmation", key=typed_key)
+    cols = st.columns(2)
+    # The button stays in place (disabled once confirmed) so extra clicks land on nothing live.
+    cols[0].button("Confirm and place", key=f"confirm_{ticket_id}", type="primary",
+                   disabled=ticket.state != TicketState.PREVIEWED,
+                   on_click=_confirm_clicked, args=(ticket_id, typed_key))
+    if cols[1].button("Close", key=f"close_review_{ticket_id}"):
+        _close_review()
+        st.rerun()
+    if ticket.state in (TicketState.SENT, TicketState.WORKING):
         st.info(f"Working at the gateway: {plain(ticket.status or ticket.state.value)}, "
                 f"filled {ticket.filled:g} of {ticket.quantity:g}.")
         if st.button("Cancel this order", key=f"dialog_cancel_{ticket_id}"):
@@ -277,7 +303,7 @@ def _review_body(ticket_id: str) -> None:
     elif ticket.state == TicketState.UNCERTAIN:
         st.error("Uncertain: the order may or may not have reached the gateway. "
                  "It is never re-sent automatically; see the Orders page.")
-    elif ticket.editable:
+    elif ticket.state in (TicketState.DRAFTED, TicketState.CHECKED):
         st.warning("The ticket changed after its preview: close this and review it again.")
 
 

@@ -259,6 +259,16 @@ def _leg_greeks(snapshot: PortfolioSnapshot, contract: ContractInfo) -> Greeks |
     return held.greeks if held is not None and not held.flags else None
 
 
+def strategy_legs(strategy: Strategy, legs: Iterable[Leg]) -> list[Leg]:
+    """The strategy's legs, each with the quantity this strategy holds (a leg can be split
+    between strategies, e.g. 2 of 3 short puts in a condor)."""
+    by_con_id = {leg.contract.con_id: leg for leg in legs}
+    quantities = strategy.quantities if len(strategy.quantities) == len(strategy.con_ids) else (
+        tuple(by_con_id[c].quantity if c in by_con_id else 0.0 for c in strategy.con_ids))
+    return [replace(by_con_id[c], quantity=q) for c, q in zip(strategy.con_ids, quantities)
+            if c in by_con_id and q]
+
+
 def quote_for(snapshot: PortfolioSnapshot, contract: ContractInfo) -> Quote | None:
     """The contract's live quote; a stock not held is quoted through its underlying summary."""
     quote = snapshot.quote(contract.con_id) if contract.con_id else None
@@ -442,8 +452,7 @@ class OrderDesk:
         if isinstance(what, Leg):
             legs = [what]
         elif isinstance(what, Strategy):
-            snapshot = self.runtime.snapshot()
-            legs = [leg for leg in snapshot.legs if leg.contract.con_id in what.con_ids]
+            legs = strategy_legs(what, self.runtime.snapshot().legs)
         else:
             legs = list(what)
         return [leg for leg in legs if leg.quantity]

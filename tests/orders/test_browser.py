@@ -1,0 +1,167 @@
+"""Confirm-to-trade in a real browser: `streamlit run app.py` (V6_MODE=ib) against a simulator
+started here, so the test reads the simulator's own order book.
+
+Tab 1 closes a strategy from the Positions page, lands on Orders, opens the review dialog and
+clicks Confirm three times within 300 ms: exactly one order reaches the simulator. Tab 2, with
+the same ticket's dialog open, clicks Confirm too and is told it is already confirmed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+
+from tests.e2e.conftest import CHROMIUM_ARGS, ROOT, SCRIPT_IDLE, free_port, wait_for_health
+from v6core.sim import SimGateway
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def gw():
+    gateway = SimGateway(seed=7, host="127.0.0.1", port=0, tick_rate=3.0)
+    gateway.start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def app_url(gw, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("orders-e2e")
+    port = free_port()
+    log = tmp / "streamlit.log"
+    env = {**os.environ, "V6_MODE": "ib", "V6_IB_HOST": "127.0.0.1", "V6_IB_PORT": str(gw.port),
+           "V6_LAKE_PATH": str(tmp / "lake"), "PYTHONUNBUFFERED": "1"}
+    env.pop("V6_PASSWORD", None)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://localhost:{port}"
+    try:
+        wait_for_health(url, process, log)
+        yield url, tmp / "lake"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("Debian's chromium is not installed (make browser installs it)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+CLICK_THREE_TIMES = """
+async ([x, y]) => {
+  const start = performance.now();
+  const times = [];
+  for (let i = 0; i < 3; i++) {
+    const target = document.elementFromPoint(x, y);
+    if (target) target.click();
+    times.push(performance.now() - start);
+    await new Promise(resolve => setTimeout(resolve, 100));
+  }
+  return times;
+}
+"""
+
+
+def new_tab(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    return page
+
+
+def idle(page) -> None:
+    page.wait_for_selector(SCRIPT_IDLE, timeout=60_000)
+
+
+def open_review(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Review", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    confirm = dialog.get_by_role("button", name="Confirm and place")
+    expect(confirm).to_be_visible(timeout=60_000)
+    return dialog, confirm
+
+
+def test_three_clicks_within_300ms_place_one_order_and_a_second_tab_is_refused(browser, app_url, gw):
+    from playwright.sync_api import expect
+
+    from v6core.lake import AuditLog
+
+    app_url, lake = app_url
+
+    tab1 = new_tab(browser)
+    tab1.goto(f"{app_url}/positions")
+    idle(tab1)
+    condor = tab1.locator("[data-testid='stExpander']").filter(has_text="iron condor").first
+    expect(condor).to_be_visible(timeout=90_000)
+    # The operator holds the watch-only page still, as before any action on it (a whole-page
+    # refresh landing during the click can overtake the page switch; the page then offers a link).
+    sidebar = tab1.locator("[data-testid='stSidebar']")
+    sidebar.get_by_text("Pause refresh", exact=True).click()
+    expect(sidebar.get_by_role("switch", name="Pause refresh")).to_be_checked()
+    time.sleep(1.0)
+    idle(tab1)
+    condor.get_by_role("button", name="Close strategy as one combo").click()
+    orders_heading = tab1.get_by_role("heading", name="Orders", exact=True)
+    fallback_link = tab1.get_by_role("link", name=re.compile("Review ticket T-"))
+    expect(orders_heading.or_(fallback_link).first).to_be_visible(timeout=60_000)
+    if not orders_heading.is_visible():
+        fallback_link.first.click()
+    expect(orders_heading).to_be_visible(timeout=60_000)
+    idle(tab1)
+    [ticket_id] = AuditLog(lake).audit().filter(pl.col("event") == "drafted")["ticket_id"].to_list()
+    before = [o for o in gw.orders() if o.order_ref == ticket_id]
+    assert before == []
+
+    tab2 = new_tab(browser)
+    tab2.goto(f"{app_url}/orders")
+    idle(tab2)
+    dialog2, confirm2 = open_review(tab2)
+    expect(dialog2).to_contain_text(ticket_id, timeout=60_000)
+    dialog1, confirm1 = open_review(tab1)
+    expect(dialog1).to_contain_text(ticket_id, timeout=60_000)
+
+    box1, box2 = confirm1.bounding_box(), confirm2.bounding_box()
+    # Clicks where the button is, timed inside the page (Playwright's round trips on a loaded
+    # machine would stretch the 300 ms): whatever is under the pointer gets each click.
+    times = tab1.evaluate(CLICK_THREE_TIMES, [box1["x"] + box1["width"] / 2, box1["y"] + box1["height"] / 2])
+    tab2.evaluate(CLICK_THREE_TIMES.replace("i < 3", "i < 1"),
+                  [box2["x"] + box2["width"] / 2, box2["y"] + box2["height"] / 2])
+    assert len(times) == 3 and times[-1] < 300, times
+
+    expect(dialog1).to_contain_text("Sent", timeout=60_000)
+    expect(tab2.get_by_role("dialog")).to_contain_text("already confirmed", timeout=60_000)
+    time.sleep(2.0)   # any duplicate would have reached the simulator by now
+    orders = [o for o in gw.orders() if o.order_ref == ticket_id]
+    assert len(orders) == 1, orders
+    [order] = orders
+    assert order.order_type == "LMT" and order.action == "BUY" and order.quantity == 2
+    assert len(order.combo_legs) == 4
+    for tab in (tab1, tab2):
+        assert tab.locator("[data-testid='stException']").count() == 0
+        tab.context.close()
