@@ -101,13 +101,13 @@ def risk_section(snapshot: PortfolioSnapshot, rate: float) -> None:
 
 def risk_graph(book, scope: str, now, rate: float, spots) -> go.Figure:
     if scope == PORTFOLIO:
-        moves = np.linspace(-15.0, 15.0, 61)
+        moves = np.linspace(-15.0, 15.0, 41)   # 0.75 % steps: smooth enough, half the pricing work
         curves = risk.portfolio_risk_curves(book, moves, now, rate, spots=spots)
         x, x_title, marker = curves["move_pct"], "Every underlying moved by (%)", 0.0
         hover = "%{x:+.1f}%: %{y:+,.0f} $<extra>%{fullData.name}</extra>"
     else:
         spot = spots.get(scope) or float(book.spot[0])
-        curves = risk.risk_curves(book, risk.spot_grid(spot), now, rate, spots=spots)
+        curves = risk.risk_curves(book, risk.spot_grid(spot, points=61), now, rate, spots=spots)
         x, x_title, marker = curves["spot"], f"{scope} price", spot
         hover = "%{x:,.2f}: %{y:+,.0f} $<extra>%{fullData.name}</extra>"
     figure = go.Figure()

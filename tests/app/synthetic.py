@@ -43,9 +43,20 @@ def _leg(con_id: int, symbol: str, expiry: date, strike: float, right: str, qty:
                strategy_id=strategy_id, stale=stale)
 
 
+def _stock_leg(con_id: int, symbol: str, qty: int, now: datetime) -> Leg:
+    spot = SPOTS[symbol]
+    pos = PositionGreeks(qty, 0.0, 0.0, 0.0, qty * spot, qty * BETAS[symbol] * spot / SPOTS["SPY"])
+    contract = ContractInfo(con_id=con_id, symbol=symbol, sec_type="STK", local_symbol=symbol)
+    return Leg(account="DU123456", contract=contract, quantity=qty, avg_price=spot - 1.0, mark=spot,
+               market_value=qty * spot, unrealized_pnl=qty * 1.0, realized_pnl=0.0, daily_pnl=qty * 0.5,
+               dte=None, greeks=Greeks(1.0, 0.0, 0.0, 0.0, source=GreekSource.STOCK), position_greeks=pos,
+               quote_time=now - timedelta(seconds=1))
+
+
 def synthetic_snapshot(n_legs: int = 48, now: datetime = NOW, state: ConnState = ConnState.CONNECTED,
                        seq: int = 1) -> PortfolioSnapshot:
-    """Iron condors (4 legs each) spread over five underlyings and a few expiries."""
+    """Iron condors (4 legs each) over five underlyings and a few expiries; the remainder of
+    `n_legs` as ungrouped stock positions."""
     legs: list[Leg] = []
     strategies: list[Strategy] = []
     symbols = list(SPOTS)
@@ -69,6 +80,9 @@ def synthetic_snapshot(n_legs: int = 48, now: datetime = NOW, state: ConnState =
             market_value=sum(l.market_value for l in condor),
             explanation="short put spread and short call spread, same expiry",
         ))
+    for k in range(n_legs - len(legs)):        # the remainder as ungrouped stock positions
+        symbol = symbols[k % len(symbols)]
+        legs.append(_stock_leg(900 + k, symbol, 100 * (k + 1), now))
     underlyings = []
     for symbol in symbols:
         mine = [l for l in legs if l.contract.symbol == symbol]

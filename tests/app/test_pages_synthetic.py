@@ -145,6 +145,14 @@ def test_positions_filter_by_underlying_and_all_legs_view(stand_in):
     assert list(frame["Contract"]) == sorted(frame["Contract"], key=lambda c: (c.split()[1], float(c.split()[2][:-1])))
 
 
+def test_legs_outside_any_strategy_are_listed_last_as_ungrouped(stand_in):
+    stand_in.runtime.current = synthetic_snapshot(50)      # 12 condors + 2 stock positions
+    at = open_page("positions")
+    assert len(at.expander) == 13
+    assert at.expander[-1].label == "Ungrouped · 2 leg(s)"
+    assert list(at.dataframe[-1].value["Contract"]) == ["QQQ", "SPY"]
+
+
 def test_positions_page_many_strategies_are_paged(stand_in):
     stand_in.runtime.current = synthetic_snapshot(500)
     at = open_page("positions")
