@@ -309,9 +309,13 @@ class Runtime:
             # the simulator has no pacing limits; real IB keeps ib_async's 45 requests/s throttle
             self._ib.client.MaxRequests = 0
         client = self._ib.client
-        self._frames = _FrameSplitter(client._onSocketHasData, loop)
-        client.conn.hasData -= client._onSocketHasData
-        client.conn.hasData += self._frames
+        self._frames = _FrameSplitter(getattr(client, "_onSocketHasData", None), loop)
+        try:
+            client.conn.hasData -= client._onSocketHasData
+            client.conn.hasData += self._frames
+        except (AttributeError, ValueError):
+            # another ib_async layout: keep its own feeding, only slower on big bursts
+            log.warning("ib_async internals changed; burst splitting disabled")
         self._hook_events(self._ib)
         self._tasks = [loop.create_task(self._supervise(), name="v6-supervise"),
                        loop.create_task(self._heartbeat(), name="v6-heartbeat")]
