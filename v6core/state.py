@@ -96,9 +96,6 @@ class LiveState:
             self.positions[key] = record
         self.dirty = True
 
-    def option_con_ids(self) -> set[int]:
-        return {k[1] for k, p in self.positions.items() if p.contract.is_option}
-
 
 def order_key(order: OrderView) -> tuple[int, int]:
     """(clientId, orderId) like ib_async, or (-1, permId) for orders without an API id."""
