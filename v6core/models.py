@@ -281,15 +281,24 @@ class PortfolioSnapshot:
     fills: tuple[FillView, ...] = ()
     alerts: tuple[Alert, ...] = ()
     positions_version: int = 0         # bumps when the set or size of positions changes
+    # lookup tables built once per snapshot, so pages resolving 1,000 legs stay O(n)
+    _quotes_by_id: dict[int, Quote] = field(init=False, repr=False, compare=False)
+    _underlyings_by_symbol: dict[str, UnderlyingSummary] = field(init=False, repr=False, compare=False)
+    _strategies_by_id: dict[str, Strategy] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_quotes_by_id", {q.con_id: q for q in self.quotes})
+        object.__setattr__(self, "_underlyings_by_symbol", {u.symbol: u for u in self.underlyings})
+        object.__setattr__(self, "_strategies_by_id", {s.strategy_id: s for s in self.strategies})
 
     def quote(self, con_id: int) -> Quote | None:
-        return next((q for q in self.quotes if q.con_id == con_id), None)
+        return self._quotes_by_id.get(con_id)
 
     def underlying(self, symbol: str) -> UnderlyingSummary | None:
-        return next((u for u in self.underlyings if u.symbol == symbol), None)
+        return self._underlyings_by_symbol.get(symbol)
 
     def strategy(self, strategy_id: str) -> Strategy | None:
-        return next((s for s in self.strategies if s.strategy_id == strategy_id), None)
+        return self._strategies_by_id.get(strategy_id)
 
 
 @dataclass(slots=True, frozen=True)
