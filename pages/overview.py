@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
 from pages import common
-from v6core.models import ConnState, GreekSource, PortfolioSnapshot
+from v6core.models import GreekSource, PortfolioSnapshot
 
 GREEK_NAMES = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
 _ALERT_WRITERS = {"error": st.error, "warning": st.warning, "info": st.info}
@@ -44,30 +45,19 @@ def greek_metrics(snapshot: PortfolioSnapshot) -> dict[str, str]:
     }
 
 
-def derived_alerts(snapshot: PortfolioSnapshot) -> list[tuple[str, str]]:
-    """Alerts the page can read off the snapshot, on top of the runtime's own."""
-    alerts: list[tuple[str, str]] = []
-    state = snapshot.connection.state
-    if state == ConnState.DISCONNECTED:
-        alerts.append(("error", "Gateway disconnected: figures below are the last known values."))
-    elif state == ConnState.DEGRADED:
-        alerts.append(("warning", "Connection degraded: some data may be stale."))
-    stale = [leg.contract.label for leg in snapshot.legs if leg.stale]
-    if stale:
-        alerts.append(("warning", f"{len(stale)} leg(s) with stale quotes: {_some(stale)}"))
-    computed = [leg.contract.label for leg in snapshot.legs
-                if leg.greeks is not None and leg.greeks.source == GreekSource.COMPUTED]
-    if computed:
-        alerts.append(("info", f"{len(computed)} leg(s) use Greeks computed by v6 instead of IB's: {_some(computed)}"))
-    flagged = [f"{leg.contract.label} ({', '.join(leg.flags)})" for leg in snapshot.legs if leg.flags]
-    if flagged:
-        alerts.append(("warning", f"{len(flagged)} leg(s) flagged and kept out of the totals: {_some(flagged)}"))
-    return alerts
-
-
-def _some(items: list[str], limit: int = 5) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+def attention_frame(snapshot: PortfolioSnapshot) -> pd.DataFrame:
+    """The legs behind the runtime's leg alerts, by name: stale quote, Greeks computed, flagged."""
+    rows = []
+    for leg in snapshot.legs:
+        issues = []
+        if leg.stale:
+            issues.append("stale quote")
+        if leg.greeks is not None and leg.greeks.source == GreekSource.COMPUTED:
+            issues.append("Greeks computed by v6 (not IB's)")
+        issues.extend(leg.flags)
+        if issues:
+            rows.append((leg.contract.label, "; ".join(issues)))
+    return pd.DataFrame(rows, columns=["Leg", "Why"])
 
 
 def greeks_by_underlying_figure(snapshot: PortfolioSnapshot) -> go.Figure:
@@ -106,14 +96,15 @@ def overview(services) -> None:
     _metric_rows(greek_metrics(snapshot))
 
     st.subheader("Alerts")
-    alerts = [(a.level, a.message) for a in snapshot.alerts] + derived_alerts(snapshot)
-    seen: set[str] = set()
-    for level, message in alerts:
-        if message in seen:
-            continue
-        seen.add(message)
-        _ALERT_WRITERS.get(level, st.info)(common.plain(message))
-    if not seen:
+    # The runtime raises the alerts (disconnected, stale, computed Greeks, flags, limits); the page
+    # only shows them, and names the legs behind them.
+    for alert in snapshot.alerts:
+        _ALERT_WRITERS.get(alert.level, st.info)(common.plain(alert.message))
+    attention = attention_frame(snapshot)
+    if not attention.empty:
+        with st.expander(f"Legs needing attention ({len(attention)})"):
+            st.dataframe(attention, hide_index=True, key="attention")
+    if not snapshot.alerts and attention.empty:
         st.success("No alerts.")
 
     st.subheader("Greeks by underlying")

@@ -80,6 +80,10 @@ def test_overview_metrics_equal_the_snapshot(sim_services, frozen):
         assert shown[label] == common.fmt_greek(name, getattr(s.totals, name)), label
     assert shown["Delta (shares)"] not in ("—", "0.0")
     assert len(at.get("plotly_chart")) == 1
+    alerts = [unescape(e.value) for kind in (at.main.error, at.main.warning, at.main.info) for e in kind]
+    assert sorted(alerts) == sorted(a.message for a in s.alerts)
+    if not s.alerts:
+        assert [ok.value for ok in at.success] == ["No alerts."]
 
 
 def test_sidebar_shows_sim_connected_and_account(sim_services, frozen):
