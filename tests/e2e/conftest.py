@@ -1,6 +1,7 @@
 """Browser harness (after Streamlit's e2e_playwright/conftest.py): `streamlit run app.py` on a free
 port with the embedded simulator and a tmp lake, output to a file, `/_stcore/health` polled, then
-Debian's chromium driven headless through Playwright.
+Debian's chromium driven headless through Playwright (the session-wide `browser` fixture of
+tests/conftest.py: one Playwright per process).
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync",
-                 "--disable-dev-shm-usage"]
 SCRIPT_IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
@@ -71,22 +69,6 @@ def app_server(tmp_path_factory):
             process.wait()
         if ARTIFACTS.is_dir():
             shutil.copy(log, ARTIFACTS / "streamlit.log")
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import expect, sync_playwright
-
-    # The first run starts the runtime and the simulator; data then streams in: be patient, not flaky.
-    expect.set_options(timeout=60_000)
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("Debian's chromium is not installed (make browser installs it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="session")
