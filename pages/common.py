@@ -146,13 +146,20 @@ _STATE_TEXT = {
 _BADGE_COLOR = {"SIM": "blue", "PAPER": "orange", "LIVE": "red"}
 
 
+def _retrying(connection) -> bool:
+    return connection.state.value in ("connecting", "disconnected") and (
+        connection.next_retry_at is not None or connection.attempts > 1 or bool(connection.last_error))
+
+
 def connection_line(connection, now: datetime | None = None) -> str:
     """One line of connection state, e.g. `reconnecting, next try in 3 s (attempt 2)`."""
     now = now or utcnow()
     state = connection.state.value
-    if state in ("connecting", "disconnected") and connection.next_retry_at is not None:
-        wait = max(0.0, (connection.next_retry_at - now).total_seconds())
-        return f"reconnecting, next try in {wait:.0f} s (attempt {connection.attempts})"
+    if _retrying(connection):
+        if connection.next_retry_at is not None:
+            wait = max(0.0, (connection.next_retry_at - now).total_seconds())
+            return f"reconnecting, next try in {wait:.0f} s (attempt {connection.attempts})"
+        return f"reconnecting (attempt {connection.attempts})"
     if state == "connected" and connection.connected_since is not None:
         return f"connected for {fmt_age(age_seconds(connection.connected_since, now))}"
     return _STATE_TEXT.get(state, (state, "gray"))[0]
@@ -163,6 +170,8 @@ def _connection_status(services) -> None:
     conn = snapshot.connection
     now = utcnow()
     label, color = _STATE_TEXT.get(conn.state.value, (conn.state.value, "gray"))
+    if conn.state.value == "connecting" and _retrying(conn):
+        label, color = "reconnecting", "orange"
     st.badge(conn.badge, color=_BADGE_COLOR.get(conn.badge, "gray"))
     st.badge(label, color=color)
     st.caption(plain(connection_line(conn, now)))

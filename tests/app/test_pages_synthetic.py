@@ -47,6 +47,15 @@ def test_plain_makes_markdown_inert():
     assert common.plain("[x](http://evil) *b* $1") == r"\[x\]\(http\:\/\/evil\) \*b\* \$1".replace(r"\/", "/")
 
 
+def test_connection_line_between_and_during_attempts():
+    snap = synthetic_snapshot(4)
+    trying = with_state(snap, state=ConnState.CONNECTING, attempts=2, last_error="refused").connection
+    assert common.connection_line(trying, now=NOW) == "reconnecting (attempt 2)"
+    first = with_state(snap, state=ConnState.CONNECTING, attempts=1).connection
+    assert common.connection_line(first, now=NOW) == "connecting"
+    assert common.connection_line(snap.connection, now=NOW) == "connected for 5 min"
+
+
 def test_connection_line_counts_down_to_next_retry():
     snap = with_state(synthetic_snapshot(4), state=ConnState.DISCONNECTED, attempts=3,
                       next_retry_at=NOW + timedelta(seconds=7))
