@@ -166,6 +166,14 @@ def connection_line(connection, now: datetime | None = None) -> str:
 
 
 def _connection_status(services) -> None:
+    try:
+        _draw_connection_status(services)
+    except Exception as exc:  # the status must never turn into a traceback box
+        log.exception("sidebar status failed")
+        st.error(f"Status unavailable ({type(exc).__name__}); details are in the server log.")
+
+
+def _draw_connection_status(services) -> None:
     snapshot = services.runtime.snapshot()
     conn = snapshot.connection
     now = utcnow()

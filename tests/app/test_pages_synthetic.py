@@ -192,6 +192,21 @@ def test_unexpected_error_is_one_line_not_a_traceback(stand_in):
         "This page hit an unexpected error (AttributeError); details are in the server log."]
 
 
+def test_broken_runtime_gives_short_errors_in_sidebar_and_page(stand_in):
+    class Broken:
+        sim = None
+
+        def snapshot(self):
+            raise RuntimeError("state store gone")
+
+    stand_in.runtime = Broken()
+    at = open_page("overview")
+    assert not at.exception
+    assert [e.value for e in at.sidebar.error] == ["Status unavailable (RuntimeError); details are in the server log."]
+    assert [e.value for e in at.main.error] == [
+        "This page hit an unexpected error (RuntimeError); details are in the server log."]
+
+
 # ---------------------------------------------------------------- Greeks & risk
 
 
