@@ -18,7 +18,7 @@ import pyarrow as pa
 import streamlit as st
 
 from pages import common
-from v6core.models import Leg, PortfolioSnapshot, Strategy
+from v6core.models import PortfolioSnapshot, Strategy
 
 log = logging.getLogger("v6.pages.positions")
 

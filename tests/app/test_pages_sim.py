@@ -30,7 +30,8 @@ def _figures(snapshot) -> tuple:
     a = snapshot.account
     return (snapshot.totals, snapshot.unrealized_pnl, snapshot.realized_pnl, snapshot.daily_pnl,
             a.net_liquidation, a.buying_power, a.init_margin, a.daily_pnl,
-            tuple((leg.contract.con_id, leg.quantity, leg.unrealized_pnl, leg.position_greeks) for leg in snapshot.legs))
+            tuple((leg.contract.con_id, leg.quantity, leg.unrealized_pnl, leg.position_greeks)
+                  for leg in snapshot.legs))
 
 
 @pytest.fixture(scope="module")
@@ -154,9 +155,9 @@ def test_greeks_and_risk_equal_the_snapshot_and_risk_module(sim_services, frozen
     z = _decode(heat["z"])
     assert z.shape == (len(risk.PRICE_SHOCKS_PCT), len(risk.VOL_SHOCKS_PTS))
     spots = {u.symbol: u.spot for u in frozen.underlyings if u.spot}
-    expected = risk.scenario_matrix(risk.prepare_risk(frozen.legs, common.utcnow(), sim_services.settings.risk_free_rate,
-                                                      spots), risk.PRICE_SHOCKS_PCT, risk.VOL_SHOCKS_PTS,
-                                    common.utcnow(), sim_services.settings.risk_free_rate, spots=spots)
+    rate, now = sim_services.settings.risk_free_rate, common.utcnow()
+    book = risk.prepare_risk(frozen.legs, now, rate, spots)
+    expected = risk.scenario_matrix(book, risk.PRICE_SHOCKS_PCT, risk.VOL_SHOCKS_PTS, now, rate, spots=spots)
     # seconds pass between the page run and this one: theta moves the cells by cents
     np.testing.assert_allclose(z, expected, rtol=1e-3, atol=1.0)
     centre = (risk.PRICE_SHOCKS_PCT.index(0), risk.VOL_SHOCKS_PTS.index(0))

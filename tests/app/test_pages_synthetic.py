@@ -9,10 +9,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-
-from pages import common
 from streamlit.testing.v1 import AppTest
 
+from pages import common
 from tests.app.conftest import APP, open_page, unescape
 from tests.app.synthetic import NOW, synthetic_snapshot, with_state
 from v6core.models import AccountValues, ConnState, PortfolioSnapshot
