@@ -235,30 +235,33 @@ def _confirm_clicked(ticket_id: str, typed_key: str) -> None:
     desk = common.get_services().orders
     outcomes = st.session_state.setdefault(OUTCOME_KEY, {})
     try:
-        ticket = desk.confirm(ticket_id, session_id(), typed=st.session_state.get(typed_key) or None)
-        outcomes[ticket_id] = ("success", f"Sent: {ticket.state.value}"
-                               + (f" ({ticket.last_message})" if ticket.last_message else ""))
+        desk.confirm(ticket_id, session_id(), typed=st.session_state.get(typed_key) or None)
+        outcomes.pop(ticket_id, None)
     except AlreadyConfirmed as exc:
-        # A repeated click must not hide what the first click achieved.
-        outcomes.setdefault(ticket_id, ("info", str(exc)))
+        # Repeated clicks of this session are not news; another session's confirmation is.
+        if desk.ticket(ticket_id).confirmed_by != session_id():
+            outcomes[ticket_id] = ("info", f"{exc} (confirmed in another browser session)")
     except TicketBlocked as exc:
         outcomes[ticket_id] = ("error", "Blocked: " + "; ".join(exc.problems))
     except OrderDeskError as exc:
         outcomes[ticket_id] = ("error", str(exc))
 
 
+def _placement_line(ticket: Ticket) -> str | None:
+    """What this session's confirmation achieved, from the desk (not from click bookkeeping)."""
+    if not ticket.confirmed_by or ticket.confirmed_by != session_id():
+        return None
+    if ticket.state == TicketState.CONFIRMED:
+        return "Confirmed: sending to the gateway…"
+    return f"Sent once as order {ticket.order_id if ticket.order_id is not None else '(no id yet)'}: {ticket.state.value}."
+
+
 # Not dismissible by a click outside or Escape: quick repeated clicks on Confirm must never close
 # it by landing on the backdrop; the operator closes it with its own button.
 @st.dialog("Review order", width="large", dismissible=False)
 def review_dialog(ticket_id: str) -> None:
-    interval = _status_interval()
-    st.fragment(_review_body, run_every=interval)(ticket_id)
-
-
-def _status_interval() -> float:
-    from pages.common import refresh_seconds
-
-    return float(refresh_seconds() or 2)
+    # Live status at the sidebar's interval (none while the operator paused refresh).
+    st.fragment(_review_body, run_every=common.refresh_seconds())(ticket_id)
 
 
 def _review_body(ticket_id: str) -> None:
@@ -270,8 +273,11 @@ def _review_body(ticket_id: str) -> None:
         return
     show_ticket(ticket)
     show_preview(ticket)
+    placement = _placement_line(ticket)
+    if placement is not None:
+        st.success(plain(placement))
     outcome = st.session_state.get(OUTCOME_KEY, {}).get(ticket_id)
-    if outcome is not None:
+    if outcome is not None and placement is None:
         getattr(st, outcome[0])(plain(outcome[1]))
     typed_key = f"typed_{ticket_id}"
     if ticket.state == TicketState.PREVIEWED and ticket.preview is not None \

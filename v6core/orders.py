@@ -162,6 +162,7 @@ class Ticket:
     avg_fill_price: float | None = None
     last_message: str = ""
     cancel_requested: bool = False
+    confirmed_by: str = ""             # browser session whose confirmation placed it
     updated_at: datetime | None = None
 
     @property
@@ -731,7 +732,7 @@ class OrderDesk:
             if result.needs_typed_confirmation:
                 self._require_typed(typed)
             self._reserved.add(ticket_id)
-            confirmed = replace(ticket, state=TicketState.CONFIRMED, updated_at=_now())
+            confirmed = replace(ticket, state=TicketState.CONFIRMED, confirmed_by=session_id, updated_at=_now())
             try:
                 self._write(confirmed, "confirmed", session_id, detail={
                     "spec": spec_to_json(confirmed.spec), "typed_confirmation": bool(typed),
@@ -782,7 +783,7 @@ class OrderDesk:
             ticket = self.ticket(ticket_id)
             if ticket.state != TicketState.UNCERTAIN:
                 raise AlreadyConfirmed(f"Ticket {ticket_id} is {ticket.state.value}: nothing to re-send.")
-            confirmed = replace(ticket, state=TicketState.CONFIRMED, updated_at=_now())
+            confirmed = replace(ticket, state=TicketState.CONFIRMED, confirmed_by=session_id, updated_at=_now())
             self._write(confirmed, "confirmed", session_id,
                         detail={"spec": spec_to_json(confirmed.spec), "resend": True,
                                 "typed_confirmation": bool(typed)})
@@ -1024,7 +1025,7 @@ class OrderDesk:
             if event in ("drafted", "edited"):
                 ticket = replace(ticket, state=TicketState.DRAFTED)
             elif event == "confirmed":
-                ticket = replace(ticket, state=TicketState.CONFIRMED)
+                ticket = replace(ticket, state=TicketState.CONFIRMED, confirmed_by=row["session_id"] or "")
                 sent = False
             elif event in ("sent", "reconciled"):
                 sent = True

@@ -109,7 +109,7 @@ def test_signal_to_filled_order_through_the_review_dialog(services):
     [order] = [o for o in gw.orders() if o.order_ref == tid]
     assert (order.action, order.quantity, order.order_type, order.limit_price, order.tif, order.order_ref) == (
         "BUY", 3, "LMT", limit, "GTC", tid)
-    assert "Sent" in texts(at)
+    assert f"Sent once as order {order.order_id}" in texts(at)
 
     # The market comes down to the limit: the order fills, the dialog follows it live.
     gw.set_spot("AAPL", round(spot - 2.0, 2))
