@@ -140,6 +140,7 @@ def install_stand_in(snapshot: PortfolioSnapshot, **settings) -> StandInServices
                                orders=StandInDesk())
     module = types.ModuleType("v6core.services")
     module.start_services = lambda _settings: services
+    module.is_v6_stand_in = True
     sys.modules["v6core.services"] = module
     common.get_services.clear()
     return services
@@ -148,7 +149,8 @@ def install_stand_in(snapshot: PortfolioSnapshot, **settings) -> StandInServices
 def remove_stand_in() -> None:
     from pages import common
 
-    sys.modules.pop("v6core.services", None)
+    if getattr(sys.modules.get("v6core.services"), "is_v6_stand_in", False):
+        del sys.modules["v6core.services"]     # the real module is imported again on next use
     common.get_services.clear()
 
 
