@@ -25,6 +25,7 @@ log = logging.getLogger("v6.pages.positions")
 UNGROUPED = "ungrouped"
 # Each expander costs a styled dataframe and the close widgets: page them so 500 legs stay fast.
 STRATEGIES_PER_PAGE = 20
+EXPANDED_BY_DEFAULT = 4          # the first strategies of a page open; the rest on a click
 PNL_COLUMNS = ("P&L", "P&L %", "Day P&L")
 SHOWN_COLUMNS = (
     "Contract", "Qty", "Avg cost", "Mark", "Mkt value", "P&L", "P&L %", "Day P&L",
@@ -184,13 +185,14 @@ def strategy_expanders(snapshot: PortfolioSnapshot, frame: pd.DataFrame, strateg
     # per expander costs ~20 ms, most of this page's time at 500 legs).
     table = pa.Table.from_pandas(frame.loc[:, list(SHOWN_COLUMNS)], preserve_index=False)
     con_ids = frame["con_id"].to_numpy()
-    for strategy_id, rows in groups:
+    for position, (strategy_id, rows) in enumerate(groups):
         strategy = strategies.get(strategy_id)
         title = strategy_title(strategy, len(rows)) if strategy else f"Ungrouped · {len(rows)} leg(s)"
-        with st.expander(title, expanded=len(groups) <= 8):
+        # Keyed: the live figures in the label change every refresh, the open/closed state must not.
+        # (Not tracked with on_change="rerun": Streamlit then forgets the state when the label changes.)
+        with st.expander(title, expanded=position < EXPANDED_BY_DEFAULT, key=f"strategy_{strategy_id}"):
             if strategy is not None and strategy.explanation:
                 st.caption(common.plain(strategy.explanation))
-            # Plain frame here (a Styler costs ~50 ms per table); the signed formats carry the direction.
             st.dataframe(table.take(rows), column_config=COLUMN_CONFIG, hide_index=True,
                          key=f"legs_{strategy_id}")
             if close_buttons is not None and strategy is not None:

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from pages.positions import EXPANDED_BY_DEFAULT
 from tests.e2e.conftest import ARTIFACTS, ROOT, SCRIPT_IDLE
 
 pytestmark = pytest.mark.browser
@@ -21,8 +22,10 @@ def open_app(page, url: str) -> None:
     page.wait_for_selector(SCRIPT_IDLE, timeout=60_000)
 
 
-def go_to(page, title: str) -> None:
+def go_to(page, url: str, title: str) -> None:
     """Click the sidebar link, as the operator does, and wait for the page's run to finish."""
+    if not page.url.startswith(url):   # this test runs alone: open the app first
+        open_app(page, url)
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     link = page.locator("[data-testid='stSidebarNavLink']", has_text=title)
@@ -48,16 +51,16 @@ def metric_value(page, label: str):
     return page.locator("[data-testid='stMetric']").filter(has=labelled).locator("[data-testid='stMetricValue']")
 
 
-def pause(page) -> None:
-    """Switch the sidebar's Pause refresh on (retried: a click during a rerun can be lost)."""
+def pause(page, on: bool = True) -> None:
+    """Set the sidebar's Pause refresh (retried: a click during a rerun can be lost)."""
     switch = page.locator("[data-testid='stSidebar']").get_by_role("switch", name="Pause refresh").first
     for _ in range(5):
         page.wait_for_selector(SCRIPT_IDLE)
-        if switch.is_checked():
+        if switch.is_checked() == on:
             return
         switch.click(force=True)
         page.wait_for_timeout(1000)
-    assert switch.is_checked(), "Pause refresh did not stay on"
+    assert switch.is_checked() == on, f"Pause refresh did not stay {'on' if on else 'off'}"
 
 
 def shoot(page, name: str, whole: bool = True) -> None:
@@ -112,13 +115,26 @@ def test_overview_shows_account_greeks_and_connection(page, app_server):
 def test_positions_by_strategy_and_all_legs(page, app_server):
     from playwright.sync_api import expect
 
-    go_to(page, "Positions")
+    go_to(page, app_server, "Positions")
     expect(page.get_by_role("heading", name="Positions")).to_be_visible()
     expanders = page.locator("[data-testid='stExpander']")
     expect(expanders.first).to_be_visible(timeout=60_000)
     assert expanders.count() >= 2
     expect(expanders.first).to_contain_text(re.compile(r"P&L [+-]?\$[\d,]+\.\d{2}"))
-    expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()
+    tables = page.locator("[data-testid='stDataFrame']")
+    expect(tables.first).to_be_visible()
+    opened = min(expanders.count(), EXPANDED_BY_DEFAULT)
+    open_details = page.locator("[data-testid='stExpander'] details[open]")
+    expect(open_details).to_have_count(opened)
+    if expanders.count() > opened:
+        expanders.nth(opened).locator("summary").click()
+        expect(open_details).to_have_count(opened + 1)
+        # live refresh rewrites the labels (P&L, Greeks) every run; what the operator opened stays open
+        pause(page, on=False)
+        page.wait_for_timeout(5_000)
+        pause(page)
+        expect(open_details).to_have_count(opened + 1)
+        expect(expanders.nth(opened).locator("details")).to_have_attribute("open", "")
     page.get_by_text("All legs", exact=True).click()
     page.wait_for_selector(SCRIPT_IDLE)
     expect(page.locator("[data-testid='stDataFrame']")).to_have_count(1)
@@ -129,7 +145,7 @@ def test_positions_by_strategy_and_all_legs(page, app_server):
 def test_greeks_and_risk_draws_tables_graph_and_grid(page, app_server):
     from playwright.sync_api import expect
 
-    go_to(page, "Greeks & risk")
+    go_to(page, app_server, "Greeks & risk")
     expect(page.get_by_role("heading", name="Risk graph and scenarios")).to_be_visible(timeout=60_000)
     expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(2, timeout=60_000)
     expect(page.locator("[data-testid='stDataFrame']")).to_have_count(2)
@@ -142,7 +158,7 @@ def test_greeks_and_risk_draws_tables_graph_and_grid(page, app_server):
 def test_other_pages_open_without_exception(page, app_server, title):
     from playwright.sync_api import expect
 
-    go_to(page, title)
+    go_to(page, app_server, title)
     expect(page.get_by_role("heading", name=re.compile(title)).first).to_be_visible()
     no_exception_box(page)
     shoot(page, title.lower())
