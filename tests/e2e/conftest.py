@@ -1,7 +1,7 @@
 """Browser harness (after Streamlit's e2e_playwright/conftest.py): `streamlit run app.py` on a free
 port with the embedded simulator and a tmp lake, output to a file, `/_stcore/health` polled, then
-Debian's chromium driven headless through Playwright (the session-wide `browser` fixture of
-tests/conftest.py: one Playwright per process).
+Debian's chromium driven headless through Playwright (one Playwright at a time per process:
+this module's own, closed when the module ends).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -43,7 +45,7 @@ def wait_for_health(url: str, process: subprocess.Popen, log: Path, timeout: flo
     raise TimeoutError(f"streamlit did not become healthy in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
     """Base URL of a running `streamlit run app.py` on the embedded simulator."""
     tmp = tmp_path_factory.mktemp("e2e")
@@ -71,7 +73,24 @@ def app_server(tmp_path_factory):
             shutil.copy(log, ARTIFACTS / "streamlit.log")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium for this module only. Playwright's sync API leaves its event loop marked running
+    in the main thread while open, which breaks every later test that calls asyncio.run(); so it
+    is closed when this module ends, not at the end of the session."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=60_000)
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("Debian's chromium is not installed (`make browser` installs it)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
 def page(browser, app_server):
     """One browser tab for the whole run: tests move between pages through the sidebar, as an
     operator does (a fresh tab per test would boot the frontend and a new session each time)."""
