@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from enum import Enum
 from functools import reduce
@@ -36,7 +36,6 @@ from v6core.models import (
     ContractInfo,
     FillView,
     Greeks,
-    GreekSource,
     Leg,
     OrderLegSpec,
     OrderSpec,
@@ -79,6 +78,7 @@ FOLLOWED_STATES = frozenset({TicketState.SENT, TicketState.WORKING})
 FINAL_STATES = frozenset({TicketState.FILLED, TicketState.CANCELLED, TicketState.REJECTED})
 WORKING_STATUSES = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"})
 CANCELLED_STATUSES = frozenset({"Cancelled", "ApiCancelled"})
+ORDER_CANCELLED_CODE = 202
 
 
 class OrderDeskError(Exception):
@@ -830,7 +830,11 @@ class OrderDesk:
         if view.status == "Filled" or (view.remaining == 0 and view.filled > 0):
             state = TicketState.FILLED
         elif view.status in CANCELLED_STATUSES:
-            rejected = not ticket.cancel_requested and view.filled == 0 and bool(view.last_message)
+            # Cancelled with an error and nobody asked for it: the gateway refused the order.
+            # Code 202 is IB's own "order cancelled" notice (e.g. cancelled in TWS), not a refusal.
+            message = view.last_message or ""
+            rejected = (not ticket.cancel_requested and view.filled == 0 and bool(message)
+                        and not message.startswith(f"{ORDER_CANCELLED_CODE}:"))
             state = TicketState.REJECTED if rejected else TicketState.CANCELLED
         elif view.status == "Inactive" or _refused_unacknowledged(view):
             state = TicketState.REJECTED
@@ -884,8 +888,11 @@ class OrderDesk:
 
     def _record_fills(self, fills: Iterable[FillView]) -> None:
         with self._lock:
-            ids = {t.ticket_id for t in self._tickets.values()}
-            by_order = {t.order_id: t.ticket_id for t in self._tickets.values() if t.order_id is not None}
+            # Only tickets whose "sent" (or "reconciled") row is written: a fill is never audited
+            # ahead of the step that placed its order.
+            placed = [t for t in self._tickets.values() if t.state in FOLLOWED_STATES | FINAL_STATES]
+            ids = {t.ticket_id for t in placed}
+            by_order = {t.order_id: t.ticket_id for t in placed if t.order_id is not None}
         now = time.monotonic()
         ready: list[tuple[FillView, str]] = []
         for fill in fills:

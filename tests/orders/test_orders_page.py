@@ -4,7 +4,6 @@ and fills at the simulator, whose own book shows exactly the confirmed fields.""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from streamlit.runtime.pages_manager import PagesManager
