@@ -305,3 +305,26 @@ def test_combo_close_reaches_the_sim_with_its_legs(stack):
         (leg.contract.con_id, leg.ratio, leg.action) for leg in ticket.combo_legs}
     stack.desk.cancel(ticket.ticket_id, "sess-a")
     wait_until(lambda: stack.desk.ticket(ticket.ticket_id).state == TicketState.CANCELLED)
+
+
+def test_market_order_fill_is_audited_after_sent_with_its_commission(stack):
+    ticket = draft_aapl(stack)
+    stack.desk.edit(ticket.ticket_id, "sess-a", order_type="MKT", limit_price=None)
+    stack.desk.preview(ticket.ticket_id, "sess-a")
+    stack.desk.confirm(ticket.ticket_id, "sess-a")
+    [order] = stack.sim_orders(ticket.ticket_id)
+    assert (order.order_type, order.limit_price, order.quantity) == ("MKT", None, 1)
+    wait_until(lambda: "fill" in stack.events(ticket.ticket_id), timeout=15)
+    events = stack.events(ticket.ticket_id)
+    assert events.index("confirmed") < events.index("sent") < events.index("fill")
+    fill = stack.audit.fills().filter(stack.audit.fills()["ticket_id"] == ticket.ticket_id).row(0, named=True)
+    assert fill["commission"] == pytest.approx(1.0) and fill["quantity"] == 1
+
+
+def test_cancel_by_ib_order_id(stack):
+    ticket = draft_aapl(stack)
+    stack.desk.preview(ticket.ticket_id, "sess-a")
+    sent = stack.desk.confirm(ticket.ticket_id, "sess-a")
+    stack.desk.cancel_order(sent.order_id, "sess-d")
+    wait_until(lambda: stack.desk.ticket(ticket.ticket_id).state == TicketState.CANCELLED)
+    assert stack.sim_orders(ticket.ticket_id)[0].status == "Cancelled"

@@ -85,3 +85,23 @@ def test_spec_survives_the_audit_json_round_trip():
     spec = OrderSpec(contract=BAG, action="BUY", quantity=2, order_type="LMT", limit_price=-1.05, tif="GTC",
                      combo_legs=(OrderLegSpec(SPY_PUT, 1, "SELL"), OrderLegSpec(AAPL_CALL, 2, "BUY")))
     assert spec_from_json(spec_to_json(spec)) == spec
+
+
+def test_strategy_legs_take_the_strategy_share_of_a_split_leg():
+    from v6core.models import Leg, PositionGreeks, Strategy
+    from v6core.orders import strategy_legs
+
+    def leg(contract, quantity):
+        return Leg(account="DU1", contract=contract, quantity=quantity, avg_price=1.0, mark=1.0,
+                   market_value=None, unrealized_pnl=None, realized_pnl=None, daily_pnl=None, dte=30,
+                   greeks=None, position_greeks=PositionGreeks(), quote_time=None)
+
+    legs = [leg(SPY_PUT, -3), leg(AAPL_CALL, 1)]
+    condor_part = Strategy(strategy_id="s", kind="custom", underlying="SPY", con_ids=(9002,),
+                           greeks=PositionGreeks(), unrealized_pnl=0, daily_pnl=0, market_value=0,
+                           quantities=(-2.0,))
+    [only] = strategy_legs(condor_part, legs)
+    assert (only.contract.con_id, only.quantity) == (9002, -2.0)
+    whole = Strategy(strategy_id="t", kind="custom", underlying="SPY", con_ids=(9002, 9001),
+                     greeks=PositionGreeks(), unrealized_pnl=0, daily_pnl=0, market_value=0)
+    assert [(x.contract.con_id, x.quantity) for x in strategy_legs(whole, legs)] == [(9002, -3), (9001, 1)]
