@@ -892,13 +892,16 @@ class OrderDesk:
             # ahead of the step that placed its order.
             placed = [t for t in self._tickets.values() if t.state in FOLLOWED_STATES | FINAL_STATES]
             ids = {t.ticket_id for t in placed}
-            by_order = {t.order_id: t.ticket_id for t in placed if t.order_id is not None}
+            by_order = {t.order_id: t.ticket_id for t in placed if t.order_id}
+            by_perm = {t.perm_id: t.ticket_id for t in placed if t.perm_id}
         now = time.monotonic()
         ready: list[tuple[FillView, str]] = []
         for fill in fills:
             if fill.exec_id in self._recorded_fills:
                 continue
-            ticket_id = fill.order_ref if fill.order_ref in ids else by_order.get(fill.order_id)
+            # Executions loaded at connect may lack the orderRef; the perm id is IB's own key.
+            ticket_id = (fill.order_ref if fill.order_ref in ids
+                         else by_perm.get(fill.perm_id) or by_order.get(fill.order_id))
             if ticket_id is None:
                 continue
             first = self._first_seen_fill.setdefault(fill.exec_id, now)
@@ -1076,7 +1079,12 @@ class OrderDesk:
         return self._reconcile_to(ticket_id, views, session_id)
 
     def _reconcile_to(self, ticket_id: str, views: Sequence[OrderView], session_id: str) -> Ticket:
-        view = sorted(views, key=lambda v: (v.perm_id or 0))[-1]
+        view = sorted(views, key=lambda v: (v.perm_id or 0, v.order_id))[-1]
+        if not view.order_id and view.perm_id:
+            # A completed order as IB lists it carries no order id; its executions do.
+            fill = next((f for f in self.runtime.snapshot().fills if f.perm_id == view.perm_id), None)
+            if fill is not None:
+                view = replace(view, order_id=fill.order_id)
         with self._lock:
             ticket = self.ticket(ticket_id)
             if ticket.state != TicketState.UNCERTAIN:

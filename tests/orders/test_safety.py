@@ -226,14 +226,20 @@ def test_kill_9_between_confirmed_and_sent_recovers_by_asking_the_gateway_and_ne
         assert set(trail["session_id"].to_list()) == {"crash-session"}
     [order] = [o for o in own_gw.orders() if o.order_ref == at_gateway]
     assert [o for o in own_gw.orders() if o.order_ref == lost] == []
+    # While v6 is down the market falls through the limit: the order fills at the gateway.
+    own_gw.set_spot("AAPL", round(order.limit_price * 0.95, 2))
+    wait_until(lambda: next(o for o in own_gw.orders() if o.order_ref == at_gateway).status == "Filled")
 
     stack = start_stack(own_gw, lake)            # the restart: recover() runs before anything else
     try:
-        # The order that reached the gateway is found by its orderRef and adopted.
+        # The order that reached the gateway is found by its orderRef and adopted, filled.
         adopted = stack.desk.ticket(at_gateway)
-        assert adopted.state == TicketState.WORKING
+        assert adopted.state == TicketState.FILLED
         assert (adopted.order_id, adopted.perm_id) == (order.order_id, order.perm_id)
-        assert stack.events(at_gateway)[5:] == ["uncertain", "reconciled"]
+        assert stack.events(at_gateway)[5:7] == ["uncertain", "reconciled"]
+        wait_until(lambda: "fill" in stack.events(at_gateway), timeout=15)
+        [fill] = stack.audit.fills().filter(stack.audit.fills()["ticket_id"] == at_gateway).rows(named=True)
+        assert fill["quantity"] == 2 and fill["commission"] == pytest.approx(1.0)
         # The one that never left stays uncertain: the gateway was asked, nothing was re-sent.
         ticket = stack.desk.ticket(lost)
         assert ticket.state == TicketState.UNCERTAIN
@@ -248,10 +254,10 @@ def test_kill_9_between_confirmed_and_sent_recovers_by_asking_the_gateway_and_ne
             stack.desk.resend(at_gateway, "tab-after-restart")
         # Only the operator's explicit re-send places it, once; it asks the gateway again first.
         sent = stack.desk.resend(lost, "tab-after-restart")
-        assert sent.state in (TicketState.SENT, TicketState.WORKING)
+        assert sent.state in (TicketState.SENT, TicketState.WORKING, TicketState.FILLED)  # the market fell
         [resent] = stack.sim_orders(lost)
         assert (resent.action, resent.quantity, resent.limit_price) == ("BUY", 3, ticket.limit_price)
-        assert stack.events(lost)[7:] == ["gateway_checked", "confirmed", "sent"]
+        assert stack.events(lost)[7:10] == ["gateway_checked", "confirmed", "sent"]
         with pytest.raises(OrderDeskError, match="not uncertain"):
             stack.desk.resend(lost, "tab-after-restart")
         assert len(stack.sim_orders(lost)) == 1 and len(stack.sim_orders(at_gateway)) == 1
