@@ -263,3 +263,26 @@ def test_kill_9_between_confirmed_and_sent_recovers_by_asking_the_gateway_and_ne
         assert len(stack.sim_orders(lost)) == 1 and len(stack.sim_orders(at_gateway)) == 1
     finally:
         stack.close()
+
+
+def test_an_order_that_filled_while_v6_was_down_is_followed_up_after_restart(own_gw, tmp_path):
+    lake = tmp_path / "lake"
+    first = start_stack(own_gw, lake)
+    try:
+        ticket = previewed_aapl(first, quantity=2)
+        sent = first.desk.confirm(ticket.ticket_id, "tab-1")
+        wait_until(lambda: first.desk.ticket(ticket.ticket_id).state == TicketState.WORKING)
+    finally:
+        first.close()
+    own_gw.set_spot("AAPL", round(ticket.limit_price * 0.95, 2))
+    wait_until(lambda: first.sim_orders(ticket.ticket_id)[0].status == "Filled")
+    second = start_stack(own_gw, lake)
+    try:
+        wait_until(lambda: second.desk.ticket(ticket.ticket_id).state == TicketState.FILLED, timeout=20)
+        wait_until(lambda: "fill" in second.events(ticket.ticket_id), timeout=20)
+        assert second.desk.ticket(ticket.ticket_id).perm_id == sent.perm_id
+        fills = second.audit.fills().filter(second.audit.fills()["ticket_id"] == ticket.ticket_id)
+        assert fills["quantity"].sum() == 2 and fills["commission"].sum() == pytest.approx(1.0)
+        assert len(second.sim_orders(ticket.ticket_id)) == 1
+    finally:
+        second.close()
