@@ -86,21 +86,23 @@ class OrderDeskError(Exception):
 
 
 class TicketNotFound(OrderDeskError):
-    pass
+    """No ticket with that id in this desk (drafted elsewhere, or not recovered yet)."""
 
 
 class AlreadyConfirmed(OrderDeskError):
-    pass
+    """The ticket was confirmed before (here, in another session, or per the audit log)."""
 
 
 class TicketBlocked(OrderDeskError):
+    """One or more pre-trade checks failed; `problems` lists them, one sentence each."""
+
     def __init__(self, problems: Sequence[str]):
         self.problems = tuple(problems)
         super().__init__("; ".join(self.problems))
 
 
 class TradingUnavailable(OrderDeskError):
-    pass
+    """No audit log in this process: nothing may be placed that cannot be recorded."""
 
 
 @dataclass(slots=True, frozen=True)
