@@ -1,8 +1,9 @@
 """Fixtures shared by every test folder.
 
-One Playwright for the whole run: the sync API drives its own event loop, and a second
-`sync_playwright()` in the same process while the first is open fails ("Sync API inside the
-asyncio loop"), so the e2e pages and the confirm-to-trade browser tests share this browser.
+One Playwright per test module: the sync API leaves its event loop marked running in the main
+thread while it is open, so a second `sync_playwright()` fails ("Sync API inside the asyncio
+loop") and so does every later `asyncio.run()`. Opening it per module and closing it when the
+module ends keeps the browser tests and the loop-driven tests of other modules apart.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-dev-shm-usage"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import expect, sync_playwright
 
