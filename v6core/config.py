@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     max_delta_change: float = Field(500, gt=0)         # share-equivalents
     allowed_symbols: list[str] = Field(default_factory=lambda: ["SPY", "QQQ", "IWM", "AAPL", "TSLA"])
 
+    # --- portfolio limits: a breach is an alert on the Overview (orders have their own checks)
+    limit_beta_delta: float = Field(1_000, gt=0)       # |SPY beta-weighted delta|, SPY shares
+    limit_vega: float = Field(5_000, gt=0)             # |portfolio vega|, $ per vol point
+    limit_margin_use_pct: float = Field(50, gt=0, le=100)  # initial margin / net liquidation
+    limit_daily_loss: float = Field(10_000, gt=0)      # daily P&L below minus this, $
+
     # --- LLM (any OpenAI-compatible chat-completions endpoint); empty base_url: rules only
     llm_base_url: str = ""
     llm_model: str = ""

@@ -275,7 +275,7 @@ class SnapshotBuilder:
             legs=tuple(legs), strategies=strategies, underlyings=underlyings, totals=totals,
             unrealized_pnl=unrealized, realized_pnl=realized, daily_pnl=daily,
             quotes=quotes, orders=orders, fills=fills,
-            alerts=self._alerts(connection, legs),
+            alerts=self._alerts(connection, legs) + limit_alerts(self.settings, totals, account, daily),
             positions_version=state.positions_version,
         )
 
@@ -346,6 +346,26 @@ class SnapshotBuilder:
         if len(flagged) > MAX_LEG_ALERTS:
             alerts.append(Alert("warning", f"{len(flagged) - MAX_LEG_ALERTS} more flagged leg(s)"))
         return tuple(alerts)
+
+
+def limit_alerts(settings: Settings, totals: PositionGreeks, account: AccountValues,
+                 daily_pnl: float | None) -> tuple[Alert, ...]:
+    """Portfolio limit breaches (settings `limit_*`), stated with the figure and the limit."""
+    alerts: list[Alert] = []
+    if abs(totals.beta_delta) > settings.limit_beta_delta:
+        alerts.append(Alert("error", f"Limit breach: beta-weighted delta {totals.beta_delta:+,.0f} SPY sh "
+                                     f"beyond ±{settings.limit_beta_delta:,.0f}"))
+    if abs(totals.vega) > settings.limit_vega:
+        alerts.append(Alert("error", f"Limit breach: vega {totals.vega:+,.0f} $/vol pt "
+                                     f"beyond ±{settings.limit_vega:,.0f}"))
+    margin_use = account.margin_use_pct
+    if margin_use is not None and margin_use > settings.limit_margin_use_pct:
+        alerts.append(Alert("error", f"Limit breach: margin use {margin_use:.1f}% "
+                                     f"above {settings.limit_margin_use_pct:g}%"))
+    if daily_pnl is not None and daily_pnl < -settings.limit_daily_loss:
+        alerts.append(Alert("error", f"Limit breach: daily P&L {daily_pnl:+,.0f} $ "
+                                     f"below -{settings.limit_daily_loss:,.0f}"))
+    return tuple(alerts)
 
 
 class SnapshotStore:
