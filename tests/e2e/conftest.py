@@ -74,23 +74,6 @@ def app_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    """Chromium for this module only. Playwright's sync API leaves its event loop marked running
-    in the main thread while open, which breaks every later test that calls asyncio.run(); so it
-    is closed when this module ends, not at the end of the session."""
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=60_000)
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("Debian's chromium is not installed (`make browser` installs it)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
 def page(browser, app_server):
     """One browser tab for the whole run: tests move between pages through the sidebar, as an
     operator does (a fresh tab per test would boot the frontend and a new session each time)."""
