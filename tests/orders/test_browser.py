@@ -8,48 +8,16 @@ the same ticket's dialog open, clicks Confirm too and is told it is already conf
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import polars as pl
 import pytest
 
+from tests.browser_harness import SCRIPT_IDLE, streamlit_app
 from v6core.sim import SimGateway
 
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage"]
-SCRIPT_IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_health(url: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"streamlit did not become healthy in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -63,40 +31,10 @@ def gw():
 @pytest.fixture(scope="module")
 def app_url(gw, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("orders-e2e")
-    port = free_port()
-    log = tmp / "streamlit.log"
-    env = {**os.environ, "V6_MODE": "ib", "V6_IB_HOST": "127.0.0.1", "V6_IB_PORT": str(gw.port),
-           "V6_LAKE_PATH": str(tmp / "lake"), "PYTHONUNBUFFERED": "1"}
-    env.pop("V6_PASSWORD", None)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}"
-    try:
-        wait_for_health(url, process, log)
+    env = {"V6_MODE": "ib", "V6_IB_HOST": "127.0.0.1", "V6_IB_PORT": str(gw.port),
+           "V6_LAKE_PATH": str(tmp / "lake")}
+    with streamlit_app(env, tmp / "streamlit.log") as url:
         yield url, tmp / "lake"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("Debian's chromium is not installed (make browser installs it)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 # Clicks 80 ms apart on the button, timed inside the page. The gaps are spun, not timer-driven:
