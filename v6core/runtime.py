@@ -502,11 +502,17 @@ class Runtime:
             ticker = self._tickers.pop(con_id)
             ib.cancelMktData(ticker.contract)
         account = state.account_name
+        # ib_async may still hold a PnL request key we consider gone (its wrapper is reset only by
+        # disconnect()) and asserts on a repeated key: cancel that one, then request afresh.
         if account and self._pnl_account != account:
+            if (account, "") in ib.wrapper.pnlKey2ReqId:
+                ib.cancelPnL(account, "")
             ib.reqPnL(account)
             self._pnl_account = account
         wanted_pnl = {(p.account, p.contract.con_id) for p in legs}
         for acct, con_id in sorted(wanted_pnl - self._pnl_singles):
+            if (acct, "", con_id) in ib.wrapper.pnlSingleKey2ReqId:
+                ib.cancelPnLSingle(acct, "", con_id)
             ib.reqPnLSingle(acct, "", con_id)
             self._pnl_singles.add((acct, con_id))
         for acct, con_id in self._pnl_singles - wanted_pnl:
