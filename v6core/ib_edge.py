@@ -315,6 +315,11 @@ def order_view_from_trade(trade: Any, contract: ContractInfo, last_message: str 
     quantity = clean_number(getattr(order, "totalQuantity", 0)) or 0.0
     filled = clean_number(getattr(status, "filled", 0)) or 0.0
     remaining = clean_number(getattr(status, "remaining", None))
+    if not filled:
+        # an order known only from reqCompletedOrders carries its fills in order.filledQuantity
+        filled = clean_number(getattr(order, "filledQuantity", None)) or 0.0
+        if filled:
+            remaining = None
     avg_fill = clean_number(getattr(status, "avgFillPrice", None))
     return OrderView(
         order_id=int(getattr(order, "orderId", 0) or 0),

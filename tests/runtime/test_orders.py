@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from v6core.models import OrderLegSpec, OrderSpec, WhatIfResult
+from v6core.models import ConnState, OrderLegSpec, OrderSpec, WhatIfResult
 from tests.runtime.helpers import wait_ready
 
 TIMEOUT = 15
@@ -158,3 +158,19 @@ def test_watched_contracts_are_quoted_and_survive_a_reconnect(gateway, make_runt
                        and (q := s.quote(option.con_id)) is not None and q.time is not None
                        and q.time > s.connection.connected_since, 15)
     assert back is not None
+
+
+def test_a_filled_order_found_after_a_restart_reports_its_fill(gateway, make_runtime):
+    gw = gateway
+    first = make_runtime(gw)
+    wait_ready(first, gw)
+    stock = gw.lookup("IWM")
+    first.place_order(OrderSpec(contract=stock, action="BUY", quantity=3, order_type="MKT"),
+                      "T-filled-1").result(TIMEOUT)
+    assert first.wait_for(lambda s: any(o.order_ref == "T-filled-1" and o.status == "Filled"
+                                        for o in s.orders), TIMEOUT) is not None
+    first.stop()
+    second = make_runtime(gw)            # the book now differs from the seeded one: connected is enough
+    assert second.wait_for(lambda s: s.connection.state == ConnState.CONNECTED, TIMEOUT) is not None
+    found = second.find_orders_by_ref("T-filled-1").result(TIMEOUT)
+    assert [(o.status, o.filled, o.remaining) for o in found] == [("Filled", 3.0, 0.0)]
