@@ -90,6 +90,29 @@ def fmt_pct(value: float | None, *, decimals: int = 1, signed: bool = False) -> 
 
 # Position Greeks precision: delta and dollar amounts read in whole-ish units, gamma is small.
 GREEK_DECIMALS = {"delta": 1, "gamma": 2, "theta": 2, "vega": 2, "dollar_delta": 0, "beta_delta": 1}
+# One look for a table of legs, live (Positions) or recorded (History).
+LEG_COLUMN_CONFIG = {
+    "Contract": st.column_config.TextColumn(pinned=True),
+    "Qty": st.column_config.NumberColumn(format="%+,d", help="Signed: negative is short"),
+    "Avg cost": st.column_config.NumberColumn(format="%,.2f", help="Average price per share"),
+    "Mark": st.column_config.NumberColumn(format="%,.2f", help="Mid, else last, else close (per share), when quoted or recorded"),
+    "Mkt value": st.column_config.NumberColumn(format="%+,.2f"),
+    "P&L": st.column_config.NumberColumn(format="%+,.2f", help="Unrealized P&L ($)"),
+    "P&L %": st.column_config.NumberColumn(format="%+,.1f%%", help="Unrealized P&L / |cost basis|"),
+    "Day P&L": st.column_config.NumberColumn(format="%+,.2f"),
+    "Delta": st.column_config.NumberColumn(format="%+,.1f", help="Position delta, share-equivalents"),
+    "Gamma": st.column_config.NumberColumn(format="%+,.2f", help="Position gamma, shares per $1"),
+    "Theta $/day": st.column_config.NumberColumn(format="%+,.2f"),
+    "Vega $/vol pt": st.column_config.NumberColumn(format="%+,.2f"),
+    "Delta/contract": st.column_config.NumberColumn(format="%+.3f", help="Per-contract delta, in [-1, 1]"),
+    "IV %": st.column_config.NumberColumn(format="%.1f"),
+    "DTE": st.column_config.NumberColumn(format="%d", help="Calendar days to expiry (0 = expires today), when quoted or recorded"),
+    "Greeks": st.column_config.TextColumn(help="IB = IB's model; COMPUTED = v6 (py_vollib); NONE = kept out of totals"),
+    "Quote age": st.column_config.NumberColumn(format="%.0f s"),
+    "Flags": st.column_config.TextColumn(help="Validation problems; flagged legs are kept out of the totals"),
+}
+
+
 GREEK_LABELS = {
     "delta": "Delta (shares)",
     "gamma": "Gamma (shares per $1)",

@@ -26,25 +26,7 @@ LEG_COLUMNS = {
     "label": "Contract", "quantity": "Qty", "avg_price": "Avg cost", "mark": "Mark",
     "market_value": "Mkt value", "unrealized_pnl": "P&L", "daily_pnl": "Day P&L", "delta": "Delta",
     "gamma": "Gamma", "theta": "Theta $/day", "vega": "Vega $/vol pt", "contract_delta": "Delta/contract",
-    "iv": "IV", "dte": "DTE", "greeks_source": "Greeks", "stale": "Stale",
-}
-LEG_CONFIG = {
-    "Contract": st.column_config.TextColumn(pinned=True),
-    "Qty": st.column_config.NumberColumn(format="%+,.0f", help="Signed: negative is short"),
-    "Avg cost": st.column_config.NumberColumn(format="%,.2f", help="Average price per share"),
-    "Mark": st.column_config.NumberColumn(format="%,.2f", help="Per share, as recorded"),
-    "Mkt value": st.column_config.NumberColumn(format="%+,.2f"),
-    "P&L": st.column_config.NumberColumn(format="%+,.2f", help="Unrealized P&L ($)"),
-    "Day P&L": st.column_config.NumberColumn(format="%+,.2f"),
-    "Delta": st.column_config.NumberColumn(format="%+,.1f", help="Position delta, share-equivalents"),
-    "Gamma": st.column_config.NumberColumn(format="%+,.2f", help="Position gamma, shares per $1"),
-    "Theta $/day": st.column_config.NumberColumn(format="%+,.2f"),
-    "Vega $/vol pt": st.column_config.NumberColumn(format="%+,.2f"),
-    "Delta/contract": st.column_config.NumberColumn(format="%+.3f", help="Per-contract delta, in [-1, 1]"),
-    "IV": st.column_config.NumberColumn(format="percent"),
-    "DTE": st.column_config.NumberColumn(format="%d", help="Calendar days to expiry when recorded"),
-    "Greeks": st.column_config.TextColumn(help="IB, COMPUTED (py_vollib), STOCK or NONE"),
-    "Flags": st.column_config.TextColumn(help="Validation problems when recorded"),
+    "iv": "IV %", "dte": "DTE", "greeks_source": "Greeks", "stale": "Stale",
 }
 CHANGE_CONFIG = {
     **{f"{g}_change": st.column_config.NumberColumn(common.GREEK_LABELS[g] + " Δ", format="%+,.2f")
@@ -65,7 +47,7 @@ def legs_display(legs: pl.DataFrame) -> pd.DataFrame:
     """Recorded legs renamed for display (flags joined to text)."""
     frame = legs.select(*LEG_COLUMNS, pl.col("flags").list.join(", ").alias("Flags"),
                         "strategy_id", "strategy_kind", "symbol")
-    return frame.rename(LEG_COLUMNS).to_pandas()
+    return frame.rename(LEG_COLUMNS).with_columns(pl.col("IV %") * 100).to_pandas()
 
 
 def history_figure(greeks: pl.DataFrame, account: pl.DataFrame, shown: list[str],
@@ -144,7 +126,7 @@ def portfolio_section(lake, version: int) -> None:
                  f"Δ {common.fmt_greek('delta', group['Delta'].sum())}").replace("$", r"\$")
         with st.expander(title, expanded=True):
             st.dataframe(group.drop(columns=["strategy_id", "strategy_kind", "symbol"]),
-                         column_config=LEG_CONFIG, hide_index=True, key=f"history_legs_{strategy_id}")
+                         column_config=common.LEG_COLUMN_CONFIG, hide_index=True, key=f"history_legs_{strategy_id}")
 
 
 def _pick_pair(lake, versions: pl.DataFrame, selected: int) -> tuple[int | None, int | None]:

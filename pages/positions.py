@@ -32,26 +32,7 @@ SHOWN_COLUMNS = (
     "Delta", "Gamma", "Theta $/day", "Vega $/vol pt", "Delta/contract", "IV %", "DTE",
     "Greeks", "Quote age", "Flags",
 )
-COLUMN_CONFIG = {
-    "Contract": st.column_config.TextColumn(pinned=True),
-    "Qty": st.column_config.NumberColumn(format="%+,d", help="Signed: negative is short"),
-    "Avg cost": st.column_config.NumberColumn(format="%,.2f", help="Average price per share"),
-    "Mark": st.column_config.NumberColumn(format="%,.2f", help="Mid, else last, else close (per share)"),
-    "Mkt value": st.column_config.NumberColumn(format="%+,.2f"),
-    "P&L": st.column_config.NumberColumn(format="%+,.2f", help="Unrealized P&L ($)"),
-    "P&L %": st.column_config.NumberColumn(format="%+,.1f%%", help="Unrealized P&L / |cost basis|"),
-    "Day P&L": st.column_config.NumberColumn(format="%+,.2f"),
-    "Delta": st.column_config.NumberColumn(format="%+,.1f", help="Position delta, share-equivalents"),
-    "Gamma": st.column_config.NumberColumn(format="%+,.2f", help="Position gamma, shares per $1"),
-    "Theta $/day": st.column_config.NumberColumn(format="%+,.2f"),
-    "Vega $/vol pt": st.column_config.NumberColumn(format="%+,.2f"),
-    "Delta/contract": st.column_config.NumberColumn(format="%+.3f", help="Per-contract delta, in [-1, 1]"),
-    "IV %": st.column_config.NumberColumn(format="%.1f"),
-    "DTE": st.column_config.NumberColumn(format="%d", help="Calendar days to expiry (0 = expires today)"),
-    "Greeks": st.column_config.TextColumn(help="IB = IB's model; COMPUTED = v6 (py_vollib); NONE = kept out of totals"),
-    "Quote age": st.column_config.NumberColumn(format="%.0f s"),
-    "Flags": st.column_config.TextColumn(help="Validation problems; flagged legs are kept out of the totals"),
-}
+COLUMN_CONFIG = common.LEG_COLUMN_CONFIG
 
 
 def legs_frame(snapshot: PortfolioSnapshot, now: datetime | None = None) -> pd.DataFrame:
