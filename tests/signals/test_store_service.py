@@ -124,7 +124,7 @@ def test_rules_service_analyses_stores_and_reports(rules_settings):
     assert qqq.action is Action.SELL and iwm.action is Action.HOLD and not iwm.actionable
     assert tiny.status is Status.REJECTED and "not enough daily bars" in tiny.reject_reason
     assert nope.status is Status.REJECTED and "could not get bars" in nope.reject_reason
-    assert qqq.reference_price == qqq.entry          # no live quote: the last close
+    assert qqq.entry == round(qqq.reference_price, 2)    # no live quote: the last close, in cents
 
     latest = service.latest()
     assert sorted(latest) == ["IWM", "NOPE", "QQQ", "SPY", "TINY"]

@@ -160,6 +160,9 @@ def analyse_with_rules(inp: AnalystInput) -> SignalAnswer:
         entry, stop, target = price, price - STOP_ATRS * atr, price + TARGET_ATRS * atr
     elif action is Action.SELL:
         entry, stop, target = price, price + STOP_ATRS * atr, price - TARGET_ATRS * atr
+    if entry is not None:
+        # quoted in cents, the stock tick grid, so a ticket can use them as they are
+        entry, stop, target = round(entry, 2), round(stop, 2), round(target, 2)
 
     support, resistance = _get(inp.daily, "low_20"), _get(inp.daily, "high_20")
     if support is not None and resistance is not None and support >= resistance:
