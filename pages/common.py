@@ -174,6 +174,15 @@ def _retrying(connection) -> bool:
         connection.next_retry_at is not None or connection.attempts > 1 or bool(connection.last_error))
 
 
+def no_legs_notice(snapshot) -> bool:
+    """Say why there is no table of legs yet; True when there is none to draw."""
+    if snapshot.legs:
+        return False
+    st.info("No positions yet." if snapshot.connection.state.value == "connected"
+            else f"Connecting to the gateway ({connection_line(snapshot.connection)}).")
+    return True
+
+
 def connection_line(connection, now: datetime | None = None) -> str:
     """One line of connection state, e.g. `reconnecting, next try in 3 s (attempt 2)`."""
     now = now or utcnow()

@@ -57,9 +57,7 @@ def strategies_frame(snapshot: PortfolioSnapshot) -> pd.DataFrame:
 def greeks_risk(services) -> None:
     snapshot = services.runtime.snapshot()
     st.title("Greeks & risk")
-    if not snapshot.legs:
-        st.info("No positions yet." if snapshot.connection.state.value == "connected"
-                else f"Connecting to the gateway ({common.connection_line(snapshot.connection)}).")
+    if common.no_legs_notice(snapshot):
         return
     st.caption("Position Greeks: delta in shares, gamma in shares per $1, theta in $ per day, "
                "vega in $ per vol point, beta-weighted delta in SPY shares.")

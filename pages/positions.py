@@ -116,9 +116,7 @@ def close_buttons_hook():
 def positions(services) -> None:
     snapshot = services.runtime.snapshot()
     st.title("Positions")
-    if not snapshot.legs:
-        st.info("No positions yet." if snapshot.connection.state.value == "connected"
-                else f"Connecting to the gateway ({common.connection_line(snapshot.connection)}).")
+    if common.no_legs_notice(snapshot):
         return
 
     frame = legs_frame(snapshot)
