@@ -1,6 +1,6 @@
 """The `signals` Delta table: append-only history of every analysis, accepted and rejected.
 
-Written with deltalake (explicit arrow schema, UTC timestamps, log retention, periodic
+Written with deltalake (explicit arrow schema, UTC timestamps, log retention, automatic
 checkpoints), read with polars. Appends are serialised by a lock so the Streamlit sessions of one
 process never race each other.
 """
@@ -15,11 +15,12 @@ import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
+from v6core.lake import is_table
 from v6core.signals.schema import Action, Confidence, SignalRecord, Status
 
 TABLE_NAME = "signals"
-CHECKPOINT_EVERY = 25                  # versions between checkpoints
 TABLE_CONFIGURATION = {
+    "delta.checkpointInterval": "25",  # Delta checkpoints by itself, as the lake's tables do
     "delta.logRetentionDuration": "interval 90 days",
     "delta.deletedFileRetentionDuration": "interval 7 days",
 }
@@ -88,7 +89,7 @@ class SignalStore:
         self._lock = threading.Lock()
 
     def exists(self) -> bool:
-        return (self.path / "_delta_log").is_dir()
+        return is_table(self.path)
 
     def append(self, records: Iterable[SignalRecord]) -> int | None:
         """Append records in one commit; returns the table version written (None if nothing)."""
@@ -104,11 +105,7 @@ class SignalStore:
                 configuration=TABLE_CONFIGURATION if creating else None,
                 commit_properties=CommitProperties(custom_metadata={"writer": "v6.signals"}),
             )
-            delta = DeltaTable(str(self.path))
-            version = delta.version()
-            if version > 0 and version % CHECKPOINT_EVERY == 0:
-                delta.create_checkpoint()
-        return version
+            return DeltaTable(str(self.path)).version()
 
     def read(self, symbol: str | None = None) -> pl.DataFrame:
         """All records (or one symbol's), newest first."""
