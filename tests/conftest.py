@@ -25,7 +25,8 @@ def browser():
     expect.set_options(timeout=60_000)
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
-        pytest.skip("Debian's chromium is not installed (`make browser` installs it)")
+        # `make test` installs it first: a missing browser is a broken setup, never a quiet skip
+        pytest.fail("Debian's chromium is not installed: run `make browser` (apt-get install chromium)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield chromium
