@@ -31,10 +31,10 @@ def _start():
     try:
         return common.get_services()
     except SettingsError as exc:
-        _only_page(lambda: common.settings_error_screen(exc), "Settings error")
+        _only_page(lambda exc=exc: common.settings_error_screen(exc), "Settings error")
     except Exception as exc:  # anything else at start: one line on screen, traceback in the log
         log.exception("starting services failed")
-        _only_page(lambda: st.error(f"v6 could not start ({type(exc).__name__}); see the server log."),
+        _only_page(lambda exc=exc: st.error(f"v6 could not start ({type(exc).__name__}); see the server log."),
                    "Start failed")
     st.stop()
 
