@@ -38,16 +38,17 @@ def waterfall_figure(result: Explanation, height: int = 420) -> go.Figure:
     measures = ["absolute", *["relative"] * (len(steps) - 2), "total"]
     figure = go.Figure(go.Waterfall(
         x=labels, y=values, measure=measures, text=[common.fmt_money(v, signed=True) for v in values],
-        textposition="outside", connector={"line": {"color": "#999", "dash": "dot"}},
+        textposition="outside", cliponaxis=False, connector={"line": {"color": "#999", "dash": "dot"}},
         increasing={"marker": {"color": GREEN}}, decreasing={"marker": {"color": RED}},
         totals={"marker": {"color": BLUE}}, hovertemplate="%{x}: %{y:$,.2f}<extra></extra>"))
-    figure.update_layout(height=height, showlegend=False, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                         yaxis={"tickprefix": "$", "tickformat": ",.0f"})
+    figure.update_layout(height=height, showlegend=False, margin={"l": 10, "r": 10, "t": 40, "b": 40},
+                         yaxis={"tickprefix": "$", "tickformat": ",.0f", "automargin": True},
+                         xaxis={"automargin": True})
     return figure
 
 
 def _colour(value: float) -> str:
-    if not isinstance(value, float) or value == 0:
+    if not isinstance(value, float) or abs(value) < 0.005:       # float dust shows as $0.00: no colour
         return ""
     return f"color: {GREEN}" if value > 0 else f"color: {RED}"
 
@@ -56,8 +57,9 @@ def money_table(frame: pl.DataFrame, keys: dict[str, str], components: list[str]
     """A pandas Styler: key columns renamed, money as signed dollars, gains green, losses red."""
     money = {"actual": "Actual", **{c: COMPONENT_LABELS[c] for c in components}, "commissions": "Commissions"}
     shown = frame.select(*keys, *money).rename({**keys, **money}).to_pandas()
-    return (shown.style.format(lambda v: common.fmt_money(v, signed=True), subset=list(money.values()))
-            .map(_colour, subset=[v for k, v in money.items() if k != "commissions"]))
+    signed = [v for k, v in money.items() if k != "commissions"]
+    return (shown.style.format(lambda v: common.fmt_money(v, signed=True), subset=signed)
+            .format(common.fmt_money, subset=["Commissions"]).map(_colour, subset=signed))
 
 
 LEG_KEYS = {"label": "Contract", "status": "Change", "quantity_start": "Qty start", "quantity_end": "Qty end"}

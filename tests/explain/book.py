@@ -88,7 +88,7 @@ def snapshot(seq: int, holdings: list[Holding], market: Market,
     avg_prices = avg_prices or {}
     legs = tuple(leg(h, market, avg_prices.get(h.con_id)) for h in holdings if h.quantity)
     strategies = tuple(
-        Strategy(sid, "custom", next(l.contract.symbol for l in legs if l.strategy_id == sid),
+        Strategy(sid, sid.split(":")[0] if ":" in sid else "custom", next(l.contract.symbol for l in legs if l.strategy_id == sid),
                  tuple(l.contract.con_id for l in legs if l.strategy_id == sid), PositionGreeks(), 0.0, 0.0, 0.0)
         for sid in dict.fromkeys(l.strategy_id for l in legs))
     return PortfolioSnapshot(
@@ -98,12 +98,14 @@ def snapshot(seq: int, holdings: list[Holding], market: Market,
         unrealized_pnl=sum(l.unrealized_pnl or 0.0 for l in legs), positions_version=seq)
 
 
-def write_history(root: Path, points: list[tuple[list[Holding], Market]], fills: list[FillRow] = ()) -> None:
-    """One portfolio version per point (version i = point i), then the fills, as real Delta tables."""
+def write_history(root: Path, points: list[tuple[list[Holding], Market]], fills: list[FillRow] = (),
+                  avg_prices: dict[int, float] | None = None) -> None:
+    """One portfolio version per point (version i = point i), then the fills, as real Delta tables.
+    `avg_prices` (per con_id) sets the cost basis, hence the recorded unrealized P&L."""
     writer = LakeWriter(root)
     try:
         for i, (holdings, market) in enumerate(points):
-            writer.write_snapshot(snapshot(i, holdings, market))
+            writer.write_snapshot(snapshot(i, holdings, market, avg_prices))
     finally:
         writer.stop()
     if fills:
