@@ -202,3 +202,23 @@ def test_explaining_again_gives_the_identical_answer_and_the_path_sums_steps(tmp
     assert abs(path.residual) < abs(first.residual)
     with pytest.raises(ValueError, match="before the start"):
         explain(reader, 3, 1)
+
+
+def test_a_fill_recorded_later_changes_the_cached_answer(tmp_path):
+    from v6core.explain import ExplainCache
+    from v6core.lake import AuditLog
+
+    start = Market(T0, {"SPY": 600.0}, {"SPY": 0.20})
+    end = Market(T0 + timedelta(minutes=2), {"SPY": 601.0}, {"SPY": 0.20})
+    bigger = [Holding(1, "SPY", 3, 600.0, "C", strategy_id="calls"), *OPTIONS[1:]]
+    write_history(tmp_path / "lake", [(OPTIONS, start), (bigger, end)])
+    reader, cache = LakeReader(tmp_path / "lake"), ExplainCache()
+    before = cache.get(reader, 0, 1)
+    assert cache.get(reader, 0, 1) is before                                 # same question: no work
+    assert any(w.startswith("Missing leg") for w in before.warnings)
+    assert "fills say +0" in before.legs.filter(pl.col("con_id") == 1)["notes"][0]
+    AuditLog(tmp_path / "lake").append_fills([fill(T0 + timedelta(minutes=1), OPTIONS[0], "BOT", 1, 10.0, 0.65)])
+    after = cache.get(reader, 0, 1)
+    leg = after.legs.filter(pl.col("con_id") == 1).row(0, named=True)
+    assert leg["trades"] == pytest.approx(100 * (price(bigger[0], end)["price"] - 10.0) - 0.65)
+    assert leg["notes"] == "" and not any(w.startswith("Missing leg") for w in after.warnings)

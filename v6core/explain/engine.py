@@ -19,7 +19,7 @@ from v6core.explain import model as m
 from v6core.explain import rollup
 from v6core.explain.attribution import attribute_legs, expiry_close, point_spots
 from v6core.explain.revaluation import revalue
-from v6core.lake import AuditLog, LakeReader
+from v6core.lake import FILLS, AuditLog, LakeReader
 
 UTC = timezone.utc
 Where = int | datetime
@@ -41,9 +41,34 @@ def resolve(reader: LakeReader, where: Where) -> int:
     return int(earlier[-1])
 
 
+_fills_memo: dict[str, tuple[tuple, pl.DataFrame]] = {}
+_fills_lock = threading.Lock()
+
+
+def _log_stamp(root: Path) -> tuple:
+    """Changes whenever a commit lands in the fills table's log (a new file changes the folder)."""
+    log_dir = root / FILLS / "_delta_log"
+    try:
+        stat = log_dir.stat()
+    except OSError:
+        return ("absent",)
+    return (stat.st_mtime_ns, stat.st_nlink, stat.st_size)
+
+
 def read_fills(reader: LakeReader) -> pl.DataFrame:
-    """Every recorded fill, oldest first (the `fills` table, read-only)."""
-    return AuditLog(reader.root).fills()
+    """Every recorded fill, oldest first (the `fills` table, read-only); re-read only after a
+    commit, so a page asking every refresh costs a stat of the log folder."""
+    root = Path(reader.root)
+    stamp = _log_stamp(root)
+    key = str(root.resolve())
+    with _fills_lock:
+        memo = _fills_memo.get(key)
+        if memo is not None and memo[0] == stamp:
+            return memo[1]
+    frame = AuditLog(root).fills()
+    with _fills_lock:
+        _fills_memo[key] = (stamp, frame)
+    return frame
 
 
 def _point(reader: LakeReader, version: int, frame: pl.DataFrame) -> m.Point:
