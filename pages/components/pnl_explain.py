@@ -15,6 +15,7 @@ import streamlit as st
 
 from pages import common
 from v6core.explain import COMPONENT_LABELS, COMPONENTS, ExplainCache, Explanation, Mode, trading_day_span
+from v6core.lake import LakeError
 
 UTC = timezone.utc
 GREEN, RED, BLUE = "#2ca02c", "#d62728", "#1f77b4"
@@ -155,7 +156,11 @@ def history_section(lake, versions: pl.DataFrame, rate: float) -> None:
     path = right.checkbox("Step through every recorded version in between", key="explain_path",
                           help="Each step uses the Greeks recorded at its own start: fresher Greeks, "
                                "smaller residual, one read per version")
-    result = _get(lake, v0, v1, mode, rate, path)
+    try:
+        result = _get(lake, v0, v1, mode, rate, path)
+    except (LakeError, ValueError) as exc:       # a vacuumed version, a moment before the history
+        st.error(f"Cannot explain version {v0} → {v1}: {common.plain(exc)}")
+        return
     steps = f" in {result.steps} steps" if result.steps > 1 else ""
     st.caption(f"Version {v0} ({result.start.time:%Y-%m-%d %H:%M:%S} UTC) → version {v1} "
                f"({result.end.time:%Y-%m-%d %H:%M:%S} UTC){steps}; from the recorded versions and fills only.")
@@ -171,7 +176,11 @@ def today_section(lake, rate: float) -> None:
     if span is None or span[0] == span[1]:
         st.caption("Needs two recorded versions today (the lake records one a minute while connected).")
         return
-    result = _get(lake, span[0], span[1], Mode.GREEKS, rate, False)
+    try:
+        result = _get(lake, span[0], span[1], Mode.GREEKS, rate, False)
+    except (LakeError, ValueError) as exc:
+        st.caption(f"Today so far is unavailable: {common.plain(exc)}")
+        return
     st.caption(f"Since {result.start.time:%H:%M} UTC (version {span[0]}) to {result.end.time:%H:%M} UTC "
                f"(version {span[1]}); the History page explains any other span.")
     _headline(result)

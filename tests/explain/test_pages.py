@@ -51,8 +51,7 @@ class LakeOnlyServices:
     lake_error: str = ""
 
 
-@pytest.fixture
-def history(lake, monkeypatch):
+def _open_history(lake: Path, monkeypatch) -> AppTest:
     from pages import common
 
     services = LakeOnlyServices(settings=load_settings(lake_path=lake), lake=LakeReader(lake))
@@ -62,7 +61,14 @@ def history(lake, monkeypatch):
     common.get_services.clear()
     at = AppTest.from_file(str(PAGES / "history.py"), default_timeout=60)
     at.run()
-    yield at
+    return at
+
+
+@pytest.fixture
+def history(lake, monkeypatch):
+    from pages import common
+
+    yield _open_history(lake, monkeypatch)
     common.get_services.clear()
 
 
@@ -133,3 +139,4 @@ def test_overview_shows_today_so_far(lake):
         assert any("version 0" in c.value and "version 2" in c.value for c in at.caption)
     finally:
         remove_stand_in()
+

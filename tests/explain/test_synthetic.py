@@ -222,3 +222,13 @@ def test_a_fill_recorded_later_changes_the_cached_answer(tmp_path):
     leg = after.legs.filter(pl.col("con_id") == 1).row(0, named=True)
     assert leg["trades"] == pytest.approx(100 * (price(bigger[0], end)["price"] - 10.0) - 0.65)
     assert leg["notes"] == "" and not any(w.startswith("Missing leg") for w in after.warnings)
+
+
+def test_a_vacuumed_version_is_refused_by_name(tmp_path):
+    from v6core.lake import LakeMaintenance, VersionUnavailableError
+
+    start = Market(T0, {"SPY": 600.0}, {"SPY": 0.20})
+    write_history(tmp_path / "lake", [(OPTIONS, start), (OPTIONS, Market(T0 + SECOND, {"SPY": 601.0}, {"SPY": 0.2}))])
+    LakeMaintenance(tmp_path / "lake").vacuum(0, dry_run=False)
+    with pytest.raises(VersionUnavailableError, match="removed by vacuum"):
+        explain(LakeReader(tmp_path / "lake"), 0, 1)

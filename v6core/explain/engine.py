@@ -17,7 +17,7 @@ import polars as pl
 
 from v6core.explain import model as m
 from v6core.explain import rollup
-from v6core.explain.attribution import attribute_legs, expiry_close, point_spots
+from v6core.explain.attribution import NEW_YORK, attribute_legs, expiry_close, point_spots
 from v6core.explain.revaluation import revalue
 from v6core.lake import FILLS, AuditLog, LakeReader
 
@@ -164,13 +164,11 @@ def explain(reader: LakeReader, start: Where, end: Where, *, mode: m.Mode | str 
 
 def trading_day_span(reader: LakeReader) -> tuple[int, int] | None:
     """(first version of the latest version's New York trading day, latest version), or None."""
-    from v6core.explain.attribution import NEW_YORK
-
     versions = reader.versions()
     if versions.height == 0:
         return None
     day = versions["snapshot_time"][-1].astimezone(NEW_YORK).date()
-    local = versions["snapshot_time"].dt.convert_time_zone("America/New_York").dt.date()
+    local = versions["snapshot_time"].dt.convert_time_zone(NEW_YORK.key).dt.date()
     today = versions.filter(local == day)
     return int(today["version"][0]), int(today["version"][-1])
 
