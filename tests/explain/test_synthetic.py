@@ -14,6 +14,7 @@ import pytest
 
 from tests.explain.book import EXPIRY, RATE, Holding, Market, fill, price, write_history
 from v6core.explain import COMPONENTS, Mode, explain
+from v6core.explain.read import frames_in_order
 from v6core.lake import LakeReader
 
 UTC = timezone.utc
@@ -193,6 +194,9 @@ def test_explaining_again_gives_the_identical_answer_and_the_path_sums_steps(tmp
     first = explain(reader, 0, 5)
     again = explain(LakeReader(tmp_path / "lake"), markets[0].when, markets[-1].when + SECOND)
     assert first.legs.equals(again.legs) and first.book.equals(again.book)
+    # The step-by-step reader (one table handle moving forward) reads what LakeReader reads.
+    for version, frame in frames_in_order(reader, [1, 2, 4, 5]):
+        assert frame.equals(LakeReader(tmp_path / "lake").portfolio(version))
     path = explain(reader, 0, 5, path=True)
     assert path.steps == 5 and path.actual == pytest.approx(first.actual, abs=1e-6)
     steps = [explain(reader, i, i + 1) for i in range(5)]
@@ -232,3 +236,5 @@ def test_a_vacuumed_version_is_refused_by_name(tmp_path):
     LakeMaintenance(tmp_path / "lake").vacuum(0, dry_run=False)
     with pytest.raises(VersionUnavailableError, match="removed by vacuum"):
         explain(LakeReader(tmp_path / "lake"), 0, 1)
+    with pytest.raises(VersionUnavailableError, match="removed by vacuum"):
+        explain(LakeReader(tmp_path / "lake"), 0, 1, path=True)

@@ -17,6 +17,7 @@ import polars as pl
 
 from v6core.explain import model as m
 from v6core.explain import rollup
+from v6core.explain.read import frames_in_order
 from v6core.explain.attribution import NEW_YORK, attribute_legs, expiry_close, point_spots
 from v6core.explain.revaluation import revalue
 from v6core.lake import FILLS, AuditLog, LakeReader
@@ -154,8 +155,7 @@ def explain(reader: LakeReader, start: Where, end: Where, *, mode: m.Mode | str 
     numbers, times = versions["version"].to_list(), versions["snapshot_time"].to_list()
     steps, longest = [], 0.0
     previous = first
-    for i in range(1, len(numbers)):
-        current = reader.portfolio(numbers[i])
+    for i, (_, current) in enumerate(frames_in_order(reader, numbers[1:]), start=1):
         steps.append(_step(previous, current, fills, times[i - 1], times[i], mode, rate, spot_at_expiry))
         longest = max(longest, (times[i] - times[i - 1]).total_seconds() / 86400.0)
         previous = current
