@@ -98,14 +98,16 @@ def explanation_body(result: Explanation, key: str) -> None:
     components = _components(result)
     st.markdown("**By strategy**")
     st.dataframe(money_table(result.by_strategy, {"strategy_id": "Strategy", "kind": "Kind",
-                                                  "underlying": "Underlying", "legs": "Legs"}, components),
+                                                  "underlying": "Underlying", "legs": "Legs",
+                                                  "large_residual": "Large residual"}, components),
                  hide_index=True, key=f"{key}_strategies")
     strategies = result.by_strategy["strategy_id"].to_list()
     if strategies:
         chosen = st.selectbox("Legs of strategy", strategies, key=f"{key}_drill")
         st.dataframe(legs_table(result, chosen), hide_index=True, key=f"{key}_legs")
     st.markdown("**By underlying**")
-    st.dataframe(money_table(result.by_underlying, {"underlying": "Underlying", "legs": "Legs"}, components),
+    st.dataframe(money_table(result.by_underlying, {"underlying": "Underlying", "legs": "Legs",
+                                                    "large_residual": "Large residual"}, components),
                  hide_index=True, key=f"{key}_underlyings")
     if result.mode is Mode.REVALUATION:
         row = result.book.row(0, named=True)

@@ -104,6 +104,7 @@ def test_history_explains_two_versions_with_waterfall_strategies_and_legs(histor
     row = expected.by_strategy.filter(expected.by_strategy["strategy_id"] == "puts:SPY").row(0, named=True)
     assert puts["Legs"] == 2 and puts["Trades"] == pytest.approx(row["trades"])
     assert puts["Actual"] == pytest.approx(row["actual"])
+    assert puts["Large residual"] == row["large_residual"]
 
     at.selectbox(key="explain_drill").set_value("puts:SPY").run()
     legs = _frame(at, "Contract", "Change")
