@@ -226,6 +226,14 @@ def _draw_connection_status(services) -> None:
     st.caption(f"Data age {fmt_age(age_seconds(snapshot.built_at, now))} · snapshot #{snapshot.seq}")
     if getattr(services, "lake_error", ""):
         st.caption("History read-only: " + plain(services.lake_error))
+    for alert in lake_alerts(services):
+        (st.error if alert.level == "error" else st.warning)(plain(alert.message))
+
+
+def lake_alerts(services) -> list:
+    """The lake's alerts (writer failing, lock lost, damaged tables); none from a stand-in without them."""
+    alerts = getattr(services, "lake_alerts", None)
+    return list(alerts()) if callable(alerts) else []
 
 
 def sidebar(services) -> None:

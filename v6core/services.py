@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from v6core.config import Settings, load_settings
 from v6core.lake import AuditLog, LakeLockedError, LakeReader, LakeWriter
+from v6core.models import Alert
 from v6core.orders import OrderDesk
 from v6core.runtime import Runtime
 from v6core.signals import SignalService
@@ -36,6 +37,21 @@ class Services:
     @property
     def read_only(self) -> bool:
         return self.writer is None
+
+    def lake_alerts(self) -> list[Alert]:
+        """What is wrong with recording history and the audit trail, for the sidebar and Overview.
+
+        Cheap (reads attributes the writer thread sets); empty when everything records normally.
+        """
+        alerts: list[Alert] = []
+        writer = self.writer
+        if writer is not None:
+            if writer.lock_lost:
+                alerts.append(Alert("error", writer.lock_lost))
+            elif writer.last_error:
+                alerts.append(Alert("error", "Lake writer failing, history is not being recorded: "
+                                             + writer.last_error))
+        return alerts
 
     def stop(self) -> None:
         if self._stopped.is_set():

@@ -26,7 +26,8 @@ from v6core.lake.schemas import (
     ACCOUNT_HISTORY, ACCOUNT_HISTORY_SCHEMA, AUDIT_SCHEMA, AUDIT_TABLE_CONFIG, FILLS, FILLS_SCHEMA,
     GREEK_COLUMNS, GREEKS_HISTORY, GREEKS_HISTORY_SCHEMA, HISTORY_TABLE_CONFIG, LOCK_FILE, META_ACCOUNT,
     META_APP, META_ID, META_POSITIONS, META_SEQ, META_TIME, METRIC_COLUMNS, ORDERS_AUDIT, PNL_COLUMNS,
-    PORTFOLIO, PORTFOLIO_SCHEMA, SIGNALS, TS, UTC, LakeError, LakeLockedError, VersionUnavailableError,
+    PORTFOLIO, PORTFOLIO_SCHEMA, SIGNALS, TS, UTC, LakeError, LakeLockedError, LakeLockLostError,
+    VersionUnavailableError,
     ensure_table, is_table, table_path,
 )
 from v6core.lake.writer import LakeWriter
@@ -36,7 +37,7 @@ __all__ = [
     "GREEK_COLUMNS", "GREEKS_HISTORY", "GREEKS_HISTORY_SCHEMA", "HISTORY_TABLE_CONFIG", "LOCK_FILE",
     "META_ACCOUNT", "META_APP", "META_ID", "META_POSITIONS", "META_SEQ", "META_TIME", "METRIC_COLUMNS",
     "ORDERS_AUDIT", "PNL_COLUMNS", "PORTFOLIO", "PORTFOLIO_SCHEMA", "SIGNALS", "TS", "UTC",
-    "AuditEvent", "AuditLog", "FillRow", "LakeError", "LakeLockedError", "LakeMaintenance", "LakeReader",
+    "AuditEvent", "AuditLog", "FillRow", "LakeError", "LakeLockedError", "LakeLockLostError", "LakeMaintenance", "LakeReader",
     "LakeWriter", "MaintenanceResult", "PortfolioDiff", "Progress", "VersionUnavailableError",
     "aggregate_legs", "diff_frames", "ensure_table", "is_table", "legs_table", "log_size", "results_frame",
     "snapshot_id", "table_path",
