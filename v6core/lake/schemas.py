@@ -171,6 +171,10 @@ class LakeLockLostError(LakeError):
     """The writer lock file was deleted or replaced while held: this process no longer writes."""
 
 
+class TableDamagedError(LakeError):
+    """A table's log or data files cannot be read; the message names the table and the repair."""
+
+
 class VersionUnavailableError(LakeError):
     """The version is outside the history or its data files were removed by vacuum."""
 

@@ -36,7 +36,7 @@ from v6core.models import ConnState, PortfolioSnapshot
 log = logging.getLogger(__name__)
 
 
-class _WriterLock:
+class WriterLock:
     """flock on `<root>/.writer.lock`: the kernel releases it when the holder dies, even by kill -9.
 
     An flock belongs to the open file, not to the name: if someone deletes or replaces the file
@@ -130,7 +130,7 @@ class LakeWriter:
         self.batch_seconds = batch_seconds
         self.compact_every = compact_every          # appends between compactions of an aggregate table
         self._appends: dict[str, int] = {}
-        self._lock = _WriterLock(self.root)
+        self._lock = WriterLock(self.root)
         self._write_lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,16 +142,24 @@ class LakeWriter:
         self._last_time: datetime | None = None
         self._last_positions: int | None = None
         self._dt: DeltaTable | None = None          # the portfolio table, updated incrementally
+        self._resumed = False                       # state recorded by earlier writers is loaded
 
     def acquire(self) -> None:
         """Take the lake's writer lock (LakeLockedError if another writer holds it) and resume
         from what earlier writers recorded, so a restart never writes a snapshot twice."""
-        if self._lock.held:
+        if self._lock.held and self._resumed:
             return
         self._lock.acquire()
+        # Resuming reads the tables; if one is damaged this raises and the next write tries again
+        # (the lock stays held: a repair needs v6 stopped, and nobody else may write meanwhile).
         self._dt = None
         self._last_version, self._last_time, self._last_positions = self._recorded_tail()
-        self._pending = self._unaggregated()
+        self._resumed = True
+        try:
+            self._pending = self._unaggregated()
+        except Exception as exc:  # noqa: BLE001 - the charts miss that batch; snapshots go on
+            log.error("lake: reading aggregates lost by an earlier writer failed: %s", error_line(exc))
+            self._pending = []
         if self._pending:
             self._pending_since = time.monotonic()
             try:
@@ -231,7 +239,12 @@ class LakeWriter:
     def start(self) -> None:
         if self.source is None:
             raise ValueError("LakeWriter.start needs a source callable")
-        self.acquire()
+        self._lock.acquire()                        # LakeLockedError: another writer owns the lake
+        try:
+            self.acquire()
+        except Exception as exc:  # noqa: BLE001 - a damaged table must not stop the app; ticks retry
+            self.last_error = error_line(exc)
+            log.error("lake writer could not resume, retrying every poll: %s", self.last_error)
         if self._thread and self._thread.is_alive():
             return
         self._stop.clear()
@@ -249,6 +262,7 @@ class LakeWriter:
         except Exception as exc:  # noqa: BLE001 - the batch stays lost; stop must not raise
             log.error("lake: final aggregate append failed: %s", exc)
         self._lock.release()
+        self._resumed = False
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll):
