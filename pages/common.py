@@ -20,6 +20,7 @@ from typing import Any
 import streamlit as st
 
 from v6core.config import load_settings
+from v6core.lake import LakeError
 
 log = logging.getLogger("v6.pages")
 
@@ -226,6 +227,14 @@ def _draw_connection_status(services) -> None:
     st.caption(f"Data age {fmt_age(age_seconds(snapshot.built_at, now))} · snapshot #{snapshot.seq}")
     if getattr(services, "lake_error", ""):
         st.caption("History read-only: " + plain(services.lake_error))
+    for alert in lake_alerts(services):
+        (st.error if alert.level == "error" else st.warning)(plain(alert.message))
+
+
+def lake_alerts(services) -> list:
+    """The lake's alerts (writer failing, lock lost, damaged tables); none from a stand-in without them."""
+    alerts = getattr(services, "lake_alerts", None)
+    return list(alerts()) if callable(alerts) else []
 
 
 def sidebar(services) -> None:
@@ -285,6 +294,9 @@ def render_page(body: Callable[[Any], None], *, refresh: bool = True) -> None:
         if refresh:
             auto_refresh()
         body(services)
+    except LakeError as exc:  # a damaged table: the message names it and the repair command
+        log.warning("page stopped by the lake: %s", exc)
+        st.error(plain(str(exc)))
     except Exception as exc:  # the operator sees one line; the traceback goes to the log
         log.exception("page failed")
         st.error(f"This page hit an unexpected error ({type(exc).__name__}); details are in the server log.")
