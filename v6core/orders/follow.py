@@ -16,6 +16,7 @@ from typing import Any
 
 from v6core.models import FillView, OrderView, PortfolioSnapshot
 from v6core.orders.book import TicketBook
+from v6core.orders.claims import ClaimStore, claim_record, confirm_key
 from v6core.orders.codec import spec_from_json
 from v6core.orders.tickets import (
     FINAL_STATES,
@@ -31,10 +32,11 @@ from v6core.orders.tickets import (
 class Follower:
     """Keeps every placed ticket in step with the gateway and audits each change."""
 
-    def __init__(self, book: TicketBook, runtime: Any, *, request_timeout: float,
-                 commission_grace: float) -> None:
+    def __init__(self, book: TicketBook, runtime: Any, claims: ClaimStore | None, *,
+                 request_timeout: float, commission_grace: float) -> None:
         self.book = book
         self.runtime = runtime
+        self.claims = claims
         self.request_timeout = request_timeout
         self.commission_grace = commission_grace
         self.recovered = threading.Event()
@@ -149,6 +151,7 @@ class Follower:
                     book.tickets[tid] = ticket
                     if any(r["event"] == "confirmed" for r in rows.to_dicts()):
                         book.reserved.add(tid)
+                        self._backfill_claim(tid)
                     book.recorded_fills.update(
                         json.loads(r["detail"] or "{}").get("exec_id", "")
                         for r in rows.to_dicts() if r["event"] == "fill")
@@ -157,6 +160,13 @@ class Follower:
         results = [self.reconcile(ticket.ticket_id, "") for ticket in uncertain]
         self.recovered.set()
         return results
+
+    def _backfill_claim(self, ticket_id: str) -> None:
+        """A ticket confirmed before claims existed gets its claim now, so that a desk that never
+        recovered (another process) is refused by the store too."""
+        if self.claims is not None:
+            self.claims.claim(confirm_key(ticket_id), claim_record("confirm", ticket_id=ticket_id,
+                                                                  backfilled_from="audit log"))
 
     def _rebuild(self, ticket_id: str, rows: list[dict[str, Any]]) -> Ticket | None:
         ticket: Ticket | None = None
