@@ -100,8 +100,12 @@ class LocalClaimStore:
         try:
             os.write(fd, json.dumps(dict(record), default=str, sort_keys=True).encode("utf-8"))
             os.fsync(fd)
-        finally:
+        except BaseException:
+            # Won but not durable (disk full, I/O error): nothing was done with it, give it back.
             os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
         self._fsync_directory()
         return True
 

@@ -115,6 +115,16 @@ class OrderDesk:
         return self._follower.recovered.is_set()
 
     @property
+    def audit_backlog(self) -> int:
+        """Audit rows of things that happened (orders placed, statuses) not yet in the lake."""
+        return self._book.backlog
+
+    @property
+    def audit_error(self) -> str:
+        """Why the audit log refused the last write, while it still does ("" once it accepts)."""
+        return self._book.audit_error
+
+    @property
     def trading_available(self) -> bool:
         return self.audit is not None
 

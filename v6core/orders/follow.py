@@ -48,6 +48,7 @@ class Follower:
         """Bring followed tickets up to date with the gateway's orders and fills; audit changes."""
         if self.book.audit is None:
             return
+        recorded = self._flush_backlog()
         snapshot = snapshot or self.runtime.snapshot()
         with self.book.lock:
             followed = {t.ticket_id: t for t in self.book.tickets.values()
@@ -66,11 +67,27 @@ class Follower:
                 if (updated.state, updated.status, updated.filled, updated.last_message) == (
                         current.state, current.status, current.filled, current.last_message):
                     continue
-                self.book.write(updated, "status", "", status=view.status, detail={
-                    "state": updated.state.value, "filled": view.filled, "remaining": view.remaining,
-                    "avg_fill_price": view.avg_fill_price, "last_message": view.last_message})
+                # A fact from the gateway: followed in memory even while the lake refuses writes.
+                if not self.book.write_or_defer(updated, "status", "", status=view.status, detail={
+                        "state": updated.state.value, "filled": view.filled, "remaining": view.remaining,
+                        "avg_fill_price": view.avg_fill_price, "last_message": view.last_message}):
+                    updated, recorded = replace(updated, audit_pending=True), False
                 self.book.put(updated)
-        self._record_fills(snapshot.fills)
+        if recorded:      # fills wait behind the rows of the steps that placed their orders
+            self._record_fills(snapshot.fills)
+
+    def _flush_backlog(self) -> bool:
+        """Write what could not be written before; clear the tickets' "not recorded" marks."""
+        waiting = {t.ticket_id for t in self.book.tickets.values() if t.audit_pending}
+        if not self.book.flush_pending():
+            return False
+        with self.book.lock:
+            for ticket_id in waiting:
+                ticket = self.book.tickets[ticket_id]
+                self.book.tickets[ticket_id] = replace(
+                    ticket, audit_pending=False,
+                    last_message="" if ticket.last_message.startswith("Sent to the gateway") else ticket.last_message)
+        return True
 
     def _adopt_uncertain(self, snapshot: PortfolioSnapshot) -> None:
         """An uncertain ticket whose order shows up in the live order book is reconciled to it."""

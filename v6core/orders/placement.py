@@ -76,12 +76,13 @@ class Placement:
                 book.write(confirmed, "confirmed", session_id, detail={
                     "spec": spec_to_json(confirmed.spec), "typed_confirmation": bool(typed),
                     "account": ticket.preview.account, "is_paper": ticket.preview.is_paper})
-            except Exception:
+            except Exception as exc:
                 # Nothing was sent and nothing durable says "confirmed": give the claim back so
                 # the operator may retry.
                 self.claims.release(confirm_key(ticket_id))
                 book.reserved.discard(ticket_id)
-                raise
+                raise OrderDeskError(f"The audit log could not record the confirmation ({error_text(exc)}): "
+                                     "nothing was sent. Try again when the lake accepts writes.") from exc
             book.put(confirmed)
         return self._place(confirmed, session_id)
 
@@ -156,17 +157,25 @@ class Placement:
             # The order may or may not have reached the gateway: never guess, never re-send.
             uncertain = replace(ticket, state=TicketState.UNCERTAIN, last_message=error_text(exc),
                                 updated_at=utc_now())
-            book.write(uncertain, "uncertain", session_id, detail={"reason": error_text(exc)})
-            book.put(uncertain)
-            return uncertain
+            recorded = book.write_or_defer(uncertain, "uncertain", session_id, detail={"reason": error_text(exc)})
+            book.put(self._unrecorded(uncertain) if not recorded else uncertain)
+            return book.get(ticket.ticket_id)
         sent = apply_view(ticket, view)
-        book.write(sent, "sent", session_id, status=view.status,
-                   detail={"last_message": view.last_message, "filled": view.filled})
-        book.put(sent)
-        if sent.state in FINAL_STATES:
-            book.write(sent, sent.state.value, session_id, status=view.status,
-                       detail={"reason": view.last_message})
-        return sent
+        # The order is at the gateway now: what follows is a fact to record, never a reason to fail.
+        recorded = book.write_or_defer(sent, "sent", session_id, status=view.status,
+                                       detail={"last_message": view.last_message, "filled": view.filled})
+        if sent.state in FINAL_STATES:     # queued behind "sent" if that one had to wait
+            recorded = book.write_or_defer(sent, sent.state.value, session_id, status=view.status,
+                                           detail={"reason": view.last_message}) and recorded
+        book.put(sent if recorded else self._unrecorded(sent))
+        return book.get(ticket.ticket_id)
+
+    def _unrecorded(self, ticket: Ticket) -> Ticket:
+        where = f" as order {ticket.order_id}" if ticket.order_id else ""
+        return replace(ticket, audit_pending=True, last_message=(
+            f"Sent to the gateway{where}, but the audit log could not record it ({self.book.audit_error}). "
+            "v6 keeps following the order and writes the record as soon as the lake accepts writes "
+            "again; do not send it again."))
 
     def _claim_holder(self, key: str) -> dict[str, Any] | None:
         return self.claims.holder(key) if self.claims is not None else None
@@ -177,7 +186,12 @@ class Placement:
             raise OrderDeskError("Trading is unavailable: no claim store to make placement exactly-once.")
         record = claim_record(key.rpartition(".")[2], ticket_id=ticket_id, session_id=session_id,
                               client_id=getattr(self.settings, "client_id", None))
-        if not self.claims.claim(key, record):
+        try:
+            won = self.claims.claim(key, record)
+        except OSError as exc:
+            raise OrderDeskError(f"The audit log could not record the confirmation ({error_text(exc)}): "
+                                 "nothing was sent. Try again when the lake accepts writes.") from exc
+        if not won:
             raise AlreadyConfirmed(f"Ticket {ticket_id} is {already} (audit log claim by "
                                    f"{describe_holder(self.claims.holder(key))}); it is never placed twice.")
 

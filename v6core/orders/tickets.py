@@ -118,6 +118,7 @@ class Ticket:
     cancel_requested: bool = False
     confirmed_by: str = ""             # browser session whose confirmation placed it
     updated_at: datetime | None = None
+    audit_pending: bool = False        # what happened to it is not in the audit log yet (lake failing)
 
     @property
     def spec(self) -> OrderSpec:
