@@ -27,7 +27,8 @@ class OrderDesk:
 
     def __init__(self, settings: Settings, runtime: Any, audit: Any | None, *,
                  follow_interval: float = 0.5, request_timeout: float = 15.0,
-                 commission_grace: float = 5.0, claims: ClaimStore | None = None) -> None:
+                 commission_grace: float = 5.0, claims: ClaimStore | None = None,
+                 ack_timeout: float = 15.0) -> None:
         self.runtime = runtime
         if claims is None and audit is not None and getattr(audit, "root", None) is not None:
             claims = LocalClaimStore.for_lake(audit.root)   # claims live in the audit's own store
@@ -37,7 +38,7 @@ class OrderDesk:
         self._drafts = Drafts(self._book, runtime)
         self._reviewer = Reviewer(self._book, settings, runtime, request_timeout)
         self._follower = Follower(self._book, runtime, claims, request_timeout=request_timeout,
-                                  commission_grace=commission_grace)
+                                  commission_grace=commission_grace, ack_timeout=ack_timeout)
         self._placement = Placement(self._book, settings, runtime, self._follower, claims,
                                     request_timeout=request_timeout)
         self._stop = threading.Event()
@@ -69,6 +70,14 @@ class OrderDesk:
     @commission_grace.setter
     def commission_grace(self, seconds: float) -> None:
         self._follower.commission_grace = seconds
+
+    @property
+    def ack_timeout(self) -> float:
+        return self._follower.ack_timeout
+
+    @ack_timeout.setter
+    def ack_timeout(self, seconds: float) -> None:
+        self._follower.ack_timeout = seconds
 
     @property
     def _lock(self):

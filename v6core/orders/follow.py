@@ -8,6 +8,7 @@ re-sent on its own.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -26,21 +27,26 @@ from v6core.orders.tickets import (
     TicketState,
     apply_view,
     error_text,
+    utc_now,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Follower:
     """Keeps every placed ticket in step with the gateway and audits each change."""
 
     def __init__(self, book: TicketBook, runtime: Any, claims: ClaimStore | None, *,
-                 request_timeout: float, commission_grace: float) -> None:
+                 request_timeout: float, commission_grace: float, ack_timeout: float = 15.0) -> None:
         self.book = book
         self.runtime = runtime
         self.claims = claims
         self.request_timeout = request_timeout
         self.commission_grace = commission_grace
+        self.ack_timeout = ack_timeout       # how long a sent order may stay unacknowledged
         self.recovered = threading.Event()
         self._first_seen_fill: dict[str, float] = {}
+        self._unacknowledged_since: dict[str, float] = {}
 
     # ----------------------------------------------------------------- sync
 
@@ -53,7 +59,16 @@ class Follower:
         with self.book.lock:
             followed = {t.ticket_id: t for t in self.book.tickets.values()
                         if t.state in FOLLOWED_STATES or (t.state in FINAL_STATES and t.order_id is not None)}
-        by_ref = {o.order_ref: o for o in snapshot.orders if o.order_ref in followed}
+        by_ref: dict[str, OrderView] = {}
+        for view in snapshot.orders:
+            ticket = followed.get(view.order_ref)
+            if ticket is None:
+                continue
+            # A resent ticket also has its first, never-acknowledged order on record: follow the
+            # order the ticket was placed as.
+            known = by_ref.get(view.order_ref)
+            if known is None or (view.order_id == ticket.order_id) >= (known.order_id == ticket.order_id):
+                by_ref[view.order_ref] = view
         self._adopt_uncertain(snapshot)
         for ticket_id, view in by_ref.items():
             ticket = followed[ticket_id]
@@ -75,6 +90,51 @@ class Follower:
                 self.book.put(updated)
         if recorded:      # fills wait behind the rows of the steps that placed their orders
             self._record_fills(snapshot.fills)
+        self._check_unacknowledged()
+
+    def _check_unacknowledged(self) -> None:
+        """A sent order the gateway has not acknowledged within `ack_timeout` is looked up by its
+        orderRef (open and completed orders, executions). The query travels on the connection
+        that carried the placement, after it, so the gateway has read the placement before it
+        answers: not listed means not placed, and the ticket becomes uncertain (resend allowed
+        once). Listed means the acknowledgement was lost: the ticket follows the listed order."""
+        now = time.monotonic()
+        with self.book.lock:
+            waiting = [t for t in self.book.tickets.values() if t.state == TicketState.SENT and not t.perm_id]
+        waiting_ids = {t.ticket_id for t in waiting}
+        for ticket_id in list(self._unacknowledged_since):
+            if ticket_id not in waiting_ids:
+                del self._unacknowledged_since[ticket_id]
+        for ticket in waiting:
+            since = self._unacknowledged_since.setdefault(ticket.ticket_id, now)
+            if now - since < self.ack_timeout:
+                continue
+            try:
+                views = self.runtime.find_orders_by_ref(ticket.ticket_id).result(timeout=self.request_timeout)
+            except Exception as exc:          # not connected: ask again on a later pass
+                log.info("could not ask the gateway about %s yet: %s", ticket.ticket_id, error_text(exc))
+                continue
+            self._unacknowledged_since.pop(ticket.ticket_id, None)
+            with self.book.lock:
+                current = self.book.get(ticket.ticket_id)
+                if current.state != TicketState.SENT or current.perm_id:
+                    continue
+                if views:
+                    view = sorted(views, key=lambda v: (v.perm_id or 0, v.order_id))[-1]
+                    updated = apply_view(current, view)
+                    self.book.write_or_defer(updated, "status", "", status=view.status, detail={
+                        "state": updated.state.value, "filled": view.filled, "remaining": view.remaining,
+                        "avg_fill_price": view.avg_fill_price, "last_message": "acknowledgement lost; "
+                        "order found at the gateway by its orderRef"})
+                    self.book.put(updated)
+                    continue
+                reason = (f"The gateway never acknowledged order {current.order_id} (waited "
+                          f"{self.ack_timeout:g} s) and lists no order with this ticket's orderRef, open or "
+                          "completed: it was not placed. Re-send it (once) if you still want it.")
+                self.book.write_or_defer(current, "gateway_checked", "", detail={"found": 0, "after": "no ack"})
+                uncertain = replace(current, state=TicketState.UNCERTAIN, last_message=reason, updated_at=utc_now())
+                self.book.write_or_defer(uncertain, "uncertain", "", detail={"reason": reason})
+                self.book.put(uncertain)
 
     def _flush_backlog(self) -> bool:
         """Write what could not be written before; clear the tickets' "not recorded" marks."""
