@@ -82,10 +82,15 @@ class Follower:
                 if (updated.state, updated.status, updated.filled, updated.last_message) == (
                         current.state, current.status, current.filled, current.last_message):
                     continue
+                if updated.filled and not updated.avg_fill_price:
+                    price = execution_average(snapshot.fills, updated)
+                    if price is None and self._waiting_for_executions(ticket_id):
+                        continue      # the row waits (briefly) for the executions' price
+                    updated = replace(updated, avg_fill_price=price)
                 # A fact from the gateway: followed in memory even while the lake refuses writes.
                 if not self.book.write_or_defer(updated, "status", "", status=view.status, detail={
                         "state": updated.state.value, "filled": view.filled, "remaining": view.remaining,
-                        "avg_fill_price": view.avg_fill_price, "last_message": view.last_message}):
+                        "avg_fill_price": updated.avg_fill_price, "last_message": view.last_message}):
                     updated, recorded = replace(updated, audit_pending=True), False
                 self.book.put(updated)
         if recorded:      # fills wait behind the rows of the steps that placed their orders
@@ -135,6 +140,13 @@ class Follower:
                 uncertain = replace(current, state=TicketState.UNCERTAIN, last_message=reason, updated_at=utc_now())
                 self.book.write_or_defer(uncertain, "uncertain", "", detail={"reason": reason})
                 self.book.put(uncertain)
+
+    def _waiting_for_executions(self, ticket_id: str) -> bool:
+        first = self._first_seen_fill.setdefault("avg:" + ticket_id, time.monotonic())
+        if time.monotonic() - first < self.commission_grace:
+            return True
+        self._first_seen_fill.pop("avg:" + ticket_id, None)
+        return False
 
     def _flush_backlog(self) -> bool:
         """Write what could not be written before; clear the tickets' "not recorded" marks."""
@@ -336,3 +348,14 @@ class Follower:
             self.book.put(reconciled)
             self.book.reserved.add(ticket_id)
             return reconciled
+
+
+def execution_average(fills: Iterable[FillView], ticket: Ticket) -> float | None:
+    """Average price of the ticket's order from the gateway's executions, once they cover what
+    the order says is filled (IB's completed orders may carry no average price)."""
+    mine = [f for f in fills if (ticket.perm_id and f.perm_id == ticket.perm_id)
+            or (not ticket.perm_id and f.order_ref == ticket.ticket_id)]
+    quantity = sum(f.quantity for f in mine)
+    if not mine or quantity + 1e-9 < ticket.filled:
+        return None
+    return sum(f.quantity * f.price for f in mine) / quantity
