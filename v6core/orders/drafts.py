@@ -10,7 +10,7 @@ from typing import Any
 
 from v6core.models import ContractInfo, Leg, OrderLegSpec, Strategy
 from v6core.orders.book import TicketBook
-from v6core.orders.checks import min_tick, round_to_tick, sign, strategy_legs
+from v6core.orders.checks import min_tick, round_to_tick, sign, snap_limit_price, strategy_legs
 from v6core.orders.codec import ticket_detail
 from v6core.orders.tickets import (
     ACTIONS,
@@ -81,12 +81,19 @@ class Drafts:
             for key in ("quantity", "limit_price"):
                 if key in normalised:
                     normalised[key] = opt_float(normalised[key])
+            note = ""
+            if normalised.get("limit_price") is not None:
+                entered = normalised["limit_price"]
+                normalised["limit_price"], note = snap_limit_price(ticket.contract, entered)
             if all(getattr(ticket, k) == v for k, v in normalised.items()):
-                return ticket
+                return replace(ticket, last_message=note) if note else ticket
             edited = replace(ticket, **normalised, state=TicketState.DRAFTED, problems=(),
-                             preview=None, updated_at=utc_now())
+                             preview=None, updated_at=utc_now(), last_message=note or ticket.last_message)
+            changes: dict[str, Any] = dict(normalised)
+            if note:
+                changes["limit_price_entered"] = entered
             self.book.write(edited, "edited", session_id,
-                            detail={**ticket_detail(edited), "changes": dict(normalised)})
+                            detail={**ticket_detail(edited), "changes": changes, "note": note})
             self.book.put(edited)
             return edited
 
