@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
-from v6core import greeks as greek_math
+from v6core import greeks as greek_math, greeks_warmup
 from v6core.alerts import account_alerts, connection_and_leg_alerts, limit_alerts  # noqa: F401 (re-export)
 from v6core.config import Settings
 from v6core.ib_edge import MAX_PLAUSIBLE_COST, MAX_PLAUSIBLE_QUANTITY
@@ -30,6 +30,7 @@ from v6core.strategies import group_and_tag
 log = logging.getLogger(__name__)
 
 NEW_YORK = ZoneInfo("America/New_York")
+GREEKS_PENDING = "no Greeks: pending (the local Greeks model is still compiling)"
 # Any flag keeps a leg's Greeks out of the totals (as `group_strategies` does for strategies).
 # These flags make a leg untrustworthy as a whole: its P&L stays out too and it joins no strategy.
 EXCLUDING_FLAG_PREFIXES = ("unknown security type", "unknown account", "position rejected",
@@ -231,7 +232,10 @@ class SnapshotBuilder:
                 broken.append(_unevaluated_leg(pos, exc))
 
         # one vectorised call for every option IB gave no usable Greeks for
-        if requests:
+        if requests and greeks_warmup.is_warming():
+            for row_index in fallback_rows:      # never wait for the compiler on the loop
+                rows[row_index][2].append(GREEKS_PENDING)
+        elif requests:
             try:
                 computed = greek_math.fill_greeks_explained(requests, now, rate)
             except Exception:  # a bad batch must not take the snapshot down
