@@ -15,12 +15,15 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from v6core.config import load_settings
 from v6core.lake import LakeError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("v6.pages")
 
@@ -62,15 +65,35 @@ DASH = "—"
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
+# Beyond this a figure is a broker glitch (IB has sent 1e306 shares): shown as "1.0e+306", never
+# as a 300-digit number. Legs carrying such figures are flagged and kept out of totals in the core.
+HUGE = 1e15
+
+
 def _missing(value: float | None) -> bool:
     return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def _huge(value: float, signed: bool) -> str | None:
+    if abs(value) < HUGE:
+        return None
+    return f"{value:+.1e}" if signed else f"{value:.1e}"
+
+
+def displayable(column: pd.Series) -> pd.Series:
+    """A numeric table column with non-finite and absurd values blanked (flags explain them)."""
+    return column.where(column.abs() < HUGE)
 
 
 def fmt_money(value: float | None, *, signed: bool = False, decimals: int = 2) -> str:
     """`$1,234.56`; signed: `+$1,234.56` / `-$1,234.56`."""
     if _missing(value):
         return DASH
-    value = round(float(value), decimals) + 0.0
+    value = float(value)
+    sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
+    if (huge := _huge(abs(value), False)) is not None:
+        return f"{sign}${huge}"
+    value = round(value, decimals) + 0.0
     sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
     return f"{sign}${abs(value):,.{decimals}f}"
 
@@ -79,6 +102,8 @@ def fmt_number(value: float | None, *, decimals: int = 2, signed: bool = True) -
     """`+1,234.57` (signed by default: Greeks and quantities have a direction)."""
     if _missing(value):
         return DASH
+    if (huge := _huge(float(value), signed)) is not None:
+        return huge
     value = round(float(value), decimals) + 0.0  # no "-0.0" for tiny negatives
     return f"{value:+,.{decimals}f}" if signed and value != 0 else f"{value:,.{decimals}f}"
 
@@ -86,6 +111,8 @@ def fmt_number(value: float | None, *, decimals: int = 2, signed: bool = True) -
 def fmt_pct(value: float | None, *, decimals: int = 1, signed: bool = False) -> str:
     if _missing(value):
         return DASH
+    if (huge := _huge(float(value), signed)) is not None:
+        return f"{huge}%"
     return f"{value:+,.{decimals}f}%" if signed else f"{value:,.{decimals}f}%"
 
 

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from v6core import greeks_warmup
 from v6core.models import ConnState, PortfolioSnapshot
 from v6core.runtime.frames import _FrameSplitter
 
@@ -60,6 +61,7 @@ class LoopBridge:
                         f"a runtime is already connected to {self._host}:{self._port} with client "
                         f"id {self.settings.client_id}; share it instead of opening a second connection")
                 _ACTIVE[key] = self
+            greeks_warmup.start_warm_up()    # compiles off the loop; legs say "pending" meanwhile
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=self._run_loop, name="v6-runtime", daemon=True)
             self._started = True

@@ -22,6 +22,8 @@ class AccountRequests:
         for h in acct.holdings.values():
             if h.quantity:
                 self.send(msg.position(acct.account_id, h.contract, h.quantity, h.avg_cost))
+        for row in self.server.faults.extra_positions():     # a broken gateway's positions
+            self.send([61, 3, acct.account_id, *row])
         self.send([62, 1])
 
     def cancel_positions(self, f: Fields) -> None:
@@ -39,7 +41,8 @@ class AccountRequests:
         acct = self.server.account
         values = self.server.account_summary()
         for key, value in values.items():
-            self.send(msg.account_value(key, f"{value:.2f}", "USD", acct.account_id))
+            text = self.server.faults.account_override(key, f"{value:.2f}")
+            self.send(msg.account_value(key, text, "USD", acct.account_id))
         for key, value, currency in ACCOUNT_TEXT_VALUES:
             self.send(msg.account_value(key, value, currency, acct.account_id))
         self.send(msg.account_value("AccountCode", acct.account_id, "", acct.account_id))
@@ -60,7 +63,8 @@ class AccountRequests:
         req_id = f.int()
         acct = self.server.account
         for key, value in self.server.account_summary().items():
-            self.send([73, 1, req_id, acct.account_id, "", key, f"{value:.2f}", "USD"])
+            text = self.server.faults.account_override(key, f"{value:.2f}")
+            self.send([73, 1, req_id, acct.account_id, "", key, text, "USD"])
         self.send([74, 1, req_id])
 
     def cancel_account_updates_multi(self, f: Fields) -> None:
@@ -75,7 +79,8 @@ class AccountRequests:
         values = self.server.account_summary()
         for tag in tags:
             if tag in values:
-                self.send([63, 1, req_id, acct.account_id, tag, f"{values[tag]:.2f}", "USD"])
+                text = self.server.faults.account_override(tag, f"{values[tag]:.2f}")
+                self.send([63, 1, req_id, acct.account_id, tag, text, "USD"])
             elif tag == "AccountType":
                 self.send([63, 1, req_id, acct.account_id, tag, "INDIVIDUAL", ""])
             elif tag.startswith("$LEDGER"):
