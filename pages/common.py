@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+import v6core.services as _wiring
 from v6core.config import load_settings
 from v6core.lake import LakeError
 
@@ -28,13 +29,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("v6.pages")
 
 
-# Keep this factory tiny and stable: Streamlit keys the cache on its source, so any edit here
-# starts a second runtime (and a second IB connection) in a running server.
-@st.cache_resource(show_spinner=False)
 def get_services():
-    from v6core.services import start_services
+    """The process-wide services (one runtime, one IB connection for every tab). They live in
+    `v6core.services`, not in `st.cache_resource`, which any client's "Clear cache" empties."""
+    from v6core.services import start_services  # looked up per call: tests substitute the module
 
-    return start_services(load_settings())
+    return _wiring.process_services(lambda: start_services(load_settings()))
+
+
+get_services.clear = _wiring.forget_process_services  # type: ignore[attr-defined]  # tests only
 
 
 # ---------------------------------------------------------------- session

@@ -75,12 +75,17 @@ class LoopBridge:
                 return
             self._stopped = True
         loop = self._loop
-        if loop is not None and loop.is_running():
+        # Not only a running loop: a stop right after start (a start that failed further on)
+        # can come before the thread reached run_forever; the shutdown waits in its queue.
+        if loop is not None and not loop.is_closed():
             try:
                 asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=5)
             except Exception:
                 log.exception("runtime shutdown did not finish cleanly")
-            loop.call_soon_threadsafe(loop.stop)
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:  # the loop closed meanwhile: nothing left to stop
+                pass
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         with _ACTIVE_LOCK:
