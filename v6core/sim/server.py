@@ -16,12 +16,14 @@ from v6core.sim.faults import Faults
 from v6core.sim.fields import BadRequest, Fields
 from v6core.sim.handlers import HANDLERS
 from v6core.sim.handlers import market_data as _ticks
-from v6core.sim.handlers.market_data import DELAYED_TICKS, MarketSub
-from v6core.sim.market import Market, Quote
+from v6core.sim.handlers.market_data import MarketSub
+from v6core.sim.market import NEW_YORK, Market, Quote
 from v6core.sim.orders import Fill, LiveOrder, OrderEngine
-from v6core.sim.session import MAX_WRITE_BUFFER, MIN_CLIENT_VERSION, Session
+from v6core.sim.session import MAX_WRITE_BUFFER, Session
+from v6core.sim.trading_hours import trading_hours
+from v6core.sim.versions import MIN_CLIENT_VERSION, SERVER_VERSION
 
-__all__ = ["SimServer", "Session", "Fields", "BadRequest", "MarketSub", "HANDLERS", "DELAYED_TICKS",
+__all__ = ["SimServer", "Session", "Fields", "BadRequest", "MarketSub", "HANDLERS",
            "MIN_CLIENT_VERSION", "MAX_WRITE_BUFFER", "ACCOUNT_REFRESH_SECONDS", "ID_FIELD"]
 
 log = logging.getLogger(__name__)
@@ -159,13 +161,14 @@ class SimServer:
             return found
         return found[0] if len(found) == 1 else None
 
-    def contract_data(self, req_id: int, info: ContractInfo) -> list:
+    def contract_data(self, req_id: int, info: ContractInfo, version: int = SERVER_VERSION) -> list:
         spec = SPEC_BY_SYMBOL[info.symbol]
         if info.sec_type == "OPT":
             name = f"{spec.long_name} {info.expiry:%b%d'%y} {info.strike:g} {'Call' if info.right == 'C' else 'Put'}"
         else:
             name = spec.long_name
-        return msg.contract_data(req_id, info, name, 0.01, spec.con_id)
+        hours = trading_hours(self.market.clock.now().astimezone(NEW_YORK).date(), info.sec_type)
+        return msg.contract_data(req_id, info, name, 0.01, spec.con_id, hours, version)
 
     # ---- valuation helpers (cached per market version)
     def quote(self, info: ContractInfo) -> Quote:
@@ -255,20 +258,20 @@ class SimServer:
     def order_open(self, order: LiveOrder, what_if: dict | None = None) -> None:
         session = self._owner(order.client_id)
         if session:
-            session.send(msg.open_order(order, what_if))
+            session.send(msg.open_order(order, what_if, session.version))
 
     def order_status(self, order: LiveOrder) -> None:
         session = self._owner(order.client_id)
         if session:
             if order.status == "Filled":
-                session.send(msg.open_order(order))
+                session.send(msg.open_order(order, None, session.version))
             session.send(msg.order_status(order))
 
     def order_fill(self, order: LiveOrder, fill: Fill) -> None:
         self._fills_version += 1
         session = self._owner(order.client_id)
         if session:
-            session.send(msg.execution(-1, fill))
+            session.send(msg.execution(-1, fill, session.version))
             session.send(msg.commission_report(fill))
 
     def positions_changed(self, con_ids: list[int]) -> None:
