@@ -364,3 +364,25 @@ def test_unset_integers_in_open_order(gw, client):
     _, _, order, _ = client.wait_for(lambda: client.first("openOrder", oid), WAIT)
     assert order.minQty == UNSET_INTEGER and order.percentOffset == UNSET_DOUBLE
     assert order.trailStopPrice == UNSET_DOUBLE and order.trailingPercent == UNSET_DOUBLE
+
+
+def test_open_and_completed_order_carry_only_what_was_set(gw, client):
+    """Every Order field the simulator does not use decodes to the official client's own default
+    (its 'unset'), so nothing reads as a zero that TWS would have sent as unset."""
+    oid = next_id(client)
+    placed = market("BUY", 1, orderRef="defaults")
+    client.placeOrder(oid, stock(gw, "IWM"), placed)
+    client.wait_for(lambda: any(a[1] == "Filled" for a in client.named("orderStatus", oid)), WAIT)
+    client.reqCompletedOrders(False)
+    client.wait_for(lambda: client.first("completedOrdersEnd") is not None, WAIT)
+    _, _, opened, _ = client.first("openOrder", oid)
+    (_, completed, _), = [a for a in client.named("completedOrder") if a[1].orderRef == "defaults"]
+    set_by_us = {"orderId", "clientId", "permId", "action", "totalQuantity", "orderType", "tif",
+                 "account", "orderRef", "filledQuantity", "openClose"}
+    # a bool field cannot carry ibapi's None default on the wire; a tier compares by identity
+    not_on_the_wire = {"usePriceMgmtAlgo", "routeMarketableToBbo", "softDollarTier"}
+    default = vars(Order())
+    for decoded in (opened, completed):
+        differences = {k: (v, default[k]) for k, v in vars(decoded).items()
+                       if k not in set_by_us | not_on_the_wire and v != default[k]}
+        assert differences == {}, differences

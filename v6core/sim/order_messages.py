@@ -106,7 +106,7 @@ def open_order(order: LiveOrder, what_if: dict | None, version: int) -> list:
         0, "", -1,                                         # shortSaleSlot, designatedLocation, exemptCode
         0,                                                 # auctionStrategy
         U, U, U, U, U,                                     # startingPrice .. stockRangeUpper
-        I, 0, 0, 0, I, 0,                                  # displaySize, block, sweep, allOrNone, minQty, ocaType
+        0, 0, 0, 0, I, 0,                                  # displaySize, block, sweep, allOrNone, minQty, ocaType
         0, 0, U,                                           # eTradeOnly, firmQuoteOnly, nbboPriceCap
         0, 0,                                              # parentId, triggerMethod
         U, I, "", U,                                       # volatility, volatilityType, deltaNeutral type, aux
@@ -146,7 +146,7 @@ def completed_order(order: LiveOrder, version: int) -> list:
         "", "", "", U, "",                                 # modelCode, goodTillDate, rule80A, percentOffset, settlingFirm
         0, "", -1,                                         # shortSaleSlot, designatedLocation, exemptCode
         U, U, U, U, U,                                     # startingPrice .. stockRangeUpper
-        I, 0, 0, I, 0, 0,                                  # displaySize, sweep, allOrNone, minQty, ocaType, triggerMethod
+        0, 0, 0, I, 0, 0,                                  # displaySize, sweep, allOrNone, minQty, ocaType, triggerMethod
         U, I, "", U,                                       # volatility, volatilityType, deltaNeutral type, aux
         0, I,                                              # continuousUpdate, referencePriceType
         U, U,                                              # trailStopPrice, trailingPercent
