@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from v6core.models import ContractInfo
 from v6core.sim import messages as msg
+from v6core.sim import persistence
 from v6core.sim.account import Account
 from v6core.sim.chains import SPEC_BY_SYMBOL
 from v6core.sim.faults import Faults
@@ -54,6 +56,9 @@ class SimServer:
         self._quote_cache: dict[int, tuple[int, Quote]] = {}
         self._summary_cache: tuple[int, int, dict] | None = None
         self._fills_version = 0
+        self.state_path: Path | None = None          # where the paper account persists (or not)
+        self._save_handle: asyncio.TimerHandle | None = None
+        self._dirty = False                           # an order event since the last save
 
     # ---- lifecycle
     async def start(self, host: str, port: int) -> int:
@@ -85,6 +90,9 @@ class SimServer:
         if self._server is not None:
             self._server.close()
             self._server = None
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+        self.save_state_now()
         await asyncio.sleep(0)
 
     def drop_all(self) -> None:
@@ -250,17 +258,40 @@ class SimServer:
         session = self.client_ids.get(client_id)
         return session if session is not None and not session.closed else None
 
+    # ---- persistence of the paper account
+    def schedule_save(self) -> None:
+        """Write the state file shortly after an order event (a burst is written once)."""
+        self._dirty = True
+        if self.state_path is None or self.loop is None or self._save_handle is not None:
+            return
+        self._save_handle = self.loop.call_later(persistence.SAVE_DELAY, self.save_state_now)
+
+    def mark_changed(self) -> None:
+        self._dirty = True
+
+    def save_state_now(self) -> None:
+        self._save_handle = None
+        if self.state_path is None or not self._dirty:
+            return
+        try:
+            persistence.save(self, self.state_path)
+            self._dirty = False
+        except OSError:  # a full disk must not stop the market; the next event tries again
+            log.exception("sim: could not save the paper account to %s", self.state_path)
+
     def order_error(self, client_id: int, order_id: int, code: int, message: str) -> None:
         session = self._owner(client_id)
         if session:
             session.error(order_id, code, message)
 
     def order_open(self, order: LiveOrder, what_if: dict | None = None) -> None:
+        self.schedule_save()
         session = self._owner(order.client_id)
         if session:
             session.send(msg.open_order(order, what_if, session.version))
 
     def order_status(self, order: LiveOrder) -> None:
+        self.schedule_save()
         session = self._owner(order.client_id)
         if session:
             if order.status == "Filled":
@@ -275,6 +306,7 @@ class SimServer:
             session.send(msg.commission_report(fill))
 
     def positions_changed(self, con_ids: list[int]) -> None:
+        self.schedule_save()
         self._fills_version += 1
         acct = self.account
         for session in list(self.sessions):
