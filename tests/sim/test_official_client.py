@@ -386,3 +386,12 @@ def test_open_and_completed_order_carry_only_what_was_set(gw, client):
         differences = {k: (v, default[k]) for k, v in vars(decoded).items()
                        if k not in set_by_us | not_on_the_wire and v != default[k]}
         assert differences == {}, differences
+
+
+def test_cancelled_snapshot_sends_nothing_more(gw, client):
+    client.reqMktData(18, stock(gw), "", True, False, [])
+    client.cancelMktData(18)
+    client.reqCurrentTime()
+    client.wait_for(lambda: client.first("currentTime"), WAIT)
+    time.sleep(0.5)                              # past the snapshot's end delay
+    assert client.first("tickSnapshotEnd", 18) is None

@@ -42,6 +42,7 @@ class Session(ConnectionRequests, AccountRequests, ContractRequests, MarketDataR
         self.writer = writer
         self.client_id: int | None = None
         self.subs: dict[int, MarketSub] = {}
+        self.snapshots: dict[int, asyncio.TimerHandle] = {}   # reqId -> pending tickSnapshotEnd
         self.account_updates = False
         self.positions_sub = False
         self.pnl_reqs: dict[int, int | None] = {}       # reqId -> conId (None: account PnL)

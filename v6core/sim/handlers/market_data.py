@@ -72,13 +72,23 @@ class MarketDataRequests:
         if snapshot or regulatory:
             # TWS gathers a snapshot's ticks for a moment before it ends it; clients that wait
             # for tickSnapshotEnd must really wait
-            asyncio.get_running_loop().call_later(SNAPSHOT_END_DELAY, self.send, [57, 1, req_id])
+            self.snapshots[req_id] = asyncio.get_running_loop().call_later(
+                SNAPSHOT_END_DELAY, self._end_snapshot, req_id)
         else:
             self.subs[req_id] = sub
 
+    def _end_snapshot(self, req_id: int) -> None:
+        if self.snapshots.pop(req_id, None) is not None:
+            self.send([57, 1, req_id])
+
     def cancel_mkt_data(self, f: Fields) -> None:
+        """Nothing more for this request id: no ticks, and no snapshot end still pending."""
         f.skip()
-        self.subs.pop(f.int(), None)
+        req_id = f.int()
+        self.subs.pop(req_id, None)
+        pending = self.snapshots.pop(req_id, None)
+        if pending is not None:
+            pending.cancel()
 
     def calculate_option_price(self, f: Fields) -> None:
         f.skip()
