@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from v6core.sim import messages as msg
-from v6core.sim.versions import MIN_CLIENT_VERSION, SERVER_VERSION, UNSUPPORTED_VERSION
 from v6core.sim.codec import FrameReader, ProtocolError, encode_message, frame_raw, split_fields
 from v6core.sim.fields import BadRequest, Fields
 from v6core.sim.handlers import HANDLERS
@@ -20,6 +19,7 @@ from v6core.sim.handlers.contracts import ContractRequests
 from v6core.sim.handlers.history import HistoryRequests
 from v6core.sim.handlers.market_data import MarketDataRequests, MarketSub
 from v6core.sim.handlers.orders import OrderRequests
+from v6core.sim.versions import MIN_CLIENT_VERSION, SERVER_VERSION, UNSUPPORTED_VERSION
 
 if TYPE_CHECKING:
     from v6core.sim.server import SimServer
