@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     sim_seed: int = 7
     sim_tick_rate: float = Field(3.0, gt=0, le=100)    # ticks per second per contract
     sim_time_speed: float = Field(1.0, gt=0)
+    sim_fresh: bool = False                            # V6_SIM_FRESH=1: start the paper account from the seeded book
     connect_timeout: float = Field(4.0, gt=0)
 
     # --- reconnect and circuit breaker

@@ -48,9 +48,15 @@ class LoopBridge:
             if self.settings.mode == "sim":
                 from v6core.sim import SimGateway
 
+                from v6core.sim.gateway import account_id_for
+                from v6core.sim.persistence import state_path_beside
+
+                # the paper account lives beside the lake, so history and account stay one story
+                state = state_path_beside(self.settings.lake_path, account_id_for(self.settings.sim_seed))
                 self.sim = SimGateway(seed=self.settings.sim_seed, host="127.0.0.1", port=0,
                                       tick_rate=self.settings.sim_tick_rate,
-                                      time_speed=self.settings.sim_time_speed)
+                                      time_speed=self.settings.sim_time_speed,
+                                      state_path=state, fresh=self.settings.sim_fresh)
                 self._host, self._port = "127.0.0.1", self.sim.start()
                 self._status = dataclasses.replace(self._status, host=self._host, port=self._port)
             key = (self._host, self._port, self.settings.client_id)
