@@ -247,7 +247,13 @@ class EventHandlers:
     def _on_pnl_single(self, pnl: Any) -> None:
         record = self._state.positions.get((pnl.account, int(pnl.conId)))
         if record is not None:
-            record.daily_pnl = pnl_from_ib(pnl)[0]
+            daily, unrealized, realized = pnl_from_ib(pnl)
+            record.daily_pnl = daily
+            # IB's own figures (its marks) win over anything computed from quote mids
+            if unrealized is not None:
+                record.unrealized_pnl = unrealized
+            if realized is not None:
+                record.realized_pnl = realized
             self._mark_dirty()
 
     @_guarded
