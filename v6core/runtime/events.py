@@ -131,7 +131,9 @@ class EventHandlers:
         pending = self._pending_tickers
         for ticker in tickers:
             con_id = int(getattr(getattr(ticker, "contract", None), "conId", 0) or 0)
-            if con_id:
+            # a tick trailing a cancelled subscription (quotes released on demand) is dropped:
+            # its quote left the snapshot and must not come back as if live
+            if con_id and con_id in self._tickers:
                 pending[con_id] = (ticker, now)
         self._mark_dirty()
 
