@@ -115,6 +115,7 @@ class OrderDesk:
                     self.recover()
                 if self.recovered:
                     self.sync()
+                self._drafts.release_final_quotes(self._tickets)
             except Exception:  # the follower must outlive one bad update; the next pass retries
                 log.exception("order follower pass failed")
             self._stop.wait(self.follow_interval)
