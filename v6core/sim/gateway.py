@@ -230,6 +230,16 @@ class SimGateway:
     def client_count(self) -> int:
         return self._call(lambda: len([s for s in self._server.sessions if s.client_id is not None]))
 
+    def subscription_counts(self) -> dict[str, int]:
+        """Live subscriptions over all client sessions: market data, account P&L, position P&L."""
+        def read() -> dict[str, int]:
+            sessions = [s for s in self._server.sessions if s.client_id is not None]
+            pnl = [c for s in sessions for c in s.pnl_reqs.values()]
+            return {"market_data": sum(len(s.subs) for s in sessions),
+                    "pnl": sum(1 for c in pnl if c is None),
+                    "pnl_single": sum(1 for c in pnl if c is not None)}
+        return self._call(read)
+
     # ---- listening
     def stop_listening(self) -> None:
         """Close the listening socket (existing connections stay) until start_listening()."""

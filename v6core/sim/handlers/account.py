@@ -54,6 +54,8 @@ class AccountRequests:
         for h in acct.holdings.values():
             if h.quantity:
                 self.send(msg.position(acct.account_id, h.contract, h.quantity, h.avg_cost))
+        for row in self.server.faults.extra_positions():     # a broken gateway's positions
+            self.send([61, 3, acct.account_id, *row])
         self.send([62, 1])
 
     def cancel_positions(self, f: Fields) -> None:
@@ -71,7 +73,8 @@ class AccountRequests:
         acct = self.server.account
         values = self.server.account_summary()
         for key, value in values.items():
-            self.send(msg.account_value(key, f"{value:.2f}", "USD", acct.account_id))
+            text = self.server.faults.account_override(key, f"{value:.2f}")
+            self.send(msg.account_value(key, text, "USD", acct.account_id))
         for key, value, currency in ACCOUNT_TEXT_VALUES:
             self.send(msg.account_value(key, value, currency, acct.account_id))
         self.send(msg.account_value("AccountCode", acct.account_id, "", acct.account_id))
@@ -92,7 +95,8 @@ class AccountRequests:
         req_id = f.int()
         acct = self.server.account
         for key, value in self.server.account_summary().items():
-            self.send([73, 1, req_id, acct.account_id, "", key, f"{value:.2f}", "USD"])
+            text = self.server.faults.account_override(key, f"{value:.2f}")
+            self.send([73, 1, req_id, acct.account_id, "", key, text, "USD"])
         self.send([74, 1, req_id])
 
     def cancel_account_updates_multi(self, f: Fields) -> None:
@@ -109,6 +113,7 @@ class AccountRequests:
         for tag in tags:
             if tag in rows:
                 value, currency = rows[tag]
+                value = self.server.faults.account_override(tag, value)
                 self.send([63, 1, req_id, acct.account_id, tag, value, currency])
             elif tag.startswith("$LEDGER"):
                 for key in ("CashBalance", "TotalCashBalance"):
