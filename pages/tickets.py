@@ -23,6 +23,7 @@ from v6core.orders import (
     Ticket,
     TicketBlocked,
     TicketState,
+    order_legs,
     strategy_legs,
 )
 
@@ -152,8 +153,14 @@ def show_preview(ticket: Ticket) -> None:
     cols[3].metric("Notional", fmt_money(preview.notional, decimals=0))
     if w.warning:
         st.warning("IB: " + plain(w.warning))
-    quote_rows = [{"con_id": q.con_id, "bid": q.bid, "ask": q.ask, "last": q.last,
-                   "age": fmt_age((preview.made_at - q.time).total_seconds()) if q.time else DASH}
+    # Named by contract, aged by the quote's own tick time: at preview and now (the dialog stays
+    # open while the quote it was made on grows old).
+    contract_names = {c.con_id: c.label for c, _ in order_legs(preview.spec)}
+    now = _utcnow()
+    quote_rows = [{"Contract": contract_names.get(q.con_id) or preview.spec.contract.label,
+                   "Bid": _price(q.bid), "Ask": _price(q.ask), "Last": _price(q.last),
+                   "Age at preview": fmt_age((preview.made_at - q.time).total_seconds()) if q.time else DASH,
+                   "Age now": fmt_age((now - q.time).total_seconds()) if q.time else DASH}
                   for q in preview.quotes]
     if quote_rows:
         st.caption("Quote at preview")
@@ -271,14 +278,17 @@ def _review_body(ticket_id: str) -> None:
     except OrderDeskError as exc:
         st.error(plain(exc))
         return
-    show_ticket(ticket)
-    show_preview(ticket)
+    # What the operator's last action achieved or why it was refused comes first, where they look.
     placement = _placement_line(ticket)
     if placement is not None:
         st.success(plain(placement))
     outcome = st.session_state.get(OUTCOME_KEY, {}).get(ticket_id)
     if outcome is not None and placement is None:
         getattr(st, outcome[0])(plain(outcome[1]))
+    if ticket.audit_pending:
+        st.warning(plain(ticket.last_message))
+    show_ticket(ticket)
+    show_preview(ticket)
     typed_key = f"typed_{ticket_id}"
     if ticket.state == TicketState.PREVIEWED and ticket.preview is not None \
             and ticket.preview.needs_typed_confirmation:

@@ -17,7 +17,7 @@ from v6core.orders.drafts import Drafts
 from v6core.orders.follow import Follower
 from v6core.orders.placement import Placement
 from v6core.orders.preview import Reviewer
-from v6core.orders.tickets import Ticket
+from v6core.orders.tickets import FOLLOWED_STATES, Ticket, TicketState
 
 log = logging.getLogger("v6core.orders")
 
@@ -148,6 +148,20 @@ class OrderDesk:
 
     def tickets(self) -> list[Ticket]:
         return self._book.all()
+
+    def changes_since_restart(self) -> list[tuple[Ticket, str]]:
+        """Tickets whose state moved since the audit log's last word before this start (an order
+        that filled or was cancelled while v6 was down, an uncertain one reconciled), with the
+        state they had then."""
+        before = self._follower.states_at_restart
+        placed = FOLLOWED_STATES | {TicketState.CONFIRMED, TicketState.UNCERTAIN}
+        return [(t, before[t.ticket_id].value) for t in self.tickets()
+                if before.get(t.ticket_id) in placed and t.state != before[t.ticket_id]]
+
+    @property
+    def recovered_at(self):
+        """When this desk rebuilt its tickets from the audit log (None before)."""
+        return self._follower.recovered_at
 
     def audit_trail(self, ticket_id: str):
         self._book.require_audit()

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from v6core.models import FillView, OrderView, PortfolioSnapshot
@@ -47,6 +48,10 @@ class Follower:
         self.recovered = threading.Event()
         self._first_seen_fill: dict[str, float] = {}
         self._unacknowledged_since: dict[str, float] = {}
+        # Each recovered ticket's state as the audit log left it when v6 last stopped, to tell
+        # the operator what changed at the gateway while v6 was down.
+        self.states_at_restart: dict[str, TicketState] = {}
+        self.recovered_at: datetime | None = None
 
     # ----------------------------------------------------------------- sync
 
@@ -246,6 +251,9 @@ class Follower:
                         for r in rows.to_dicts() if r["event"] == "fill")
                 if ticket.state == TicketState.UNCERTAIN:
                     uncertain.append(ticket)
+        with book.lock:
+            self.states_at_restart = {tid: t.state for tid, t in book.tickets.items()}
+        self.recovered_at = utc_now()
         results = [self.reconcile(ticket.ticket_id, "") for ticket in uncertain]
         self.recovered.set()
         return results
