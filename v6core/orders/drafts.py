@@ -35,6 +35,12 @@ class Drafts:
     def draft_from_signal(self, record: Any, session_id: str, quantity: float = 1) -> Ticket:
         """A stock/ETF LMT ticket at the signal's suggested entry; stop and target shown, not sent."""
         self.book.require_audit()
+        state = str(getattr(getattr(record, "state", None), "value", getattr(record, "state", "")))
+        if getattr(record, "suspect", False) or state != "ACCEPTED":
+            # A suspect answer (order structures, tool calls, order text) or a rejected one: the
+            # check does not rest on `actionable` alone, so no future edit there can open this.
+            reason = getattr(record, "not_actionable_reason", "") or state or "not accepted"
+            raise OrderDeskError(f"This signal is not actionable ({reason}): no ticket.")
         if not getattr(record, "actionable", False):
             raise OrderDeskError("This signal is not actionable (HOLD or LOW confidence): no ticket.")
         action = str(getattr(record.action, "value", record.action)).upper()
