@@ -39,7 +39,7 @@ ORDERS_PAGE = "pages/orders.py"
 STATE_COLOR = {
     "drafted": "gray", "checked": "blue", "previewed": "blue", "confirmed": "orange",
     "sent": "orange", "working": "orange", "filled": "green", "cancelled": "gray",
-    "rejected": "red", "uncertain": "red",
+    "rejected": "red", "uncertain": "red", "discarded": "gray",
 }
 
 
@@ -145,6 +145,8 @@ def show_preview(ticket: Ticket) -> None:
     preview = ticket.preview
     if preview is None:
         return
+    for warning in preview.warnings:       # naked/uncovered shorts and stale prices, before anything else
+        st.warning(plain(warning))
     w = preview.what_if
     cols = st.columns(4)
     cols[0].metric("Initial margin change", fmt_money(w.init_margin_change, signed=True))
@@ -215,6 +217,12 @@ def ticket_editor(ticket: Ticket) -> None:
     if ticket.problems:
         for problem in ticket.problems:
             st.error(plain(problem))
+    if st.button("Discard draft", key=f"discard_{tid}", help="Throw this ticket away (recorded in the audit)"):
+        try:
+            desk.discard(tid, session_id())
+            st.rerun()
+        except OrderDeskError as exc:
+            st.error(plain(exc))
     if st.button("Review", key=f"review_{tid}", type="primary",
                  help="Checks the limits, asks IB what-if, then shows the whole order to confirm"):
         try:

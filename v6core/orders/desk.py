@@ -182,6 +182,10 @@ class OrderDesk:
         """Change action, quantity, order_type, limit_price or tif; invalidates check and preview."""
         return self._drafts.edit(ticket_id, session_id, **changes)
 
+    def discard(self, ticket_id: str, session_id: str) -> Ticket:
+        """Throw a draft away (audited as "discarded"); confirmed tickets cannot be discarded."""
+        return self._drafts.discard(ticket_id, session_id)
+
     # ----------------------------------------------------------------- checks and preview
 
     def evaluate(self, ticket: Ticket, snapshot: PortfolioSnapshot | None = None) -> CheckResult:

@@ -306,7 +306,7 @@ class Follower:
                                  status=row.get("status") or "", filled=float(detail.get("filled") or 0),
                                  remaining=detail.get("remaining"), avg_fill_price=detail.get("avg_fill_price"),
                                  last_message=detail.get("last_message") or "", **ids)
-            elif event in ("filled", "cancelled", "rejected"):
+            elif event in ("filled", "cancelled", "rejected", "discarded"):
                 ticket = replace(ticket, state=TicketState(event), **ids)
             elif event == "uncertain":
                 marked_uncertain = True
