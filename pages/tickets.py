@@ -318,6 +318,8 @@ def _review_body(ticket_id: str) -> None:
                 desk.cancel(ticket_id, session_id())
             except OrderDeskError as exc:
                 st.error(plain(exc))
+        if ticket.order_type == "LMT" and not ticket.cancel_requested:
+            _modify_limit(desk, ticket)
     elif ticket.state == TicketState.FILLED:
         st.success(f"Filled {ticket.filled:g} @ {_price(ticket.avg_fill_price)}.")
     elif ticket.state == TicketState.REJECTED:
@@ -329,6 +331,24 @@ def _review_body(ticket_id: str) -> None:
                  "It is never re-sent automatically; see the Orders page.")
     elif ticket.state in (TicketState.DRAFTED, TicketState.CHECKED):
         st.warning("The ticket changed after its preview: close this and review it again.")
+
+
+def _modify_limit(desk, ticket: Ticket) -> None:
+    """A new limit for the working order: checked like a new order, confirmed by this click,
+    audited, sent under the same IB order id."""
+    cols = st.columns([2, 3])
+    new_limit = cols[0].number_input("New limit price", value=ticket.limit_price, step=0.01, format="%.2f",
+                                     key=f"modify_limit_{ticket.ticket_id}")
+    if cols[1].button("Confirm new limit", key=f"modify_{ticket.ticket_id}",
+                      help="Modifies the working order at the gateway (same order id)"):
+        try:
+            modified = desk.modify_limit(ticket.ticket_id, session_id(), new_limit)
+            st.success(f"Limit changed to {modified.limit_price:.2f} on order {modified.order_id}.")
+        except TicketBlocked as exc:
+            for problem in exc.problems:
+                st.error(plain(problem))
+        except OrderDeskError as exc:
+            st.error(plain(exc))
 
 
 def maybe_show_review() -> None:

@@ -139,3 +139,28 @@ def test_a_refusal_is_the_first_thing_in_the_dialog_and_the_quote_is_named_and_a
     shown = str(first.value).replace("\\", "")          # plain() escapes markdown
     assert first.type in ("alert", "error") and "Blocked: Quantity 1 is above the limit" in shown
     assert [o for o in gw.orders() if o.order_ref == ticket.ticket_id] == []
+
+
+def test_the_review_dialog_modifies_a_working_orders_limit_under_the_same_order_id(restarted):
+    services, gw, _, _ = restarted
+    desk = services.orders
+    spot = gw.spot("AAPL")
+    ticket = desk.draft_from_signal(signal_record("AAPL", "BUY", spot), SESSION)
+    desk.edit(ticket.ticket_id, SESSION, limit_price=round(spot * 0.8, 2))
+    desk.preview(ticket.ticket_id, SESSION)
+    desk.confirm(ticket.ticket_id, SESSION)
+    wait_until(lambda: desk.ticket(ticket.ticket_id).state == TicketState.WORKING)
+    [before] = [o for o in gw.orders() if o.order_ref == ticket.ticket_id]
+    at = orders_page(ticket.ticket_id)
+    at.session_state["v6_review_ticket"] = ticket.ticket_id
+    at.run()
+    new_limit = round(spot * 0.79, 2)
+    at.number_input(key=f"modify_limit_{ticket.ticket_id}").set_value(new_limit)
+    next(b for b in at.button if b.key == f"modify_{ticket.ticket_id}").click()
+    at.run()
+    assert not at.exception, at.exception
+    wait_until(lambda: [o.limit_price for o in gw.orders() if o.order_ref == ticket.ticket_id] == [new_limit])
+    [after] = [o for o in gw.orders() if o.order_ref == ticket.ticket_id]
+    assert after.order_id == before.order_id
+    assert "modify_confirmed" in services.audit.audit(ticket.ticket_id)["event"].to_list()
+    desk.cancel(ticket.ticket_id, SESSION)

@@ -210,6 +210,10 @@ class OrderDesk:
         """The operator's explicit re-confirmation of an uncertain ticket (asks the gateway first)."""
         return self._placement.resend(ticket_id, session_id, typed)
 
+    def modify_limit(self, ticket_id: str, session_id: str, limit_price: float) -> Ticket:
+        """Change a working order's limit price: checked, confirmed once, audited, same IB order id."""
+        return self._placement.modify_limit(ticket_id, session_id, limit_price)
+
     def cancel(self, ticket_id: str, session_id: str) -> Ticket:
         """Cancel the working order of a ticket."""
         return self._placement.cancel(ticket_id, session_id)

@@ -313,6 +313,9 @@ class Follower:
                 ticket = replace(ticket, state=TicketState.UNCERTAIN, last_message=detail.get("reason", ""))
             elif event == "cancel_requested":
                 ticket = replace(ticket, cancel_requested=True)
+            elif event == "modify_confirmed":
+                ticket = replace(ticket, limit_price=detail.get("limit_price", ticket.limit_price),
+                                 modifications=int(detail.get("modification") or ticket.modifications + 1))
             ticket = replace(ticket, updated_at=row["ts"])
         if ticket is None:
             return None

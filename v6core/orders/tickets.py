@@ -121,6 +121,7 @@ class Ticket:
     confirmed_by: str = ""             # browser session whose confirmation placed it
     updated_at: datetime | None = None
     audit_pending: bool = False        # what happened to it is not in the audit log yet (lake failing)
+    modifications: int = 0             # limit-price modifications confirmed on the working order
 
     @property
     def spec(self) -> OrderSpec:
