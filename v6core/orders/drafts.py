@@ -109,6 +109,18 @@ class Drafts:
             self.book.put(edited)
             return edited
 
+    def discard(self, ticket_id: str, session_id: str) -> Ticket:
+        """Throw a draft away (audited); only a ticket not yet confirmed can be discarded."""
+        self.book.require_audit()
+        with self.book.lock:
+            ticket = self.book.get(ticket_id)
+            if not ticket.editable or ticket_id in self.book.reserved:
+                raise OrderDeskError(f"Ticket {ticket_id} is {ticket.state.value}: only a draft can be discarded.")
+            discarded = replace(ticket, state=TicketState.DISCARDED, preview=None, problems=(), updated_at=utc_now())
+            self.book.write(discarded, "discarded", session_id)
+            self.book.put(discarded)
+            return discarded
+
     def _resolve_legs(self, what: Strategy | Leg | Sequence[Leg]) -> list[Leg]:
         if isinstance(what, Leg):
             legs = [what]
