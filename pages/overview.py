@@ -8,6 +8,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from pages import common
+from pages.components import pnl_explain
 from v6core.models import GreekSource, PortfolioSnapshot
 
 GREEK_NAMES = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
@@ -94,6 +95,8 @@ def overview(services) -> None:
     _metric_rows(account_metrics(snapshot))
     st.subheader("Portfolio Greeks")
     _metric_rows(greek_metrics(snapshot))
+
+    pnl_explain.today_section(getattr(services, "lake", None), services.settings.risk_free_rate)
 
     st.subheader("Alerts")
     # The runtime raises the alerts (disconnected, stale, computed Greeks, flags, limits); the page
