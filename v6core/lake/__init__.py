@@ -4,9 +4,8 @@ Modules, one job each: `schemas` (table names, properties, Arrow schemas, errors
 as rows and aggregates), `writer` (snapshot writer and its lock), `reader` (versions, time travel,
 diff, long-range aggregates), `audit` (orders_audit and fills), `maintenance` (checkpoint, compact,
 vacuum), `health` (is each table readable), `journal` (the audit tables' fsynced journal),
-`repair` (back to the last readable version), `storage` (local folder or s3://), `migrate` (copy a
-local lake to S3) and `__main__` (the command line). Every public name is importable from
-`v6core.lake`.
+`repair` (back to the last readable version) and `__main__` (the command line). Every public name
+is importable from `v6core.lake`.
 
 Layout under the lake root (one folder per Delta table):
 - `portfolio`       leg-level state, rewritten (mode="overwrite") as ONE commit per snapshot, so the
@@ -28,7 +27,6 @@ from v6core.lake.audit import AuditEvent, AuditLog, FillRow
 from v6core.lake.health import TABLES, HealthMonitor, TableHealth, check_lake, check_table
 from v6core.lake.journal import Journal, journal_path
 from v6core.lake.maintenance import LakeMaintenance, MaintenanceResult, Progress, log_size, results_frame
-from v6core.lake.migrate import copy_lake
 from v6core.lake.reader import LakeReader, PortfolioDiff, diff_frames
 from v6core.lake.repair import QUARANTINE_DIR, RepairResult, repair_table
 from v6core.lake.rows import aggregate_legs, legs_table, snapshot_id
@@ -40,7 +38,6 @@ from v6core.lake.schemas import (
     TableDamagedError, VersionUnavailableError,
     ensure_table, is_table, table_path,
 )
-from v6core.lake.storage import LakeLocation, s3_options
 from v6core.lake.writer import LakeWriter
 
 __all__ = [
@@ -54,5 +51,4 @@ __all__ = [
     "snapshot_id", "table_path",
     "QUARANTINE_DIR", "TABLES", "HealthMonitor", "Journal", "RepairResult", "TableDamagedError", "TableHealth",
     "check_lake", "check_table", "journal_path", "repair_table",
-    "LakeLocation", "copy_lake", "s3_options",
 ]

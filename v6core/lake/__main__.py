@@ -16,16 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
-from deltalake import DeltaTable
 
 from v6core.lake.health import TABLES, check_lake
-from v6core.lake.journal import JOURNAL_DIR
 from v6core.lake.maintenance import LakeMaintenance, MaintenanceResult, results_frame
-from v6core.lake.migrate import copy_lake
 from v6core.lake.reader import LakeReader
 from v6core.lake.repair import describe, repair_table
 from v6core.lake.schemas import LakeError, LakeLockedError
-from v6core.lake.storage import LakeLocation
 from v6core.lake.writer import WriterLock
 
 
@@ -87,19 +83,6 @@ def _repair(lake: Path, table: str, dry_run: bool) -> int:
     return 0
 
 
-def _copy(lake: Path, destination: str) -> int:
-    target = LakeLocation.of(destination)
-    copied = copy_lake(lake, target, progress=lambda name, n: print(f"{name}: {n} files", flush=True))
-    for name in copied:
-        if name != JOURNAL_DIR:
-            local, remote = DeltaTable(str(lake / name)).version(), target.open(name).version()
-            if local != remote:
-                print(f"{name}: version {remote} at {target}, {local} locally", file=sys.stderr)
-                return 1
-    print(f"copied {sum(copied.values())} files of {len(copied)} folders to {target}")
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m v6core.lake", description=__doc__.splitlines()[0])
     parser.add_argument("--lake", type=Path, default=None, help="lake root folder (default: the configured one)")
@@ -119,13 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repair = sub.add_parser("repair", help="bring a damaged table back to its last readable version (stop v6 first)")
     repair.add_argument("table", choices=TABLES)
     repair.add_argument("--dry-run", action="store_true", help="say what would be moved, change nothing")
-    copy = sub.add_parser("copy", help="copy this lake with its full history to s3://bucket/prefix")
-    copy.add_argument("--from", dest="source", type=Path, default=None, help="local lake (default: --lake)")
-    copy.add_argument("--to", dest="destination", required=True,
-                      help="s3://bucket/prefix; credentials and endpoint from the AWS environment")
     args = parser.parse_args(argv)
-    if args.command == "copy" and args.source is not None:
-        args.lake = args.source
     if args.lake is None:
         args.lake = _configured_lake()
 
@@ -136,8 +113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _health(args.lake)
     if args.command == "repair":
         return _repair(args.lake, args.table, args.dry_run)
-    if args.command == "copy":
-        return _copy(args.lake, args.destination)
     maintenance = LakeMaintenance(args.lake)
     if args.command == "versions":
         frame = LakeReader(args.lake).versions()

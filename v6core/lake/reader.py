@@ -9,11 +9,10 @@ import json
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -22,11 +21,10 @@ from deltalake import DeltaTable
 from v6core.lake.health import raise_damaged
 from v6core.lake.maintenance import LakeMaintenance
 from v6core.lake.rows import aggregate_legs
-from v6core.lake.storage import LakeLocation
 from v6core.lake.schemas import (
     ACCOUNT_HISTORY, ACCOUNT_HISTORY_SCHEMA, GREEKS_HISTORY, GREEKS_HISTORY_SCHEMA, META_ACCOUNT, META_APP,
     META_ID, META_POSITIONS, META_SEQ, META_TIME, METRIC_COLUMNS, PORTFOLIO, PORTFOLIO_SCHEMA, UTC,
-    VersionUnavailableError, as_utc, table_path,
+    VersionUnavailableError, as_utc, is_table, table_path,
 )
 
 
@@ -98,12 +96,9 @@ class LakeReader:
     portfolio frames of past versions never change, so a small LRU keeps recent ones.
     """
 
-    def __init__(self, root: Path | str | LakeLocation, *, cache_versions: int = 32,
-                 storage_options: Mapping[str, str] | None = None) -> None:
-        """`root`: a lake folder, an `s3://bucket/prefix` URI (credentials from `storage_options` or
-        the AWS environment) or a LakeLocation. `cache_versions`: portfolio frames the LRU keeps."""
-        self.location = LakeLocation.of(root, storage_options)
-        self.root: Path | str = self.location.local or self.location.uri
+    def __init__(self, root: Path | str, *, cache_versions: int = 32) -> None:
+        """`cache_versions`: how many portfolio frames the LRU keeps (0 disables it)."""
+        self.root = Path(root)
         self._lock = threading.RLock()
         self._history_dt: DeltaTable | None = None
         self._history: list[dict[str, Any]] = []        # newest last
@@ -115,18 +110,13 @@ class LakeReader:
         self._agg: dict[str, tuple[int, pl.DataFrame]] = {}
         self._agg_tables: dict[str, DeltaTable] = {}
 
-    def _raise_damaged(self, name: str, exc: BaseException) -> NoReturn:
-        local = self.location.local
-        if local is None:
-            raise exc                            # object storage: the store's own error says it
-        raise_damaged(table_path(local, name), exc)
-
     # -- versions
     def _refresh_history(self) -> None:
+        path = table_path(self.root, PORTFOLIO)
         if self._history_dt is None:
-            if not self.location.is_table(PORTFOLIO):
+            if not is_table(path):
                 return
-            self._history_dt = self.location.open(PORTFOLIO)
+            self._history_dt = DeltaTable(str(path))
         else:
             self._history_dt.update_incremental()
         latest = self._history_dt.version()
@@ -146,7 +136,7 @@ class LakeReader:
                 self._refresh_history()
             except Exception as exc:
                 self._history_dt = None
-                self._raise_damaged(PORTFOLIO, exc)
+                raise_damaged(table_path(self.root, PORTFOLIO), exc)
             if self._versions_frame is None:
                 h = self._history
                 self._versions_frame = pl.DataFrame({
@@ -189,23 +179,23 @@ class LakeReader:
     # -- portfolio
     def portfolio(self, version: int | None = None) -> pl.DataFrame:
         """Legs as of `version` (default: the table's current state), in the snapshot's order."""
+        path = table_path(self.root, PORTFOLIO)
         if version is None:
-            if not self.location.is_table(PORTFOLIO):
+            if not is_table(path):
                 return pl.from_arrow(PORTFOLIO_SCHEMA.empty_table())
             try:
-                return self.location.read(PORTFOLIO)
+                return pl.read_delta(str(path))
             except Exception as exc:
-                self._raise_damaged(PORTFOLIO, exc)
+                raise_damaged(path, exc)
         with self._lock:
             cached = self._frames.get(version)
             if cached is not None:
                 self._frames.move_to_end(version)
                 return cached
-        if version < 0 or not self.location.is_table(PORTFOLIO):
-            raise VersionUnavailableError(
-                f"version {version} does not exist in {self.location.table_uri(PORTFOLIO)}")
+        if version < 0 or not is_table(path):
+            raise VersionUnavailableError(f"version {version} does not exist in {path}")
         try:
-            frame = self.location.read(PORTFOLIO, version)
+            frame = pl.read_delta(str(path), version=version)
         except FileNotFoundError as exc:
             raise VersionUnavailableError(
                 f"version {version}: its data files were removed by vacuum ({exc})") from None
@@ -230,13 +220,14 @@ class LakeReader:
 
     # -- long-range aggregates
     def _aggregate(self, name: str, schema: pa.Schema) -> pl.DataFrame:
-        if not self.location.is_table(name):
+        path = table_path(self.root, name)
+        if not is_table(path):
             return pl.from_arrow(schema.empty_table())
         with self._lock:
             try:
                 dt = self._agg_tables.get(name)
                 if dt is None:
-                    dt = self._agg_tables[name] = self.location.open(name)
+                    dt = self._agg_tables[name] = DeltaTable(str(path))
                 else:
                     dt.update_incremental()
                 cached = self._agg.get(name)
@@ -245,7 +236,7 @@ class LakeReader:
                 frame = pl.from_arrow(dt.to_pyarrow_table()).sort("version", maintain_order=True)
             except Exception as exc:
                 self._agg_tables.pop(name, None)
-                self._raise_damaged(name, exc)
+                raise_damaged(path, exc)
             self._agg[name] = (dt.version(), frame)
             return frame
 
