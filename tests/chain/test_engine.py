@@ -269,3 +269,12 @@ def test_roll_up_in_strike_within_the_same_expiry_nets_nothing_away():
     strike = legs[0].contract.strike
     assert [(leg.contract.strike, leg.quantity) for leg in roll.legs] == [(strike, 1), (strike + 5, -1)]
     assert roll.units == 1
+
+
+def test_a_target_delta_beyond_the_strikes_shown_is_refused_not_guessed():
+    narrow = CHAIN.around(SPOT, 6)            # 97 ... 102
+    with pytest.raises(StructureError, match="beyond the P strikes shown"):
+        narrow.by_delta("P", 0.10)
+    with pytest.raises(StructureError, match="beyond the C strikes shown"):
+        narrow.by_delta("C", 0.05)
+    assert narrow.by_delta("C", 0.5).contract.strike == nearest_delta_strike(CHAIN, "C", 0.5)

@@ -191,6 +191,10 @@ class SimGateway:
     def client_count(self) -> int:
         return self._call(lambda: len([s for s in self._server.sessions if s.client_id is not None]))
 
+    def market_data_lines(self) -> int:
+        """Streaming market-data subscriptions open over all sessions (IB counts these lines)."""
+        return self._call(lambda: sum(len(s.subs) for s in self._server.sessions))
+
     # ---- listening
     def stop_listening(self) -> None:
         """Close the listening socket (existing connections stay) until start_listening()."""

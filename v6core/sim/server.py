@@ -791,6 +791,9 @@ class SimServer:
             sent["last"] = q.last
             session.send(msg.tick_price(rid, sub.tick(4), q.last, q.bid_size))
         if info.sec_type == "OPT":
+            if first and "101" in sub.generic:     # option open interest: tick 27 call, 28 put
+                session.send(msg.tick_size(rid, 27 if info.right == "C" else 28,
+                                           self.market.open_interest(info)))
             if first or sent.get("greeks") != self.market.version:
                 sent["greeks"] = self.market.version
                 self._send_greeks(session, rid, sub.tick(13), info, q)

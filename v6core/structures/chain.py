@@ -89,7 +89,16 @@ class ChainSlice:
         if not candidates:
             raise StructureError(f"no {right} deltas yet for {self.symbol} {self.expiry:%Y-%m-%d}")
         otm_first = (lambda q: -q.contract.strike) if right == "C" else (lambda q: q.contract.strike)
-        return min(candidates, key=lambda q: (abs(abs(q.delta) - abs(target)), otm_first(q)))
+        best = min(candidates, key=lambda q: (abs(abs(q.delta) - abs(target)), otm_first(q)))
+        # at the edge of the strikes shown, a nearer delta may lie beyond them: never guess
+        lowest, highest = candidates[0], candidates[-1]
+        far_otm = highest if right == "C" else lowest
+        deep_itm = lowest if right == "C" else highest
+        if (best is far_otm and abs(best.delta) > abs(target)) or \
+                (best is deep_itm and abs(best.delta) < abs(target)):
+            raise StructureError(f"delta {abs(target):.2f} lies beyond the {right} strikes shown "
+                                 f"({lowest.contract.strike:g}-{highest.contract.strike:g}); show more strikes")
+        return best
 
     def offset(self, strike: float, distance: float) -> float:
         """The listed strike nearest `strike + distance`, never `strike` itself (distance != 0)."""

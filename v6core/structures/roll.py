@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import reduce
 
-from v6core.models import Leg
+from v6core.models import Leg, Quote
 from v6core.structures.chain import ChainSlice, OptionQuote, StructureError
 from v6core.structures.templates import Structure, StructureLeg
 
@@ -44,6 +44,19 @@ def quote_from_leg(leg: Leg) -> OptionQuote:
     return OptionQuote(leg.contract, bid=leg.mark, ask=leg.mark,
                        iv=g.iv if g is not None else None, delta=g.delta if g is not None else None,
                        und_price=g.und_price if g is not None else None, time=leg.quote_time)
+
+
+def held_quotes(legs: Sequence[Leg], quotes_by_id: Mapping[int, Quote]) -> dict[int, OptionQuote]:
+    """Held legs' live bid/ask (the snapshot's quotes) with their Greeks, by conId."""
+    out: dict[int, OptionQuote] = {}
+    for leg in legs:
+        q = quotes_by_id.get(leg.contract.con_id)
+        base = quote_from_leg(leg)
+        if q is not None and q.bid is not None and q.ask is not None:
+            base = OptionQuote(leg.contract, bid=q.bid, ask=q.ask, iv=base.iv, delta=base.delta,
+                               und_price=base.und_price, time=q.time)
+        out[leg.contract.con_id] = base
+    return out
 
 
 def _reopen(leg: Leg, held_delta: float | None, chain: ChainSlice, plan: RollPlan) -> OptionQuote:
