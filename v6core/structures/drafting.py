@@ -75,8 +75,7 @@ def draft_structure(desk: OrderDesk, structure: Structure, session_id: str, orig
     its legs so the desk's checks and preview see live prices."""
     ticket = structure_ticket(structure, session_id, origin, limit, **extra)
     desk.runtime.watch([leg.contract for leg in structure.legs if leg.contract.con_id])
-    add = getattr(desk, "add_draft", None) or desk._add_draft
-    return add(ticket, session_id)
+    return desk.draft_ticket(ticket, session_id)
 
 
 def discard_draft(desk: OrderDesk, ticket_id: str, session_id: str) -> Ticket:
@@ -85,14 +84,16 @@ def discard_draft(desk: OrderDesk, ticket_id: str, session_id: str) -> Ticket:
     own = getattr(desk, "discard", None)
     if own is not None:
         return own(ticket_id, session_id)
-    with desk._lock:
-        ticket = desk.ticket(ticket_id)
+    book = desk._book
+    book.require_audit()
+    with book.lock:
+        ticket = book.get(ticket_id)
         if not ticket.editable:
             raise OrderDeskError(f"Ticket {ticket_id} is {ticket.state.value}: only drafts can be discarded.")
         dropped = replace(ticket, state=TicketState.CANCELLED, last_message="discarded by the operator",
                           updated_at=_now())
-        desk._write(dropped, "cancelled", session_id, detail={"reason": "discarded by the operator"})
-        desk._tickets[ticket_id] = dropped
+        book.write(dropped, "cancelled", session_id, detail={"reason": "discarded by the operator"})
+        book.put(dropped)
     return dropped
 
 

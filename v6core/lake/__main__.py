@@ -13,7 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
-from v6core.lake import LakeMaintenance, LakeReader, MaintenanceResult, results_frame
+from v6core.lake.maintenance import LakeMaintenance, MaintenanceResult, results_frame
+from v6core.lake.reader import LakeReader
 
 
 def _print_frame(frame: pl.DataFrame) -> None:

@@ -1,0 +1,184 @@
+"""Market data: reqMktData (stocks, options, combos; streaming and snapshot), its ticks,
+reqMarketDataType, and the option calculators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from v6core.models import ContractInfo
+from v6core.sim import messages as msg
+from v6core.sim.faults import corrupt_greeks
+from v6core.sim.fields import BadRequest, Fields
+from v6core.sim.market import RISK_FREE_RATE, Quote, black_scholes
+
+if TYPE_CHECKING:
+    from v6core.sim.server import SimServer
+    from v6core.sim.session import Session
+
+# live tick type -> the delayed one real TWS uses under reqMarketDataType(3/4)
+DELAYED_TICKS = {1: 66, 2: 67, 4: 68, 9: 75, 8: 74, 13: 83}
+
+
+@dataclass(slots=True)
+class MarketSub:
+    req_id: int
+    contract: ContractInfo | None
+    legs: list[tuple[ContractInfo, int, str]]
+    generic: set[str]
+    delayed: bool = False
+    sent: dict = field(default_factory=dict)
+
+    def tick(self, tick_type: int) -> int:
+        return DELAYED_TICKS.get(tick_type, tick_type) if self.delayed else tick_type
+
+
+
+class MarketDataRequests:
+    """Mixin of Session: subscriptions live in session.subs; SimServer's market task ticks them."""
+
+    def req_market_data_type(self, f: Fields) -> None:
+        f.skip()
+        self.market_data_type = f.int(1)
+
+    def req_mkt_data(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.int()
+        spec = f.contract()
+        legs: list[tuple[ContractInfo, int, str]] = []
+        if spec["sec_type"].upper() == "BAG":
+            for _ in range(f.int()):
+                con_id, ratio, action, _exchange = f.int(), f.int(), f.text(), f.text()
+                info = self.server.market.universe.by_id.get(con_id)
+                if info is None:
+                    raise BadRequest(req_id, 200, "No security definition has been found for the request")
+                legs.append((info, ratio, action.upper()))
+        if f.bool():
+            f.skip(3)
+        generic = {g.strip() for g in f.text().split(",") if g.strip()}
+        snapshot = f.bool()
+        regulatory = f.bool()
+        contract = None
+        if not legs:
+            contract = self.server.resolve(spec)
+            if contract is None:
+                raise BadRequest(req_id, 200, "No security definition has been found for the request")
+        sub = MarketSub(req_id, contract, legs, generic, delayed=self.market_data_type in (3, 4))
+        self.send([58, 1, req_id, self.market_data_type])
+        if sub.delayed:
+            self.error(req_id, 10167, "Requested market data is not subscribed. "
+                                      "Displaying delayed market data.")
+        self.send([81, req_id, 0.01, "9c0001", 3])
+        self.server.send_ticks(self, sub, first=True)
+        if snapshot or regulatory:
+            self.send([57, 1, req_id])
+        else:
+            self.subs[req_id] = sub
+
+    def cancel_mkt_data(self, f: Fields) -> None:
+        f.skip()
+        self.subs.pop(f.int(), None)
+
+    def calculate_option_price(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.int()
+        info = self.server.resolve(f.contract())
+        vol, und = f.float(), f.float()
+        if info is None or info.sec_type != "OPT" or not vol or not und:
+            raise BadRequest(req_id, 200, "No security definition has been found for the request")
+        t = self.server.market.t_years(info.expiry)
+        g = black_scholes(und, info.strike, t, RISK_FREE_RATE, vol, info.right == "C")
+        self.send(msg.option_computation(req_id, 13, vol, g["delta"], g["price"], g["gamma"],
+                                         g["vega"], g["theta"], und))
+
+    def calculate_implied_vol(self, f: Fields) -> None:
+        f.skip()
+        req_id = f.int()
+        info = self.server.resolve(f.contract())
+        price, und = f.float(), f.float()
+        if info is None or info.sec_type != "OPT" or not price or not und:
+            raise BadRequest(req_id, 200, "No security definition has been found for the request")
+        t = self.server.market.t_years(info.expiry)
+        low, high = 1e-4, 5.0
+        for _ in range(80):
+            mid = (low + high) / 2
+            value = black_scholes(und, info.strike, t, RISK_FREE_RATE, mid, info.right == "C")["price"]
+            low, high = (mid, high) if value < price else (low, mid)
+        iv = (low + high) / 2
+        g = black_scholes(und, info.strike, t, RISK_FREE_RATE, iv, info.right == "C")
+        self.send(msg.option_computation(req_id, 13, iv, g["delta"], price, g["gamma"],
+                                         g["vega"], g["theta"], und))
+
+
+HANDLERS: dict[int, Callable[[Session, Fields], None]] = {
+    59: MarketDataRequests.req_market_data_type, 1: MarketDataRequests.req_mkt_data,
+    2: MarketDataRequests.cancel_mkt_data, 55: MarketDataRequests.calculate_option_price,
+    54: MarketDataRequests.calculate_implied_vol,
+}
+
+
+def send_ticks(server: SimServer, session: Session, sub: MarketSub, first: bool = False) -> None:
+    sent = sub.sent
+    rid = sub.req_id
+    if sub.legs:
+        bid, ask = _combo_quote(server, sub.legs)
+        if first or sent.get("bid") != bid:
+            sent["bid"] = bid
+            session.send(msg.tick_price(rid, sub.tick(1), bid, 1))
+        if first or sent.get("ask") != ask:
+            sent["ask"] = ask
+            session.send(msg.tick_price(rid, sub.tick(2), ask, 1))
+        return
+    info = sub.contract
+    q = server.quote(info)
+    if first:
+        session.send(msg.tick_price(rid, sub.tick(9), server.market.close_price(info), 0))
+        session.send(msg.tick_size(rid, sub.tick(8), server.market.volume(info)))
+    elif not server.market.clock.frozen:
+        session.send(msg.tick_size(rid, sub.tick(8), server.market.tick_volume(info)))
+    if first or sent.get("bid") != (q.bid, q.bid_size):
+        sent["bid"] = (q.bid, q.bid_size)
+        session.send(msg.tick_price(rid, sub.tick(1), q.bid, q.bid_size))
+    if first or sent.get("ask") != (q.ask, q.ask_size):
+        sent["ask"] = (q.ask, q.ask_size)
+        session.send(msg.tick_price(rid, sub.tick(2), q.ask, q.ask_size))
+    if first or sent.get("last") != q.last:
+        sent["last"] = q.last
+        session.send(msg.tick_price(rid, sub.tick(4), q.last, q.bid_size))
+    if info.sec_type == "OPT":
+        if first and "101" in sub.generic:     # option open interest: tick 27 call, 28 put
+            session.send(msg.tick_size(rid, 27 if info.right == "C" else 28,
+                                       server.market.open_interest(info)))
+        if first or sent.get("greeks") != server.market.version:
+            sent["greeks"] = server.market.version
+            _send_greeks(server, session, rid, sub.tick(13), info, q)
+    elif "106" in sub.generic and (first or sent.get("iv") != server.market.version):
+        sent["iv"] = server.market.version
+        t = 30 / 365
+        spot = server.market.spots[info.symbol]
+        session.send(msg.tick_generic(rid, 24, server.market.implied_vol(info.symbol, spot, t)))
+
+def _send_greeks(server: SimServer, session: Session, rid: int, tick_type: int, info: ContractInfo,
+             q: Quote) -> None:
+    mode = server.faults.greeks_mode(info.con_id)
+    if mode == "withhold":
+        return
+    session.send(msg.tick_generic(rid, 24, q.iv))
+    g = q.greeks
+    if mode is None:
+        session.send(msg.option_computation(rid, tick_type, q.iv, g["delta"], g["price"],
+                                            g["gamma"], g["vega"], g["theta"], q.und_price))
+    else:
+        session.send(msg.option_computation(rid, tick_type, *corrupt_greeks(mode, q.und_price)))
+
+def _combo_quote(server: SimServer, legs: list[tuple[ContractInfo, int, str]]) -> tuple[float, float]:
+    bid = ask = 0.0
+    for info, ratio, action in legs:
+        q = server.quote(info)
+        if action == "BUY":
+            bid += ratio * q.bid
+            ask += ratio * q.ask
+        else:
+            bid -= ratio * q.ask
+            ask -= ratio * q.bid
+    return round(bid, 2), round(ask, 2)
