@@ -85,7 +85,19 @@ class ChainFeed:
         Resolves to the number of lines the feed holds; raises ChainLineLimit when over."""
         return self._submit(lambda: self._show(view, symbol.upper(), expiry, tuple(strikes)))
 
+    def show_contracts(self, view: str, contracts: Sequence[ContractInfo]) -> concurrent.futures.Future[int]:
+        """Stream these option contracts for `view` (a ticket's legs, wherever they are)."""
+        options = tuple(c for c in contracts if c.is_option and c.con_id)
+        return self._submit(lambda: self._show_contracts(view, options))
+
+    def quote(self, con_id: int) -> OptionQuote | None:
+        return self._quotes.get(con_id)
+
+    def contract_by_id(self, con_id: int) -> ContractInfo | None:
+        return self._contracts.get(con_id)
+
     def release(self, view: str) -> concurrent.futures.Future[int]:
+        """Stop streaming what `view` and its sub-views ("<view>:...") showed."""
         return self._submit(lambda: self._release(view))
 
     @property
@@ -209,10 +221,21 @@ class ChainFeed:
         self._loaded_expiries.add((symbol, expiry))
 
     async def _show(self, view: str, symbol: str, expiry: date, strikes: tuple[float, ...]) -> int:
-        ib = self._require()
+        self._require()
         await self._load_expiry(symbol, expiry)
         wanted = frozenset(info.con_id for k in strikes for right in ("C", "P")
                            if (info := self._by_key.get((symbol, expiry, round(float(k), 4), right))))
+        return self._set_view(view, wanted)
+
+    async def _show_contracts(self, view: str, contracts: tuple[ContractInfo, ...]) -> int:
+        self._require()
+        for info in contracts:
+            self._contracts.setdefault(info.con_id, info)
+            self._by_key.setdefault((info.symbol, info.expiry, round(float(info.strike), 4), info.right), info)
+        return self._set_view(view, frozenset(c.con_id for c in contracts))
+
+    def _set_view(self, view: str, wanted: frozenset[int]) -> int:
+        ib = self._ib
         with self._lock:
             others = set().union(*(v.con_ids for name, v in self._views.items() if name != view)) \
                 if len(self._views) > (view in self._views) else set()
@@ -225,8 +248,9 @@ class ChainFeed:
         return len(self._tickers)
 
     async def _release(self, view: str) -> int:
-        with self._lock:
-            self._views.pop(view, None)
+        with self._lock:     # the view and its sub-views ("<view>:ticket", "<view>:far", ...)
+            for name in [n for n in self._views if n == view or n.startswith(view + ":")]:
+                del self._views[name]
         ib = self._ib
         if ib is not None and ib.isConnected():
             self._apply(ib)

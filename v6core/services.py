@@ -11,7 +11,9 @@ import atexit
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
+from v6core.chainfeed import ChainFeed
 from v6core.config import Settings, load_settings
 from v6core.lake import AuditLog, LakeLockedError, LakeReader, LakeWriter
 from v6core.orders import OrderDesk
@@ -31,6 +33,7 @@ class Services:
     orders: OrderDesk
     signals: SignalService
     lake_error: str = ""               # why history is read-only (another process holds the lake)
+    chains: Any = None                 # v6core.chainfeed.ChainFeed: option chains on screen
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -74,6 +77,7 @@ def start_services(settings: Settings | None = None) -> Services:
     services = Services(
         settings=settings, runtime=runtime, lake=LakeReader(root), audit=audit, writer=writer,
         orders=orders, signals=SignalService(settings, runtime, root), lake_error=lake_error,
+        chains=ChainFeed(runtime, max_lines=settings.chain_max_lines),
     )
     atexit.register(services.stop)
     return services
