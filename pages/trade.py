@@ -38,6 +38,7 @@ RISK_KEY = "v6_trade_risk"          # (ticket id, TicketRisk, limit) shown in th
 SHOWN_KEY = "v6_chain_shown"        # this session holds chain lines (released on other pages)
 PRICE_MODES = ("Mid", "Natural", "Custom")
 DEFAULT_DTE = 30
+STRIKE_STEPS = {1: "every listed strike", 2: "every 2nd", 5: "every 5th", 10: "every 10th"}
 
 
 def _view(suffix: str = "") -> str:
@@ -105,8 +106,9 @@ def body(services) -> None:
     st.title("Trade")
     feed = services.chains
     snapshot = services.runtime.snapshot()
-    if feed is None or snapshot.connection.state not in (ConnState.CONNECTED, ConnState.DEGRADED):
+    if feed is None or not _connected(snapshot):
         st.info("Waiting for the gateway: the chain streams once it is connected.")
+        st.fragment(_rerun_when_ready, run_every=1.0)(services, "")
         return
     held_symbols = {leg.contract.symbol for leg in snapshot.legs}
     symbols = list(dict.fromkeys([*services.settings.watchlist, *sorted(held_symbols)]))
@@ -129,11 +131,12 @@ def body(services) -> None:
     count = int(cols[2].number_input("Strikes shown", min_value=6, max_value=60, value=40, step=2,
                                      key="trade_strikes",
                                      help="Each strike is two market-data lines (IB allows ~100 in all)"))
-    every = cols[3].selectbox("Strike step", (1, 2, 5, 10), key="trade_every",
-                              format_func=lambda n: "every listed strike" if n == 1 else f"every {n}th")
+    every = cols[3].selectbox("Strike step", tuple(STRIKE_STEPS), key="trade_every",
+                              format_func=STRIKE_STEPS.get)
     spot = _spot(snapshot, listing)
     if not spot:
         st.info(f"Waiting for a {plain(symbol)} price.")
+        st.fragment(_rerun_when_ready, run_every=1.0)(services, symbol)
         return
     strikes = shown_strikes(listing.strikes, spot, count, every)
     st.session_state[SHOWN_KEY] = True
@@ -145,6 +148,28 @@ def body(services) -> None:
     saved_drafts(services)
     if st.session_state.get(tw.REVIEW_KEY):
         review_dialog(st.session_state[tw.REVIEW_KEY])
+
+
+def _connected(snapshot) -> bool:
+    return snapshot.connection.state in (ConnState.CONNECTED, ConnState.DEGRADED)
+
+
+def _rerun_when_ready(services, symbol: str) -> None:
+    """While the page waits for the gateway (or a price), look again each second; draw the page
+    once it can (no operator action is pending while the page shows nothing to act on)."""
+    snapshot = services.runtime.snapshot()
+    if not _connected(snapshot):
+        return
+    if symbol:
+        und = snapshot.underlying(symbol)
+        if not (und is not None and und.spot):
+            listing = services.chains.listing(symbol)
+            if not listing.done() or listing.exception() is not None:
+                return
+            q = snapshot.quote(listing.result().stock.con_id)
+            if q is None or q.mark is None:
+                return
+    st.rerun()
 
 
 def chain_view(services, listing, expiry: date, strikes: list[float]) -> None:
@@ -246,7 +271,22 @@ def template_form(services, listing, expiry: date, strikes: list[float]) -> None
     st.session_state.pop("v6_trade_ticket", None)
 
 
+def _forget_placed_ticket(desk) -> None:
+    """Once the ticket drafted here is confirmed (or dropped), the Trade page starts afresh."""
+    saved = st.session_state.get("v6_trade_ticket")
+    if not saved or st.session_state.get(tw.REVIEW_KEY) == saved:
+        return
+    try:
+        placed = not desk.ticket(saved).editable
+    except OrderDeskError:
+        placed = True
+    if placed:
+        for key in (LEGS_KEY, KIND_KEY, "v6_trade_ticket", ORIGIN_KEY):
+            st.session_state.pop(key, None)
+
+
 def current_structure(services, listing) -> Structure | None:
+    _forget_placed_ticket(services.orders)
     legs: dict[int, int] = st.session_state.get(LEGS_KEY) or {}
     if not legs or st.session_state.get("v6_trade_symbol_of_legs") != listing.symbol:
         return None
@@ -292,6 +332,7 @@ def draft_section(services, listing) -> None:
     if structure is None:
         st.info("Add legs from the chain (select a strike) or build a template.")
         return
+    st.caption(plain(structure.description))
     st.dataframe(sr.legs_frame(structure), hide_index=True, column_config=sr.LEG_COLUMNS, width="stretch")
     c = st.columns(4)
     mode = c[0].segmented_control("Limit price", PRICE_MODES, default="Mid", key="trade_price_mode") or "Mid"

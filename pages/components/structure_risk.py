@@ -106,6 +106,8 @@ def roll_button(strategy) -> None:
                  help="Draft one combo that closes this strategy and opens it at a later expiry "
                       "and/or other strikes"):
         st.session_state[ROLL_KEY] = strategy.strategy_id
+        for key in ("v6_trade_legs", "v6_trade_ticket"):      # the roll replaces any draft there
+            st.session_state.pop(key, None)
         try:
             st.switch_page(TRADE_PAGE)
         except st.errors.StreamlitAPIException:
