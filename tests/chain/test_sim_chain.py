@@ -38,6 +38,10 @@ def live_slice(stack, symbol: str, expiry: date, count: int = 20, view: str = "t
     return wait_until(full, timeout=20)
 
 
+def lines(gw) -> int:
+    return gw.subscription_counts()["market_data"]
+
+
 def expiry_near(stack, symbol: str, days: int) -> date:
     today = stack.gw.today
     return min(stack.gw.expiries(symbol), key=lambda d: abs((d - today).days - days))
@@ -68,12 +72,12 @@ def test_the_feed_lists_the_gateways_chain_and_streams_only_what_is_shown(chain_
     listing = stack.feed.listing(SYMBOL).result(timeout=10)
     assert list(listing.expiries) == stack.gw.expiries(SYMBOL)
     assert list(listing.strikes) == stack.gw.strikes(SYMBOL)
-    before = stack.gw.market_data_lines()
+    before = lines(stack.gw)
     expiry = expiry_near(stack, SYMBOL, 30)
     stack.gw.freeze()
     try:
         s = live_slice(stack, SYMBOL, expiry, count=10, view="a")
-        wait_until(lambda: stack.gw.market_data_lines() == before + 20)
+        wait_until(lambda: lines(stack.gw) == before + 20)
         for q in [*s.calls, *s.puts]:
             sim = stack.gw.quote(q.contract.con_id)
             assert (q.bid, q.ask) == (sim["bid"], sim["ask"])
@@ -84,14 +88,14 @@ def test_the_feed_lists_the_gateways_chain_and_streams_only_what_is_shown(chain_
     # a second view overlapping the first shares its lines
     listing_strikes = strikes_around(listing.strikes, stack.gw.spot(SYMBOL), 14)
     stack.feed.show("b", SYMBOL, expiry, listing_strikes).result(timeout=10)
-    wait_until(lambda: stack.gw.market_data_lines() == before + 28)
+    wait_until(lambda: lines(stack.gw) == before + 28)
     # the first session moves on: only the second's lines stay
     stack.feed.release("a").result(timeout=10)
-    wait_until(lambda: stack.gw.market_data_lines() == before + 28)
+    wait_until(lambda: lines(stack.gw) == before + 28)
     stack.feed.show("b", SYMBOL, expiry, listing_strikes[:4]).result(timeout=10)
-    wait_until(lambda: stack.gw.market_data_lines() == before + 8)
+    wait_until(lambda: lines(stack.gw) == before + 8)
     stack.feed.release("b").result(timeout=10)
-    wait_until(lambda: stack.gw.market_data_lines() == before)
+    wait_until(lambda: lines(stack.gw) == before)
 
 
 def test_the_feed_refuses_more_lines_than_allowed_and_expires_idle_views(chain_stack):
@@ -101,11 +105,11 @@ def test_the_feed_refuses_more_lines_than_allowed_and_expires_idle_views(chain_s
     strikes = strikes_around(stack.gw.strikes(SYMBOL), stack.gw.spot(SYMBOL), 20)
     with pytest.raises(ChainLineLimit, match="30 market-data lines"):
         small.show("x", SYMBOL, expiry, strikes).result(timeout=10)
-    before = stack.gw.market_data_lines()
+    before = lines(stack.gw)
     small.show("x", SYMBOL, expiry, strikes[:10]).result(timeout=10)
-    wait_until(lambda: stack.gw.market_data_lines() == before + 20, timeout=3)
+    wait_until(lambda: lines(stack.gw) == before + 20, timeout=3)
     # nobody renews the view: its lease runs out and the lines are cancelled
-    wait_until(lambda: stack.gw.market_data_lines() == before, timeout=10)
+    wait_until(lambda: lines(stack.gw) == before, timeout=10)
     assert small.views() == {}
 
 

@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from v6core.lake.health import raise_damaged
 from v6core.lake.maintenance import LakeMaintenance
 from v6core.lake.rows import aggregate_legs
 from v6core.lake.schemas import (
@@ -131,7 +132,11 @@ class LakeReader:
         """Snapshot commits, oldest first: version, snapshot_time, seq, snapshot_id, positions_version,
         app_version, legs, committed_at (the commit's own clock, for information only)."""
         with self._lock:
-            self._refresh_history()
+            try:
+                self._refresh_history()
+            except Exception as exc:
+                self._history_dt = None
+                raise_damaged(table_path(self.root, PORTFOLIO), exc)
             if self._versions_frame is None:
                 h = self._history
                 self._versions_frame = pl.DataFrame({
@@ -178,7 +183,10 @@ class LakeReader:
         if version is None:
             if not is_table(path):
                 return pl.from_arrow(PORTFOLIO_SCHEMA.empty_table())
-            return pl.read_delta(str(path))
+            try:
+                return pl.read_delta(str(path))
+            except Exception as exc:
+                raise_damaged(path, exc)
         with self._lock:
             cached = self._frames.get(version)
             if cached is not None:
@@ -216,15 +224,19 @@ class LakeReader:
         if not is_table(path):
             return pl.from_arrow(schema.empty_table())
         with self._lock:
-            dt = self._agg_tables.get(name)
-            if dt is None:
-                dt = self._agg_tables[name] = DeltaTable(str(path))
-            else:
-                dt.update_incremental()
-            cached = self._agg.get(name)
-            if cached and cached[0] == dt.version():
-                return cached[1]
-            frame = pl.from_arrow(dt.to_pyarrow_table()).sort("version", maintain_order=True)
+            try:
+                dt = self._agg_tables.get(name)
+                if dt is None:
+                    dt = self._agg_tables[name] = DeltaTable(str(path))
+                else:
+                    dt.update_incremental()
+                cached = self._agg.get(name)
+                if cached and cached[0] == dt.version():
+                    return cached[1]
+                frame = pl.from_arrow(dt.to_pyarrow_table()).sort("version", maintain_order=True)
+            except Exception as exc:
+                self._agg_tables.pop(name, None)
+                raise_damaged(path, exc)
             self._agg[name] = (dt.version(), frame)
             return frame
 
