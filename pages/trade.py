@@ -142,7 +142,7 @@ def body(services) -> None:
     st.session_state[SHOWN_KEY] = True
     if roll_strategy is not None:
         roll_panel(services, roll_strategy, listing, strikes)
-    st.fragment(chain_view, run_every=refresh_seconds())(services, listing, expiry, strikes)
+    st.fragment(chain_view, run_every=refresh_seconds())(services, listing, expiry, strikes, every)
     template_form(services, listing, expiry, strikes)
     draft_section(services, listing)
     saved_drafts(services)
@@ -172,7 +172,7 @@ def _rerun_when_ready(services, symbol: str) -> None:
     st.rerun()
 
 
-def chain_view(services, listing, expiry: date, strikes: list[float]) -> None:
+def chain_view(services, listing, expiry: date, strikes: list[float], every: int = 1) -> None:
     feed = services.chains
     try:
         feed.show(_view(), listing.symbol, expiry, strikes).result(timeout=15)
@@ -186,7 +186,8 @@ def chain_view(services, listing, expiry: date, strikes: list[float]) -> None:
     chain = feed.slice(listing.symbol, expiry, strikes, spot)
     held = {leg.contract.con_id: leg.quantity for leg in snapshot.legs if leg.contract.symbol == listing.symbol}
     frame = chain_frame(chain, held)
-    st.caption(f"{plain(listing.symbol)} {common.fmt_money(spot)} · {expiry:%Y-%m-%d} · {len(strikes)} strikes · "
+    st.caption(f"{plain(listing.symbol)} {common.fmt_money(spot)} · {expiry:%Y-%m-%d} · {len(strikes)} strikes "
+               f"({STRIKE_STEPS[every]}, {strikes[0]:g} to {strikes[-1]:g}) · "
                f"{feed.lines} chain lines · select a row, then buy at the ask or sell at the bid")
     event = st.dataframe(frame, key="trade_chain", on_select="rerun", selection_mode="single-row",
                          hide_index=True, column_config=CHAIN_COLUMNS, height=420)
@@ -300,7 +301,10 @@ def current_structure(services, listing) -> Structure | None:
         if info is None:
             return None
         contracts.append(info)
-    feed.show_contracts(_view("ticket"), contracts)
+    try:   # the ticket's legs stay streamed whatever strikes the chain shows
+        feed.show_contracts(_view("ticket"), contracts).result(timeout=15)
+    except ChainLineLimit as exc:
+        st.warning(plain(exc))
     live = held_quotes([held[c] for c in legs if c in held],
                        {c: snapshot.quote(c) for c in legs if snapshot.quote(c) is not None})
     unit = reduce(math.gcd, (abs(q) for q in legs.values()))
@@ -466,14 +470,24 @@ def roll_panel(services, strategy, listing, strikes: list[float]) -> None:
         feed = services.chains
         spot = _spot(snapshot, listing)
         try:
+            # The roll's quotes need lines: this session's chain gives its own back meanwhile (the
+            # chain fragment takes them again on its next run).
+            feed.release(_view()).result(timeout=15)
             chains = {}
-            roll_strikes = sorted({*strikes, *(leg.contract.strike for leg in options)})
+            if mode == "same strikes":
+                roll_strikes = sorted({min(listing.strikes, key=lambda k: abs(k - leg.contract.strike - shift))
+                                       for leg in options} | {leg.contract.strike for leg in options})
+            else:
+                roll_strikes = strikes
             for i, (held, target) in enumerate(targets.items()):
                 feed.show(_view(f"roll{i}"), listing.symbol, target, roll_strikes).result(timeout=15)
                 chains[held] = _wait_for_deltas(feed, listing.symbol, target, roll_strikes, spot)
             quotes = held_quotes(options, {leg.contract.con_id: snapshot.quote(leg.contract.con_id)
                                            for leg in options if snapshot.quote(leg.contract.con_id)})
             roll = draft_roll(legs, RollPlan(chains, mode, float(shift)), quotes, kind=strategy.kind)
+            feed.show_contracts(_view("ticket"), [leg.contract for leg in roll.legs]).result(timeout=15)
+            for i in range(len(targets)):
+                feed.release(_view(f"roll{i}"))
         except (StructureError, ChainLineLimit) as exc:
             st.error(plain(exc))
             return
