@@ -104,7 +104,7 @@ navigation = st.navigation({
         _file_or_placeholder("pages/history.py", "History", ":material/history:", "the Delta lake issue"),
         _file_or_placeholder("pages/signals.py", "Signals", ":material/insights:", "the signals issue"),
         _file_or_placeholder("pages/orders.py", "Orders", ":material/receipt_long:", "the orders issue"),
-        st.Page("pages/trade.py", title="Trade", icon=":material/swap_horiz:", url_path="trade"),
+        _file_or_placeholder("pages/trade.py", "Trade", ":material/swap_horiz:", "issue #14"),
     ],
 })
 if navigation.url_path != "trade" and st.session_state.pop("v6_chain_shown", False) \
