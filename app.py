@@ -104,6 +104,10 @@ navigation = st.navigation({
         _file_or_placeholder("pages/history.py", "History", ":material/history:", "the Delta lake issue"),
         _file_or_placeholder("pages/signals.py", "Signals", ":material/insights:", "the signals issue"),
         _file_or_placeholder("pages/orders.py", "Orders", ":material/receipt_long:", "the orders issue"),
+        _file_or_placeholder("pages/trade.py", "Trade", ":material/swap_horiz:", "issue #14"),
     ],
 })
+if navigation.url_path != "trade" and st.session_state.pop("v6_chain_shown", False) \
+        and getattr(services, "chains", None) is not None:
+    services.chains.release(common.session_id())    # the chain's market-data lines go with the page
 navigation.run()

@@ -18,6 +18,7 @@ import pyarrow as pa
 import streamlit as st
 
 from pages import common
+from pages.components.structure_risk import roll_button
 from v6core.models import PortfolioSnapshot, Strategy
 
 log = logging.getLogger("v6.pages.positions")
@@ -182,6 +183,9 @@ def strategy_expanders(snapshot: PortfolioSnapshot, frame: pd.DataFrame, strateg
                          key=f"legs_{strategy_id}")
             if close_buttons is not None and strategy is not None:
                 close_buttons(strategy, [legs_by_con_id[c] for c in con_ids[rows] if c in legs_by_con_id])
+            if strategy is not None and any(legs_by_con_id[c].contract.is_option for c in strategy.con_ids
+                                            if c in legs_by_con_id):
+                roll_button(strategy)
 
 
 if __name__ == "__main__":  # run as a page by st.navigation; importable for its helpers

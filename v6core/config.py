@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     refresh_interval: float = Field(2.0, ge=0.5, le=300)  # UI refresh (s)
     betas: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_BETAS))
     watchlist: list[str] = Field(default_factory=lambda: ["SPY", "QQQ", "IWM", "AAPL", "TSLA"])
+    # market-data lines the option chain may hold (IB's usual total is 100, held legs included)
+    chain_max_lines: int = Field(90, ge=2, le=10_000)
 
     # --- trading
     live_trading_enabled: bool = False                 # live accounts stay locked unless True

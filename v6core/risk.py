@@ -172,12 +172,24 @@ def _value(book: RiskBook, spot: np.ndarray, t: np.ndarray, iv: np.ndarray) -> n
     return value
 
 
-def _pnl(book: RiskBook, spot: np.ndarray, iv_shift_pts: np.ndarray | float, at_expiry: bool) -> np.ndarray:
-    """Total P&L per scenario row; `spot` is (scenarios, legs), iv_shift_pts broadcasts to it."""
+def close_of(expiry: date) -> datetime:
+    """16:00 New York on `expiry`: the moment "at expiry" means."""
+    return datetime.combine(expiry, EXPIRY_CLOSE, tzinfo=NEW_YORK)
+
+
+def _pnl(book: RiskBook, spot: np.ndarray, iv_shift_pts: np.ndarray | float, at_expiry: bool,
+         horizon: datetime | None = None) -> np.ndarray:
+    """Total P&L per scenario row; `spot` is (scenarios, legs), iv_shift_pts broadcasts to it.
+
+    T+0 (at_expiry False, no horizon): against the model today. At a later moment (`horizon`,
+    or the nearest expiry when at_expiry): every leg valued at that moment (legs expired by
+    then at their payoff, later legs by Black-Scholes for the time they still have), against
+    each leg's current mark.
+    """
     shift = np.asarray(iv_shift_pts, dtype=float) / 100.0
     iv = np.where(book.is_option, np.maximum(book.iv + shift, MIN_IV), np.nan)
-    if at_expiry:
-        horizon = book.horizon
+    if at_expiry or horizon is not None:
+        horizon = horizon if horizon is not None else book.horizon
         t = np.array([year_fraction(e, horizon) if opt and horizon is not None else 0.0
                       for e, opt in zip(book.expiry, book.is_option)], dtype=float)
         now_value = np.where(book.is_option, book.mark, book.spot)
@@ -189,12 +201,30 @@ def _pnl(book: RiskBook, spot: np.ndarray, iv_shift_pts: np.ndarray | float, at_
     return np.nansum(pnl, axis=1)
 
 
+def _curves(book: RiskBook, spot: np.ndarray, iv_shift: float, at: datetime | None,
+            expiry: date | None) -> dict[str, np.ndarray]:
+    curves = {"t0_pnl": _pnl(book, spot, iv_shift, at_expiry=False),
+              "expiry_pnl": _pnl(book, spot, iv_shift, at_expiry=True,
+                                 horizon=close_of(expiry) if expiry is not None else None)}
+    if at is not None:
+        curves["at_pnl"] = _pnl(book, spot, iv_shift, at_expiry=False, horizon=at)
+    return curves
+
+
+def expiries(book: RiskBook) -> list[date]:
+    """Expiries of the options still alive in the book, nearest first (the "at expiry" choices)."""
+    return sorted({e for e, opt, t in zip(book.expiry, book.is_option, book.t) if opt and t > 0})
+
+
 def risk_curves(legs: Sequence[Leg] | RiskBook, spot_grid, now: datetime, rate: float,
-                iv_shift: float = 0.0, spots: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
-    """P&L of ONE underlying's legs against its price: today (T+0) and at the nearest expiry.
+                iv_shift: float = 0.0, spots: Mapping[str, float] | None = None, *,
+                at: datetime | None = None, expiry: date | None = None) -> dict[str, np.ndarray]:
+    """P&L of ONE underlying's legs against its price: today (T+0) and at an expiry.
 
     `spot_grid`: underlying prices to evaluate; `iv_shift` in vol points applied to every
-    option (0 = as quoted). Returns {"spot", "t0_pnl", "expiry_pnl"} arrays of the grid's length.
+    option (0 = as quoted). `expiry`: which expiry "at expiry" means (default the nearest);
+    `at`: also a T+n curve at that moment ("at_pnl"). Returns {"spot", "t0_pnl",
+    "expiry_pnl"[, "at_pnl"]} arrays of the grid's length.
     """
     book = _book(legs, now, rate, spots)
     symbols = set(book.symbols.tolist())
@@ -204,27 +234,48 @@ def risk_curves(legs: Sequence[Leg] | RiskBook, spot_grid, now: datetime, rate: 
     grid = np.atleast_1d(np.asarray(spot_grid, dtype=float))
     if len(book) == 0:
         zeros = np.zeros_like(grid)
-        return {"spot": grid, "t0_pnl": zeros, "expiry_pnl": zeros.copy()}
+        out = {"spot": grid, "t0_pnl": zeros, "expiry_pnl": zeros.copy()}
+        if at is not None:
+            out["at_pnl"] = zeros.copy()
+        return out
     spot = np.broadcast_to(grid[:, None], (grid.shape[0], len(book)))
-    return {"spot": grid, "t0_pnl": _pnl(book, spot, iv_shift, at_expiry=False),
-            "expiry_pnl": _pnl(book, spot, iv_shift, at_expiry=True)}
+    return {"spot": grid, **_curves(book, spot, iv_shift, at, expiry)}
 
 
 def portfolio_risk_curves(legs: Sequence[Leg] | RiskBook, moves_pct, now: datetime, rate: float,
-                          iv_shift: float = 0.0,
-                          spots: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
-    """Like `risk_curves` for many underlyings, each moved by the same % (e.g. -10 ... +10).
+                          iv_shift: float = 0.0, spots: Mapping[str, float] | None = None, *,
+                          betas: Mapping[str, float] | None = None, at: datetime | None = None,
+                          expiry: date | None = None) -> dict[str, np.ndarray]:
+    """Like `risk_curves` for many underlyings against a % move of a reference index.
 
-    Returns {"move_pct", "t0_pnl", "expiry_pnl"}; expiry is the nearest expiry of all legs.
+    Without `betas` every underlying moves by the same %; with them (betas to the reference,
+    see `rebase_betas`) each underlying moves by its beta x the index move (missing: 1).
+    Returns {"move_pct", "t0_pnl", "expiry_pnl"[, "at_pnl"]}; expiry defaults to the nearest.
     """
     book = _book(legs, now, rate, spots)
     moves = np.atleast_1d(np.asarray(moves_pct, dtype=float))
     if len(book) == 0:
         zeros = np.zeros_like(moves)
-        return {"move_pct": moves, "t0_pnl": zeros, "expiry_pnl": zeros.copy()}
-    spot = book.spot[None, :] * (1.0 + moves[:, None] / 100.0)
-    return {"move_pct": moves, "t0_pnl": _pnl(book, spot, iv_shift, at_expiry=False),
-            "expiry_pnl": _pnl(book, spot, iv_shift, at_expiry=True)}
+        out = {"move_pct": moves, "t0_pnl": zeros, "expiry_pnl": zeros.copy()}
+        if at is not None:
+            out["at_pnl"] = zeros.copy()
+        return out
+    beta = np.array([float((betas or {}).get(s, 1.0)) for s in book.symbols.tolist()])
+    factor = np.maximum(1.0 + beta[None, :] * moves[:, None] / 100.0, 0.001)
+    spot = book.spot[None, :] * factor
+    return {"move_pct": moves, **_curves(book, spot, iv_shift, at, expiry)}
+
+
+def rebase_betas(betas: Mapping[str, float], reference: str) -> dict[str, float]:
+    """Betas to another reference index, from betas to SPY: beta(X, ref) = beta(X) / beta(ref).
+
+    Exact when returns follow the one-factor model the SPY betas come from; the reference
+    itself gets 1. An unknown reference is taken as SPY-like (beta 1).
+    """
+    base = float(betas.get(reference, 1.0)) or 1.0
+    rebased = {symbol: float(b) / base for symbol, b in betas.items()}
+    rebased[reference] = 1.0
+    return rebased
 
 
 def scenario_matrix(legs: Sequence[Leg] | RiskBook, price_shocks_pct, vol_shocks_pts, now: datetime,

@@ -68,6 +68,7 @@ class Services:
     signals: SignalService
     lake_error: str = ""               # why history is read-only (another process holds the lake)
     health: HealthMonitor | None = None
+    chains: Any = None                 # v6core.chainfeed.ChainFeed: option chains on screen
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -137,6 +138,7 @@ def _stop_parts(parts: list[tuple[str, object | None]]) -> None:
 def start_services(settings: Settings | None = None) -> Services:
     from v6core.lake import AuditLog, HealthMonitor, LakeLockedError, LakeReader, LakeWriter
     from v6core.orders import OrderDesk
+    from v6core.chainfeed import ChainFeed
     from v6core.runtime import Runtime
     from v6core.signals import SignalService
 
@@ -171,6 +173,7 @@ def start_services(settings: Settings | None = None) -> Services:
             settings=settings, runtime=runtime, lake=LakeReader(root), audit=audit, writer=writer,
             orders=orders, signals=SignalService(settings, runtime, root), lake_error=lake_error,
             health=HealthMonitor(root),
+            chains=ChainFeed(runtime, max_lines=settings.chain_max_lines),
         )
     except BaseException:
         log.error("starting services failed; stopping what had started")

@@ -15,6 +15,7 @@ from v6core.models import (
     ConnState,
     ContractInfo,
     Greeks,
+    GreekSource,
     Leg,
     OrderSpec,
     PortfolioSnapshot,
@@ -135,13 +136,32 @@ def order_legs(spec: OrderSpec) -> list[tuple[ContractInfo, float]]:
     return [(spec.contract, sign(spec.action) * spec.quantity)]
 
 
-def _leg_greeks(snapshot: PortfolioSnapshot, contract: ContractInfo) -> Greeks | None:
+def _leg_greeks(snapshot: PortfolioSnapshot, contract: ContractInfo, rate: float = 0.0) -> Greeks | None:
     if contract.sec_type == "STK":
         from v6core.greeks import STOCK_GREEKS
 
         return STOCK_GREEKS
     held = next((leg for leg in snapshot.legs if leg.contract.con_id == contract.con_id), None)
-    return held.greeks if held is not None and not held.flags else None
+    if held is not None:
+        return held.greeks if not held.flags else None
+    return _quoted_greeks(snapshot, contract, rate)
+
+
+def _quoted_greeks(snapshot: PortfolioSnapshot, contract: ContractInfo, rate: float) -> Greeks | None:
+    """An option not held (a ticket opening it): Black-Scholes at its quoted IV and the spot."""
+    from v6core.greeks import bs_greeks, year_fraction
+
+    quote = snapshot.quote(contract.con_id) if contract.con_id else None
+    spot = _spot(snapshot, contract.symbol)
+    if (quote is None or not quote.iv or not spot or contract.expiry is None or not contract.strike
+            or contract.right not in ("C", "P")):
+        return None
+    g = bs_greeks(spot, contract.strike, year_fraction(contract.expiry, utc_now()), rate, quote.iv,
+                  contract.right == "C")
+    values = [float(g[k][0]) for k in ("delta", "gamma", "theta", "vega")]
+    if not all(math.isfinite(v) for v in values):
+        return None
+    return Greeks(*values, iv=quote.iv, und_price=spot, source=GreekSource.COMPUTED)
 
 
 def strategy_legs(strategy: Strategy, legs: Iterable[Leg]) -> list[Leg]:
@@ -340,7 +360,7 @@ def _order_greeks(settings: Settings, ticket: Ticket,
     missing: list[str] = []
     spy = _spot(snapshot, "SPY")
     for contract, quantity in order_legs(ticket.spec):
-        greeks = _leg_greeks(snapshot, contract)
+        greeks = _leg_greeks(snapshot, contract, settings.risk_free_rate)
         spot = _spot(snapshot, contract.symbol)
         if spot is None and contract.sec_type == "STK":
             quote = quote_for(snapshot, contract)

@@ -187,6 +187,12 @@ class OrderDesk:
         """Throw a draft away (audited as "discarded"); confirmed tickets cannot be discarded."""
         return self._drafts.discard(ticket_id, session_id)
 
+    def draft_ticket(self, ticket: Ticket, session_id: str) -> Ticket:
+        """Add a ticket drafted elsewhere (option structures, rolls) as a draft: audited, and
+        from here on checked, previewed and confirmed like every other ticket."""
+        self._book.require_audit()
+        return self._drafts._add(ticket, session_id)
+
     # ----------------------------------------------------------------- checks and preview
 
     def evaluate(self, ticket: Ticket, snapshot: PortfolioSnapshot | None = None) -> CheckResult:

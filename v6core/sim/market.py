@@ -212,6 +212,13 @@ class Market:
             return self.spots[info.symbol]
         return self.option_inputs(info)["price"]
 
+    def open_interest(self, info: ContractInfo) -> int:
+        """Yesterday's open interest: deterministic per contract, highest near the money."""
+        spot = self.closes[info.symbol]
+        distance = math.log(info.strike / spot) / 0.08
+        scatter = (info.con_id * 2654435761) % 1000 / 1000.0
+        return int(200 + 8000 * math.exp(-distance * distance) * (0.5 + scatter))
+
     def add_volume(self, con_id: int, qty: int) -> int:
         self.volumes[con_id] = self.volumes.get(con_id, 0) + qty
         return self.volumes[con_id]

@@ -159,6 +159,9 @@ def send_ticks(server: SimServer, session: Session, sub: MarketSub, first: bool 
         sent["last"] = q.last
         session.send(msg.tick_price(rid, 4, q.last, q.bid_size))
     if info.sec_type == "OPT":
+        if first and "101" in sub.generic:     # option open interest: tick 27 call, 28 put
+            session.send(msg.tick_size(rid, 27 if info.right == "C" else 28,
+                                       server.market.open_interest(info)))
         if first or sent.get("greeks") != server.market.version:
             sent["greeks"] = server.market.version
             _send_greeks(server, session, rid, MODEL_COMPUTATION, info, q)

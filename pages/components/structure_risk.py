@@ -1,0 +1,114 @@
+"""How a ticket's risk looks: payoff figures, before/after risk graphs, Greeks before → after.
+Formatting only; every number comes from `v6core.structures` (not a page itself)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages import common
+from v6core.structures import Structure, TicketRisk
+from v6core.structures.drafting import net_label
+
+ROLL_KEY = "v6_roll_strategy"        # the strategy the Trade page is asked to roll
+TRADE_PAGE = "pages/trade.py"
+
+
+def legs_frame(structure: Structure) -> pd.DataFrame:
+    rows = []
+    for leg, qty in structure.scaled():
+        q = leg.quote
+        rows.append({
+            "Leg": leg.contract.label, "Qty": qty,
+            "Bid": q.bid if q else None, "Ask": q.ask if q else None, "Mid": q.mid if q else None,
+            "IV %": q.iv * 100 if q and q.iv else None, "Delta/contract": q.delta if q else None,
+        })
+    return pd.DataFrame(rows)
+
+
+LEG_COLUMNS = {
+    "Qty": st.column_config.NumberColumn(format="%+d"),
+    "Bid": st.column_config.NumberColumn(format="%.2f"),
+    "Ask": st.column_config.NumberColumn(format="%.2f"),
+    "Mid": st.column_config.NumberColumn(format="%.3f"),
+    "IV %": st.column_config.NumberColumn(format="%.1f"),
+    "Delta/contract": st.column_config.NumberColumn(format="%+.3f"),
+}
+
+
+def _money(value: float | None, unlimited: str) -> str:
+    return unlimited if value is None else common.fmt_money(value, signed=True)
+
+
+def summary_metrics(tr: TicketRisk, price: float | None) -> None:
+    s = tr.summary
+    cols = st.columns(6)
+    cols[0].metric("Net", net_label(price), help="Combo price per unit and share: debit paid or credit received")
+    cols[1].metric("Max profit", _money(s.max_profit, "unlimited"), help=f"At {s.horizon:%Y-%m-%d} expiry")
+    cols[2].metric("Max loss", _money(s.max_loss, "unlimited"), help=f"At {s.horizon:%Y-%m-%d} expiry")
+    cols[3].metric("Breakevens", ", ".join(f"{b:,.2f}" for b in s.breakevens) or common.DASH)
+    cols[4].metric("Probability of profit", common.fmt_pct(s.pop * 100 if s.pop is not None else None),
+                   help="At the first expiry, lognormal at the legs' implied vols (smile at each breakeven)")
+    cols[5].metric("Premium", common.fmt_money(s.premium, signed=True),
+                   help="Dollars paid (+) or received (−) for all units")
+
+
+def risk_chart(tr: TicketRisk, title: str = "") -> go.Figure:
+    fig = go.Figure()
+    expiry = f"at {tr.expiry:%Y-%m-%d} expiry" if tr.expiry else "at expiry"
+    series = [("Portfolio before", tr.before, "#9e9e9e"), ("Portfolio after", tr.after, "#1f77b4"),
+              ("This ticket", tr.ticket, "#ff7f0e")]
+    for name, curves, color in series:
+        fig.add_scatter(x=tr.grid, y=curves["expiry_pnl"], name=f"{name}, {expiry}",
+                        line=dict(color=color, width=2))
+        fig.add_scatter(x=tr.grid, y=curves["t0_pnl"], name=f"{name}, today (T+0)",
+                        line=dict(color=color, width=1, dash="dot"))
+        if "at_pnl" in curves and tr.at is not None:
+            fig.add_scatter(x=tr.grid, y=curves["at_pnl"], name=f"{name}, {tr.at:%Y-%m-%d}",
+                            line=dict(color=color, width=1, dash="dash"))
+    for b in tr.summary.breakevens:
+        fig.add_vline(x=b, line=dict(color="#ff7f0e", dash="dot", width=1),
+                      annotation_text=f"BE {b:,.2f}", annotation_position="top")
+    fig.add_vline(x=tr.spot, line=dict(color="black", width=1), annotation_text="spot")
+    fig.add_hline(y=0, line=dict(color="black", width=0.5))
+    fig.update_layout(title=title or f"{tr.underlying}: risk before and after the ticket",
+                      xaxis_title=f"{tr.underlying} price", yaxis_title="P&L ($)", height=420,
+                      margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    return fig
+
+
+def greeks_frame(tr: TicketRisk) -> pd.DataFrame:
+    names = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
+    return pd.DataFrame({
+        "Greek": [common.GREEK_LABELS.get(n, n) for n in names],
+        "Before": [common.fmt_greek(n, getattr(tr.greeks_before, n)) for n in names],
+        "After": [common.fmt_greek(n, getattr(tr.greeks_after, n)) for n in names],
+    })
+
+
+def show(tr: TicketRisk, price: float | None) -> None:
+    summary_metrics(tr, price)
+    st.plotly_chart(risk_chart(tr), key=f"ticket_risk_{tr.underlying}", width="stretch")
+    left, right = st.columns([2, 1])
+    left.caption("Portfolio Greeks before → after this ticket")
+    left.dataframe(greeks_frame(tr), hide_index=True, width="stretch")
+    right.metric("Beta-weighted delta after (SPY shares)",
+                 common.fmt_greek("beta_delta", tr.greeks_after.beta_delta),
+                 delta=common.fmt_greek("beta_delta", tr.greeks_after.beta_delta - tr.greeks_before.beta_delta))
+
+
+def roll_button(strategy) -> None:
+    """On Positions: send this strategy to the Trade page's roll panel."""
+    if not any(True for _ in strategy.con_ids):
+        return
+    if st.button("Roll…", key=f"roll_{strategy.strategy_id}",
+                 help="Draft one combo that closes this strategy and opens it at a later expiry "
+                      "and/or other strikes"):
+        st.session_state[ROLL_KEY] = strategy.strategy_id
+        for key in ("v6_trade_legs", "v6_trade_ticket"):      # the roll replaces any draft there
+            st.session_state.pop(key, None)
+        try:
+            st.switch_page(TRADE_PAGE)
+        except st.errors.StreamlitAPIException:
+            st.info("Open the Trade page to draft the roll.")

@@ -1,0 +1,504 @@
+"""Trade: the option chain of a watchlist underlying, legs by click or by template, the ticket's
+risk against the portfolio, and review → confirm through the order desk. Rolls from Positions
+land here too.
+
+Refresh rule: the chain's numbers refresh inside a fragment (and renew the chain's market-data
+lease); the rest of the page reruns only when the operator acts. The ticket's risk is computed
+at each action from the quotes of that moment, and again at Review.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from functools import reduce
+
+import pandas as pd
+import streamlit as st
+
+from pages import common
+from pages import tickets as tw
+from pages.common import plain, refresh_seconds, render_page, session_id
+from pages.components import structure_risk as sr
+from v6core.chainfeed import ChainLineLimit
+from v6core.greeks import NEW_YORK
+from v6core.models import ConnState
+from v6core.orders import OrderDeskError, TicketBlocked, TicketState, strategy_legs
+from v6core.structures import (
+    ROLL_MODES, TEMPLATES, OptionQuote, RollPlan, Structure, StructureError, StructureLeg, TemplateSpec,
+    build, draft_roll, held_quotes, strikes_around, ticket_risk,
+)
+from v6core.structures.chain import ChainSlice
+from v6core.structures.drafting import discard_draft, draft_structure
+
+LEGS_KEY = "v6_trade_legs"          # {con_id: signed quantity per unit}
+KIND_KEY = "v6_trade_kind"
+ORIGIN_KEY = "v6_trade_origin"      # "chain" or "roll"
+RISK_KEY = "v6_trade_risk"          # (ticket id, TicketRisk, limit) shown in the review dialog
+SHOWN_KEY = "v6_chain_shown"        # this session holds chain lines (released on other pages)
+PRICE_MODES = ("Mid", "Natural", "Custom")
+DEFAULT_DTE = 30
+STRIKE_STEPS = {1: "every listed strike", 2: "every 2nd", 5: "every 5th", 10: "every 10th"}
+
+
+def _view(suffix: str = "") -> str:
+    return f"{session_id()}{':' + suffix if suffix else ''}"
+
+
+def _today() -> date:
+    return common.utcnow().astimezone(NEW_YORK).date()
+
+
+def shown_strikes(listed, spot: float, count: int, every: int) -> list[float]:
+    """`count` strikes around spot, every `every`-th listed one (wider views within the line limit)."""
+    listed = sorted(listed)
+    if every > 1 and listed:
+        anchor = min(range(len(listed)), key=lambda i: abs(listed[i] - spot))
+        listed = [k for i, k in enumerate(listed) if (i - anchor) % every == 0]
+    return strikes_around(listed, spot, count)
+
+
+def _stock_quote(snapshot, listing) -> OptionQuote:
+    q = snapshot.quote(listing.stock.con_id)
+    return OptionQuote(listing.stock, bid=q.bid if q else None, ask=q.ask if q else None, delta=1.0,
+                       time=q.time if q else None)
+
+
+def _spot(snapshot, listing) -> float | None:
+    und = snapshot.underlying(listing.symbol)
+    if und is not None and und.spot:
+        return und.spot
+    q = snapshot.quote(listing.stock.con_id)
+    return q.mark if q is not None else None
+
+
+def chain_frame(chain: ChainSlice, held: dict[int, float]) -> pd.DataFrame:
+    rows = []
+    for k, c, p in zip(chain.strikes, chain.calls, chain.puts):
+        def side(q, prefix):
+            return {f"{prefix} OI": q.open_interest if q else None, f"{prefix} Δ": q.delta if q else None,
+                    f"{prefix} IV %": q.iv * 100 if q and q.iv else None,
+                    f"{prefix} bid": q.bid if q else None, f"{prefix} ask": q.ask if q else None,
+                    f"{prefix} mid": q.mid if q else None,
+                    f"{prefix} held": held.get(q.contract.con_id) if q else None}
+        call, put = side(c, "Call"), side(p, "Put")
+        rows.append({**{k2: call[k2] for k2 in ("Call held", "Call OI", "Call Δ", "Call IV %", "Call bid",
+                                               "Call mid", "Call ask")},
+                     "Strike": k,
+                     **{k2: put[k2] for k2 in ("Put bid", "Put mid", "Put ask", "Put IV %", "Put Δ", "Put OI",
+                                              "Put held")}})
+    return pd.DataFrame(rows)
+
+
+_NUM = st.column_config.NumberColumn
+CHAIN_COLUMNS = {
+    "Strike": _NUM(format="%.2f", pinned=True),
+    **{f"{s} {c}": _NUM(format=f) for s in ("Call", "Put") for c, f in (
+        ("bid", "%.2f"), ("ask", "%.2f"), ("mid", "%.3f"), ("IV %", "%.1f"), ("Δ", "%+.2f"),
+        ("OI", "%,d"), ("held", "%+g"))},
+}
+
+
+# ---------------------------------------------------------------- the page
+
+
+def body(services) -> None:
+    st.title("Trade")
+    feed = services.chains
+    snapshot = services.runtime.snapshot()
+    if feed is None or not _connected(snapshot):
+        st.info("Waiting for the gateway: the chain streams once it is connected.")
+        st.fragment(_rerun_when_ready, run_every=1.0)(services, "")
+        return
+    held_symbols = {leg.contract.symbol for leg in snapshot.legs}
+    symbols = list(dict.fromkeys([*services.settings.watchlist, *sorted(held_symbols)]))
+    roll_id = st.session_state.get(sr.ROLL_KEY)
+    roll_strategy = snapshot.strategy(roll_id) if roll_id else None
+    if roll_strategy is not None and st.session_state.get("trade_symbol") != roll_strategy.underlying:
+        st.session_state["trade_symbol"] = roll_strategy.underlying
+    cols = st.columns([1, 2, 1, 1])
+    symbol = cols[0].selectbox("Underlying", symbols, key="trade_symbol")
+    try:
+        listing = feed.listing(symbol).result(timeout=15)
+    except Exception as exc:
+        st.error(f"No option chain for {plain(symbol)}: {plain(exc)}")
+        return
+    today = _today()
+    expiries = list(listing.expiries)
+    default = min(range(len(expiries)), key=lambda i: abs((expiries[i] - today).days - DEFAULT_DTE))
+    expiry = cols[1].selectbox("Expiry", expiries, index=default, key=f"trade_expiry_{symbol}",
+                               format_func=lambda d: f"{d:%Y-%m-%d} · {(d - today).days} DTE")
+    count = int(cols[2].number_input("Strikes shown", min_value=6, max_value=60, value=40, step=2,
+                                     key="trade_strikes",
+                                     help="Each strike is two market-data lines (IB allows ~100 in all)"))
+    every = cols[3].selectbox("Strike step", tuple(STRIKE_STEPS), key="trade_every",
+                              format_func=STRIKE_STEPS.get)
+    spot = _spot(snapshot, listing)
+    if not spot:
+        st.info(f"Waiting for a {plain(symbol)} price.")
+        st.fragment(_rerun_when_ready, run_every=1.0)(services, symbol)
+        return
+    strikes = shown_strikes(listing.strikes, spot, count, every)
+    st.session_state[SHOWN_KEY] = True
+    if roll_strategy is not None:
+        roll_panel(services, roll_strategy, listing, strikes)
+    st.fragment(chain_view, run_every=refresh_seconds())(services, listing, expiry, strikes, every)
+    template_form(services, listing, expiry, strikes)
+    draft_section(services, listing)
+    saved_drafts(services)
+    if st.session_state.get(tw.REVIEW_KEY):
+        review_dialog(st.session_state[tw.REVIEW_KEY])
+
+
+def _connected(snapshot) -> bool:
+    return snapshot.connection.state in (ConnState.CONNECTED, ConnState.DEGRADED)
+
+
+def _rerun_when_ready(services, symbol: str) -> None:
+    """While the page waits for the gateway (or a price), look again each second; draw the page
+    once it can (no operator action is pending while the page shows nothing to act on)."""
+    snapshot = services.runtime.snapshot()
+    if not _connected(snapshot):
+        return
+    if symbol:
+        und = snapshot.underlying(symbol)
+        if not (und is not None and und.spot):
+            listing = services.chains.listing(symbol)
+            if not listing.done() or listing.exception() is not None:
+                return
+            q = snapshot.quote(listing.result().stock.con_id)
+            if q is None or q.mark is None:
+                return
+    st.rerun()
+
+
+def chain_view(services, listing, expiry: date, strikes: list[float], every: int = 1) -> None:
+    feed = services.chains
+    try:
+        feed.show(_view(), listing.symbol, expiry, strikes).result(timeout=15)
+    except ChainLineLimit as exc:
+        st.warning(plain(exc))
+    except Exception as exc:
+        st.error(f"The chain could not be streamed: {plain(exc)}")
+        return
+    snapshot = services.runtime.snapshot()
+    spot = _spot(snapshot, listing) or 0.0
+    chain = feed.slice(listing.symbol, expiry, strikes, spot)
+    held = {leg.contract.con_id: leg.quantity for leg in snapshot.legs if leg.contract.symbol == listing.symbol}
+    frame = chain_frame(chain, held)
+    st.caption(f"{plain(listing.symbol)} {common.fmt_money(spot)} · {expiry:%Y-%m-%d} · {len(strikes)} strikes "
+               f"({STRIKE_STEPS[every]}, {strikes[0]:g} to {strikes[-1]:g}) · "
+               f"{feed.lines} chain lines · select a row, then buy at the ask or sell at the bid")
+    event = st.dataframe(frame, key="trade_chain", on_select="rerun", selection_mode="single-row",
+                         hide_index=True, column_config=CHAIN_COLUMNS, height=420)
+    rows = event.selection.rows if event is not None else []
+    if not rows:
+        return
+    strike = float(frame.iloc[rows[0]]["Strike"])
+    buttons = st.columns(4)
+    for i, (label, right, qty) in enumerate((("Buy call @ ask", "C", 1), ("Sell call @ bid", "C", -1),
+                                             ("Buy put @ ask", "P", 1), ("Sell put @ bid", "P", -1))):
+        if buttons[i].button(f"{label} {strike:g}", key=f"leg_{right}_{qty}"):
+            quote = chain.option(strike, right)
+            if quote is not None:
+                add_legs(listing.symbol, {quote.contract.con_id: qty}, kind="custom", replace=False)
+                st.rerun()
+
+
+def add_legs(symbol: str, legs: dict[int, int], kind: str, replace: bool, origin: str = "chain") -> None:
+    current = {} if replace or st.session_state.get("v6_trade_symbol_of_legs") != symbol else \
+        dict(st.session_state.get(LEGS_KEY, {}))
+    for con_id, qty in legs.items():
+        current[con_id] = current.get(con_id, 0) + qty
+    st.session_state[LEGS_KEY] = {c: q for c, q in current.items() if q}
+    st.session_state["v6_trade_symbol_of_legs"] = symbol
+    st.session_state[KIND_KEY] = kind if replace or len(current) == len(legs) else "custom"
+    st.session_state[ORIGIN_KEY] = origin
+
+
+def _wait_for_deltas(feed, symbol, expiry, strikes, spot, stock=None, timeout: float = 8.0) -> ChainSlice:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        chain = feed.slice(symbol, expiry, strikes, spot, stock)
+        quotes = [q for q in (*chain.calls, *chain.puts) if q is not None]
+        if quotes and all(q.delta is not None and q.mid is not None for q in quotes) \
+                or time.monotonic() > deadline:
+            return chain
+        time.sleep(0.1)
+
+
+def template_form(services, listing, expiry: date, strikes: list[float]) -> None:
+    feed = services.chains
+    snapshot = services.runtime.snapshot()
+    later = [e for e in listing.expiries if e > expiry]
+    with st.form("trade_template"):
+        st.markdown("**Strategy template**")
+        c = st.columns(4)
+        kind = c[0].selectbox("Template", TEMPLATES, index=TEMPLATES.index("iron condor"), key="tpl_kind")
+        side = c[1].selectbox("Side", ("sell", "buy"), key="tpl_side",
+                              help="sell: short the structure (a credit for condors and verticals)")
+        right = c[2].selectbox("Right", ("P", "C"), key="tpl_right",
+                               help="For single, vertical, butterfly, calendar and diagonal")
+        units = int(c[3].number_input("Units", min_value=1, max_value=50, value=1, step=1, key="tpl_units"))
+        c = st.columns(4)
+        by = c[0].selectbox("Place by", ("delta", "strike"), key="tpl_by")
+        delta = c[1].number_input("Target delta", min_value=0.01, max_value=0.99, value=0.30, step=0.05,
+                                  key="tpl_delta", help="|delta| of the short (key) leg")
+        strike = c[2].selectbox("Strike", strikes, index=len(strikes) // 2, key="tpl_strike")
+        width = c[3].number_input("Width ($)", min_value=0.5, value=5.0, step=0.5, key="tpl_width")
+        far = st.selectbox("Second expiry (calendar, diagonal)", later or [expiry], key="tpl_far",
+                           format_func=lambda d: f"{d:%Y-%m-%d} · {(d - _today()).days} DTE")
+        submitted = st.form_submit_button("Build from template")
+    if not submitted:
+        return
+    try:
+        spec = TemplateSpec(kind, side=side, right=right, delta=delta if by == "delta" else None,
+                            strike=float(strike) if by == "strike" else None, width=float(width), units=units)
+        spot = _spot(snapshot, listing)
+        near = _wait_for_deltas(feed, listing.symbol, expiry, strikes, spot, _stock_quote(snapshot, listing))
+        far_chain = None
+        if kind in ("calendar", "diagonal"):
+            feed.show(_view("far"), listing.symbol, far, strikes).result(timeout=15)
+            far_chain = _wait_for_deltas(feed, listing.symbol, far, strikes, spot)
+        structure = build(spec, near, far_chain)
+    except (StructureError, ChainLineLimit) as exc:
+        st.error(plain(exc))
+        return
+    add_legs(listing.symbol, {leg.contract.con_id: leg.quantity for leg in structure.legs},
+             kind=structure.kind, replace=True)
+    st.session_state["trade_units"] = structure.units
+    st.session_state.pop("v6_trade_ticket", None)
+
+
+def _forget_placed_ticket(desk) -> None:
+    """Once the ticket drafted here is confirmed (or dropped), the Trade page starts afresh."""
+    saved = st.session_state.get("v6_trade_ticket")
+    if not saved or st.session_state.get(tw.REVIEW_KEY) == saved:
+        return
+    try:
+        placed = not desk.ticket(saved).editable
+    except OrderDeskError:
+        placed = True
+    if placed:
+        for key in (LEGS_KEY, KIND_KEY, "v6_trade_ticket", ORIGIN_KEY):
+            st.session_state.pop(key, None)
+
+
+def current_structure(services, listing) -> Structure | None:
+    _forget_placed_ticket(services.orders)
+    legs: dict[int, int] = st.session_state.get(LEGS_KEY) or {}
+    if not legs or st.session_state.get("v6_trade_symbol_of_legs") != listing.symbol:
+        return None
+    feed, snapshot = services.chains, services.runtime.snapshot()
+    held = {leg.contract.con_id: leg for leg in snapshot.legs}
+    contracts = []
+    for con_id in legs:
+        info = feed.contract_by_id(con_id) or (held[con_id].contract if con_id in held else None)
+        if info is None and con_id == listing.stock.con_id:
+            info = listing.stock
+        if info is None:
+            return None
+        contracts.append(info)
+    try:   # the ticket's legs stay streamed whatever strikes the chain shows
+        feed.show_contracts(_view("ticket"), contracts).result(timeout=15)
+    except ChainLineLimit as exc:
+        st.warning(plain(exc))
+    live = held_quotes([held[c] for c in legs if c in held],
+                       {c: snapshot.quote(c) for c in legs if snapshot.quote(c) is not None})
+    unit = reduce(math.gcd, (abs(q) for q in legs.values()))
+    out = []
+    for info, qty in zip(contracts, legs.values()):
+        quote = _stock_quote(snapshot, listing) if not info.is_option else (
+            feed.quote(info.con_id) or live.get(info.con_id) or OptionQuote(info))
+        out.append(StructureLeg(info, qty // unit, quote))
+    units = unit * int(st.session_state.get("trade_units", 1) or 1)
+    kind = st.session_state.get(KIND_KEY, "custom")
+    return Structure(kind, listing.symbol, tuple(out), units=units,
+                     description=f"{kind}: " + ", ".join(leg.label for leg in out))
+
+
+def _natural(structure: Structure) -> float | None:
+    total = 0.0
+    for leg in structure.legs:
+        q = leg.quote
+        price = (q.ask if leg.quantity > 0 else q.bid) if q is not None else None
+        if price is None:
+            return None
+        total += leg.quantity * price
+    return total
+
+
+def draft_section(services, listing) -> None:
+    st.subheader("Ticket")
+    structure = current_structure(services, listing)
+    if structure is None:
+        st.info("Add legs from the chain (select a strike) or build a template.")
+        return
+    st.caption(plain(structure.description))
+    st.dataframe(sr.legs_frame(structure), hide_index=True, column_config=sr.LEG_COLUMNS, width="stretch")
+    c = st.columns(4)
+    mode = c[0].segmented_control("Limit price", PRICE_MODES, default="Mid", key="trade_price_mode") or "Mid"
+    mid, natural = structure.net_mid(), _natural(structure)
+    single = len(structure.legs) == 1
+    if mode == "Custom":
+        limit = c[1].number_input("Limit (per unit, − = credit)", value=round(mid or 0.0, 2), step=0.01,
+                                  format="%.2f", key="trade_limit")
+    else:
+        raw = mid if mode == "Mid" else natural
+        limit = None if raw is None else round(abs(raw) if single else raw, 2)
+        c[1].metric("Limit", common.DASH if limit is None else f"{limit:+.2f}",
+                    help="Per combo unit and share; a single leg is priced per share")
+    c[2].metric("Mid", common.DASH if mid is None else f"{mid:+.2f}")
+    c[3].metric("Natural", common.DASH if natural is None else f"{natural:+.2f}")
+    snapshot = services.runtime.snapshot()
+    spot = _spot(snapshot, listing)
+    options = sorted({leg.contract.expiry for leg in structure.legs if leg.contract.expiry})
+    try:
+        spy = snapshot.underlying("SPY").spot if snapshot.underlying("SPY") else None
+        risk_price = None if single or limit is None else limit
+        horizon = st.select_slider(
+            "Value the risk graph at", options=["today", *options], value=options[0] if options else "today",
+            format_func=lambda d: "today only" if d == "today" else f"{d:%Y-%m-%d} expiry",
+            key="trade_horizon", help="Legs expiring later are valued by Black-Scholes at that date")
+        tr = ticket_risk(structure, snapshot.legs, spot, common.utcnow(), services.settings.risk_free_rate,
+                         services.settings.betas, spy, price=risk_price,
+                         expiry=None if horizon == "today" else horizon, portfolio_greeks=snapshot.totals)
+    except StructureError as exc:
+        st.warning(plain(exc))
+        tr = None
+    if tr is not None:
+        sr.show(tr, limit if not single else (mid and math.copysign(limit or 0, mid)))
+    ticket_buttons(services, structure, limit, tr)
+
+
+def ticket_buttons(services, structure: Structure, limit: float | None, tr) -> None:
+    desk = services.orders
+    if not desk.trading_available:
+        st.caption("Trading is unavailable: the audit log is held by another v6 process.")
+        return
+    origin = st.session_state.get(ORIGIN_KEY, "chain")
+    c = st.columns(3)
+    saved_id = st.session_state.get("v6_trade_ticket")
+    try:
+        if c[0].button("Save draft", key="trade_save", help="Keep it unconfirmed (audited); edit it on Orders"):
+            ticket = draft_structure(desk, structure, session_id(), origin=origin, limit=limit)
+            st.session_state["v6_trade_ticket"] = ticket.ticket_id
+            st.success(f"Saved as draft {ticket.ticket_id}.")
+        if c[1].button("Review", key="trade_review", type="primary",
+                       help="Checks the limits, asks IB what-if (buying-power effect), then shows it to confirm"):
+            ticket = None
+            if saved_id:
+                try:
+                    ticket = desk.ticket(saved_id)
+                    if not ticket.editable:
+                        ticket = None
+                    elif ticket.limit_price != limit:
+                        ticket = desk.edit(saved_id, session_id(), limit_price=limit)
+                except OrderDeskError:
+                    ticket = None
+            if ticket is None:
+                ticket = draft_structure(desk, structure, session_id(), origin=origin, limit=limit)
+                st.session_state["v6_trade_ticket"] = ticket.ticket_id
+            desk.preview(ticket.ticket_id, session_id())
+            st.session_state[RISK_KEY] = (ticket.ticket_id, tr, limit)
+            st.session_state[tw.REVIEW_KEY] = ticket.ticket_id
+            st.session_state.get(tw.OUTCOME_KEY, {}).pop(ticket.ticket_id, None)
+        if c[2].button("Clear", key="trade_clear"):
+            for key in (LEGS_KEY, KIND_KEY, "v6_trade_ticket", sr.ROLL_KEY, ORIGIN_KEY):
+                st.session_state.pop(key, None)
+            services.chains.release(_view("ticket"))
+            st.rerun()
+    except TicketBlocked as exc:
+        for problem in exc.problems:
+            st.error(plain(problem))
+    except OrderDeskError as exc:
+        st.error(plain(exc))
+
+
+@st.dialog("Review order", width="large", dismissible=False)
+def review_dialog(ticket_id: str) -> None:
+    saved = st.session_state.get(RISK_KEY)
+    if saved and saved[0] == ticket_id and saved[1] is not None:
+        sr.summary_metrics(saved[1], saved[2])
+        st.plotly_chart(sr.risk_chart(saved[1]), key=f"review_risk_{ticket_id}", width="stretch")
+    st.fragment(tw._review_body, run_every=refresh_seconds())(ticket_id)
+
+
+def saved_drafts(services) -> None:
+    desk = services.orders
+    drafts = [t for t in desk.tickets() if t.origin in ("chain", "roll") and t.editable]
+    if not drafts:
+        return
+    with st.expander(f"Saved drafts ({len(drafts)})"):
+        for t in drafts:
+            c = st.columns([4, 1, 1])
+            c[0].write(plain(f"{t.ticket_id} · {t.label}"))
+            if c[1].button("Edit on Orders", key=f"draft_open_{t.ticket_id}"):
+                tw.open_tickets([t])
+            if c[2].button("Discard", key=f"draft_discard_{t.ticket_id}"):
+                try:
+                    discard_draft(desk, t.ticket_id, session_id())
+                    st.rerun()
+                except OrderDeskError as exc:
+                    st.error(plain(exc))
+
+
+# ---------------------------------------------------------------- rolls
+
+
+def roll_panel(services, strategy, listing, strikes: list[float]) -> None:
+    snapshot = services.runtime.snapshot()
+    legs = strategy_legs(strategy, snapshot.legs)
+    options = [leg for leg in legs if leg.contract.is_option]
+    st.subheader(f"Roll {strategy.kind} · {strategy.underlying}")
+    st.caption(plain(strategy.explanation))
+    held_expiries = sorted({leg.contract.expiry for leg in options})
+    targets = {}
+    cols = st.columns(len(held_expiries) + 2)
+    for i, held in enumerate(held_expiries):
+        later = [e for e in listing.expiries if e > held] or [held]
+        default = min(range(len(later)), key=lambda j: abs((later[j] - held).days - 28))
+        targets[held] = cols[i].selectbox(f"Roll {held:%Y-%m-%d} to", later, index=default,
+                                          key=f"roll_to_{held}",
+                                          format_func=lambda d: f"{d:%Y-%m-%d} · {(d - _today()).days} DTE")
+    mode = cols[-2].selectbox("Strikes", ROLL_MODES, key="roll_mode")
+    shift = cols[-1].number_input("Shift strikes by ($)", value=0.0, step=1.0, key="roll_shift")
+    c = st.columns(2)
+    if c[0].button("Draft roll", key="roll_draft", type="primary"):
+        feed = services.chains
+        spot = _spot(snapshot, listing)
+        try:
+            # The roll's quotes need lines: this session's chain gives its own back meanwhile (the
+            # chain fragment takes them again on its next run).
+            feed.release(_view()).result(timeout=15)
+            chains = {}
+            if mode == "same strikes":
+                roll_strikes = sorted({min(listing.strikes, key=lambda k: abs(k - leg.contract.strike - shift))
+                                       for leg in options} | {leg.contract.strike for leg in options})
+            else:
+                roll_strikes = strikes
+            for i, (held, target) in enumerate(targets.items()):
+                feed.show(_view(f"roll{i}"), listing.symbol, target, roll_strikes).result(timeout=15)
+                chains[held] = _wait_for_deltas(feed, listing.symbol, target, roll_strikes, spot)
+            quotes = held_quotes(options, {leg.contract.con_id: snapshot.quote(leg.contract.con_id)
+                                           for leg in options if snapshot.quote(leg.contract.con_id)})
+            roll = draft_roll(legs, RollPlan(chains, mode, float(shift)), quotes, kind=strategy.kind)
+            feed.show_contracts(_view("ticket"), [leg.contract for leg in roll.legs]).result(timeout=15)
+            for i in range(len(targets)):
+                feed.release(_view(f"roll{i}"))
+        except (StructureError, ChainLineLimit) as exc:
+            st.error(plain(exc))
+            return
+        add_legs(listing.symbol, {leg.contract.con_id: leg.quantity for leg in roll.legs}, kind="roll",
+                 replace=True, origin="roll")
+        st.session_state["trade_units"] = roll.units
+        st.session_state.pop("v6_trade_ticket", None)
+    if c[1].button("Cancel roll", key="roll_cancel"):
+        st.session_state.pop(sr.ROLL_KEY, None)
+        st.rerun()
+
+
+if __name__ == "__main__":  # run as a page by st.navigation; importable for its helpers
+    render_page(body, refresh=False)

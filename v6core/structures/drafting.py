@@ -1,0 +1,88 @@
+"""Structures become order-desk tickets: one option order for a single leg, one combo (BAG) for
+several, with a net limit price at the mid on the tick grid. Drafting only: the desk's checks,
+what-if, single confirmation and audit apply unchanged (there is no other way to an order).
+
+Combo convention (as the desk's close combos): the order is BUY `units` of the combo whose legs
+carry their own BUY/SELL and ratio; the limit is per unit, per share: positive = a debit paid,
+negative = a credit received.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from v6core.models import ContractInfo, OrderLegSpec
+from v6core.orders import (
+    OrderDesk, Ticket, min_tick, new_ticket_id, round_to_tick,
+)
+from v6core.structures.chain import StructureError
+from v6core.structures.templates import Structure
+
+STRUCTURE_ORIGINS = ("chain", "roll", "signal structure")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def default_limit(structure: Structure) -> float | None:
+    """The mid on the tick grid: the option's grid for one leg, $0.01 for a combo."""
+    mid = structure.net_mid()
+    if mid is None:
+        return None
+    if len(structure.legs) == 1:
+        leg = structure.legs[0]
+        price = abs(mid / leg.quantity)
+        return round_to_tick(price, min_tick(leg.contract, price))
+    return round_to_tick(mid, 0.01)
+
+
+def structure_ticket(structure: Structure, session_id: str, origin: str = "chain",
+                     limit: float | None = None, signal_id: str = "",
+                     stop: float | None = None, target: float | None = None) -> Ticket:
+    """The ticket for `structure` (not yet added to any desk)."""
+    if not structure.legs:
+        raise StructureError("an empty structure is no order")
+    price = default_limit(structure) if limit is None else limit
+    if len(structure.legs) == 1:
+        leg = structure.legs[0]
+        qty = leg.quantity * structure.units
+        return Ticket(ticket_id=new_ticket_id(), created_at=_now(), created_by=session_id,
+                      origin=origin, contract=leg.contract, action="BUY" if qty > 0 else "SELL",
+                      quantity=float(abs(qty)), order_type="LMT", limit_price=price, tif="DAY",
+                      description=structure.description or leg.label, signal_id=signal_id,
+                      stop=stop, target=target)
+    options = [leg for leg in structure.legs if leg.is_option]
+    multiplier = max((leg.contract.multiplier for leg in options), default=1.0)
+    combo = ContractInfo(con_id=0, symbol=structure.underlying, sec_type="BAG",
+                         currency=structure.legs[0].contract.currency, multiplier=multiplier,
+                         exchange="SMART", local_symbol=f"{structure.underlying} combo")
+    legs = tuple(OrderLegSpec(contract=leg.contract, ratio=abs(int(leg.quantity)),
+                              action="BUY" if leg.quantity > 0 else "SELL") for leg in structure.legs)
+    return Ticket(ticket_id=new_ticket_id(), created_at=_now(), created_by=session_id, origin=origin,
+                  contract=combo, action="BUY", quantity=float(structure.units), order_type="LMT",
+                  limit_price=price, tif="DAY", combo_legs=legs,
+                  description=structure.description or structure.kind, signal_id=signal_id,
+                  stop=stop, target=target)
+
+
+def draft_structure(desk: OrderDesk, structure: Structure, session_id: str, origin: str = "chain",
+                    limit: float | None = None, **extra: Any) -> Ticket:
+    """Add the structure's ticket to the desk as a draft (audited), and have the runtime quote
+    its legs so the desk's checks and preview see live prices."""
+    ticket = structure_ticket(structure, session_id, origin, limit, **extra)
+    desk.runtime.watch([leg.contract for leg in structure.legs if leg.contract.con_id])
+    return desk.draft_ticket(ticket, session_id)
+
+
+def discard_draft(desk: OrderDesk, ticket_id: str, session_id: str) -> Ticket:
+    """Drop an unconfirmed draft through the desk (audited as "discarded", gone after a restart)."""
+    return desk.discard(ticket_id, session_id)
+
+
+def net_label(price: float | None) -> str:
+    if price is None or not math.isfinite(price):
+        return "no price"
+    return f"{abs(price):.2f} {'debit' if price > 0 else 'credit' if price < 0 else 'even'}"
