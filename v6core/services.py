@@ -52,7 +52,7 @@ class Services:
 
 def start_services(settings: Settings | None = None) -> Services:
     settings = settings or load_settings()
-    root = settings.lake_path
+    root = settings.lake_root()
     root.mkdir(parents=True, exist_ok=True)
 
     runtime = Runtime(settings)

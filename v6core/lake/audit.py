@@ -18,6 +18,7 @@ from v6core.lake.schemas import (
     AUDIT_SCHEMA, AUDIT_TABLE_CONFIG, FILLS, FILLS_SCHEMA, ORDERS_AUDIT, UTC, as_utc, ensure_table,
     fsync_commit, is_table, table_path,
 )
+from v6core.lake.storage import lake_root, open_table, read_frame, storage_options
 from v6core.models import FillView
 
 
@@ -75,7 +76,7 @@ class _AppendOnlyTable:
     def _table(self) -> DeltaTable:
         if self._dt is None:
             ensure_table(self.path, self.schema, AUDIT_TABLE_CONFIG)
-            self._dt = DeltaTable(str(self.path))
+            self._dt = open_table(self.path)
         else:
             self._dt.update_incremental()
         return self._dt
@@ -97,7 +98,7 @@ class _AppendOnlyTable:
                 return 0
             new = rows.take(keep)
             self._keys_version = -1
-            write_deltalake(str(self.path), new, mode="append")
+            write_deltalake(str(self.path), new, mode="append", storage_options=storage_options(self.path))
             dt.update_incremental()
             fsync_commit(self.path, dt.version())
             self._keys.update(new[self.key].to_pylist())
@@ -107,14 +108,14 @@ class _AppendOnlyTable:
     def read(self) -> pl.DataFrame:
         if not is_table(self.path):
             return pl.from_arrow(self.schema.empty_table())
-        return pl.read_delta(str(self.path))
+        return read_frame(self.path)
 
 
 class AuditLog:
     """Durable, synchronous, append-only `orders_audit` and `fills` (dedup by event_id / exec_id)."""
 
     def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
+        self.root = lake_root(root)
         self._audit = _AppendOnlyTable(table_path(self.root, ORDERS_AUDIT), AUDIT_SCHEMA, "event_id")
         self._fills = _AppendOnlyTable(table_path(self.root, FILLS), FILLS_SCHEMA, "exec_id")
 

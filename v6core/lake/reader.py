@@ -25,6 +25,7 @@ from v6core.lake.schemas import (
     META_ID, META_POSITIONS, META_SEQ, META_TIME, METRIC_COLUMNS, PORTFOLIO, PORTFOLIO_SCHEMA, UTC,
     VersionUnavailableError, as_utc, is_table, table_path,
 )
+from v6core.lake.storage import lake_root, open_table, read_frame
 
 
 @dataclass(slots=True, frozen=True)
@@ -97,7 +98,7 @@ class LakeReader:
 
     def __init__(self, root: Path | str, *, cache_versions: int = 32) -> None:
         """`cache_versions`: how many portfolio frames the LRU keeps (0 disables it)."""
-        self.root = Path(root)
+        self.root = lake_root(root)
         self._lock = threading.RLock()
         self._history_dt: DeltaTable | None = None
         self._history: list[dict[str, Any]] = []        # newest last
@@ -115,7 +116,7 @@ class LakeReader:
         if self._history_dt is None:
             if not is_table(path):
                 return
-            self._history_dt = DeltaTable(str(path))
+            self._history_dt = open_table(path)
         else:
             self._history_dt.update_incremental()
         latest = self._history_dt.version()
@@ -178,7 +179,7 @@ class LakeReader:
         if version is None:
             if not is_table(path):
                 return pl.from_arrow(PORTFOLIO_SCHEMA.empty_table())
-            return pl.read_delta(str(path))
+            return read_frame(path)
         with self._lock:
             cached = self._frames.get(version)
             if cached is not None:
@@ -187,7 +188,7 @@ class LakeReader:
         if version < 0 or not is_table(path):
             raise VersionUnavailableError(f"version {version} does not exist in {path}")
         try:
-            frame = pl.read_delta(str(path), version=version)
+            frame = read_frame(path, version=version)
         except FileNotFoundError as exc:
             raise VersionUnavailableError(
                 f"version {version}: its data files were removed by vacuum ({exc})") from None
@@ -218,7 +219,7 @@ class LakeReader:
         with self._lock:
             dt = self._agg_tables.get(name)
             if dt is None:
-                dt = self._agg_tables[name] = DeltaTable(str(path))
+                dt = self._agg_tables[name] = open_table(path)
             else:
                 dt.update_incremental()
             cached = self._agg.get(name)
