@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -29,6 +30,9 @@ from v6core.lake.storage import S3Root
 log = logging.getLogger(__name__)
 
 LEASE_NAME = ".writer.lease"
+# How long a silent writer keeps the lease (seconds; renewed every third of it). Read from the
+# environment because the writer is built without settings; the holder records it in the object.
+DEFAULT_LEASE_SECONDS = float(os.environ.get("V6_LAKE_LEASE_SECONDS", "30") or 30)
 CLAIMS_PREFIX = "_claims"
 
 
@@ -78,7 +82,7 @@ class S3WriterLease:
     writing and the next `acquire` tells it who writes now.
     """
 
-    def __init__(self, root: S3Root, ttl: float = 30.0, account: str = "") -> None:
+    def __init__(self, root: S3Root, ttl: float = DEFAULT_LEASE_SECONDS, account: str = "") -> None:
         self.root, self.ttl, self.account = root, float(ttl), account
         self.key = f"{root.key}/{LEASE_NAME}".lstrip("/")
         self.owner = uuid.uuid4().hex
@@ -197,7 +201,12 @@ class S3ClaimStore:
         except Exception as exc:  # noqa: BLE001
             if not _lost_race(exc):
                 raise LakeError(self.root.redact(f"claiming ticket {ticket_id} on {self.root}: {exc}")) from None
-        return self.holder(ticket_id) == owner
+        for _ in range(20):   # a 409 means the other write is still in flight: wait until it is visible
+            holder = self.holder(ticket_id)
+            if holder is not None:
+                return holder == owner
+            time.sleep(0.05)
+        return False          # unknown: never claim what someone else may hold
 
     def holder(self, ticket_id: str) -> str | None:
         try:
