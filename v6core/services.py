@@ -37,6 +37,11 @@ class Services:
     def read_only(self) -> bool:
         return self.writer is None
 
+    @property
+    def lake_status(self) -> str:
+        """Who writes snapshots to this lake, for the sidebar (the root's str never holds credentials)."""
+        return lake_status_line(self.lake.root, self.writer, self.lake_error)
+
     def stop(self) -> None:
         if self._stopped.is_set():
             return
@@ -48,6 +53,14 @@ class Services:
                 part.stop()
             except Exception:  # shutdown must go on for the other parts
                 log.exception("stopping %s failed", name)
+
+
+def lake_status_line(root: object, writer: LakeWriter | None, lake_error: str) -> str:
+    if writer is None:
+        return f"Lake {root}: read-only here; {lake_error or 'no writer in this process'}"
+    if writer.holds_lake:
+        return f"Lake {root}: this process writes snapshots"
+    return f"Lake {root}: not writing snapshots ({writer.last_error or 'the writer lock was lost'})"
 
 
 def start_services(settings: Settings | None = None) -> Services:

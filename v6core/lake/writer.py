@@ -185,6 +185,11 @@ class LakeWriter:
         return self._dt.version(), entry.get(META_ID)
 
     @property
+    def holds_lake(self) -> bool:
+        """True while this writer holds the lake's writer lock (local flock or S3 lease)."""
+        return self._lock.held
+
+    @property
     def last_version(self) -> int | None:
         return self._last_version
 
