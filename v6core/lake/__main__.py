@@ -1,5 +1,9 @@
 """Command line for the Delta lake: `python -m v6core.lake {versions,checkpoint,compact,vacuum} --lake PATH`.
 
+`--lake` also takes `s3://bucket/prefix` (endpoint and credentials from V6_S3_* or the AWS environment).
+`python -m v6core.lake copy --from data/lake --to s3://bucket/prefix` copies a local lake with its
+full history and opens every version at the destination before it says done.
+
 Maintenance works on every table folder under the lake root and prints the `_delta_log` size of each
 table before and after. Vacuum prints the retention it keeps before it deletes anything.
 """
@@ -13,8 +17,11 @@ from pathlib import Path
 
 import polars as pl
 
+from v6core.lake.copy import copy_lake
 from v6core.lake.maintenance import LakeMaintenance, MaintenanceResult, results_frame
 from v6core.lake.reader import LakeReader
+from v6core.lake.schemas import LakeError
+from v6core.lake.storage import LakeRoot, is_s3_uri, lake_root, redact
 
 
 def _print_frame(frame: pl.DataFrame) -> None:
@@ -38,10 +45,34 @@ def _report(results: list[MaintenanceResult], list_files: bool = False) -> None:
                 print(f"{r.table}/{f}")
 
 
+def _root(value: str) -> LakeRoot:
+    """A folder, or an S3 root with its options from V6_S3_* settings or the AWS environment."""
+    if not is_s3_uri(value):
+        return lake_root(value)
+    from v6core.config import load_settings
+    return load_settings(lake_uri=value).lake_root()
+
+
+def _copy(source: Path, dest: LakeRoot, verify: bool) -> int:
+    try:
+        copied = copy_lake(source, dest, verify=verify, progress=lambda text: print(text, file=sys.stderr, flush=True))
+    except LakeError as exc:
+        print(redact(str(exc), dest), file=sys.stderr)
+        return 2
+    for c in copied:
+        print(f"{c.table}: {c.files} files, {c.bytes:,} bytes, latest version {c.latest_version}, "
+              f"{c.versions_checked} versions opened at {dest}/{c.table}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m v6core.lake", description=__doc__.splitlines()[0])
-    parser.add_argument("--lake", type=Path, required=True, help="lake root folder")
+    parser.add_argument("--lake", default=None, help="lake root folder or s3://bucket/prefix")
     sub = parser.add_subparsers(dest="command", required=True)
+    copy = sub.add_parser("copy", help="copy a local lake with its full history (e.g. to s3://…)")
+    copy.add_argument("--from", dest="source", type=Path, required=True, help="local lake folder")
+    copy.add_argument("--to", dest="dest", required=True, help="destination root: s3://bucket/prefix or a folder")
+    copy.add_argument("--no-verify", action="store_true", help="do not open every version afterwards")
     versions = sub.add_parser("versions", help="list portfolio snapshot versions")
     versions.add_argument("--last", type=int, default=20, help="show only the newest N (0: all)")
     checkpoint = sub.add_parser("checkpoint", help="checkpoint every table and drop expired log entries")
@@ -55,12 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     vacuum.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     args = parser.parse_args(argv)
 
-    if not args.lake.is_dir():
-        print(f"no lake at {args.lake}", file=sys.stderr)
+    if args.command == "copy":
+        return _copy(args.source, _root(args.dest), verify=not args.no_verify)
+    if args.lake is None:
+        parser.error("--lake is required")
+    lake = _root(args.lake)
+    if not lake.is_dir():
+        print(f"no lake at {lake}", file=sys.stderr)
         return 2
-    maintenance = LakeMaintenance(args.lake)
+    maintenance = LakeMaintenance(lake)
     if args.command == "versions":
-        frame = LakeReader(args.lake).versions()
+        frame = LakeReader(lake).versions()
         print(f"{frame.height} snapshot versions")
         _print_frame(frame.tail(args.last) if args.last else frame)
     elif args.command == "checkpoint":
