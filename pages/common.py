@@ -15,22 +15,29 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+import v6core.services as _wiring
 from v6core.config import load_settings
+from v6core.lake import LakeError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("v6.pages")
 
 
-# Keep this factory tiny and stable: Streamlit keys the cache on its source, so any edit here
-# starts a second runtime (and a second IB connection) in a running server.
-@st.cache_resource(show_spinner=False)
 def get_services():
-    from v6core.services import start_services
+    """The process-wide services (one runtime, one IB connection for every tab). They live in
+    `v6core.services`, not in `st.cache_resource`, which any client's "Clear cache" empties."""
+    from v6core.services import start_services  # looked up per call: tests substitute the module
 
-    return start_services(load_settings())
+    return _wiring.process_services(lambda: start_services(load_settings()))
+
+
+get_services.clear = _wiring.forget_process_services  # type: ignore[attr-defined]  # tests only
 
 
 # ---------------------------------------------------------------- session
@@ -61,15 +68,35 @@ DASH = "—"
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
+# Beyond this a figure is a broker glitch (IB has sent 1e306 shares): shown as "1.0e+306", never
+# as a 300-digit number. Legs carrying such figures are flagged and kept out of totals in the core.
+HUGE = 1e15
+
+
 def _missing(value: float | None) -> bool:
     return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def _huge(value: float, signed: bool) -> str | None:
+    if abs(value) < HUGE:
+        return None
+    return f"{value:+.1e}" if signed else f"{value:.1e}"
+
+
+def displayable(column: pd.Series) -> pd.Series:
+    """A numeric table column with non-finite and absurd values blanked (flags explain them)."""
+    return column.where(column.abs() < HUGE)
 
 
 def fmt_money(value: float | None, *, signed: bool = False, decimals: int = 2) -> str:
     """`$1,234.56`; signed: `+$1,234.56` / `-$1,234.56`."""
     if _missing(value):
         return DASH
-    value = round(float(value), decimals) + 0.0
+    value = float(value)
+    sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
+    if (huge := _huge(abs(value), False)) is not None:
+        return f"{sign}${huge}"
+    value = round(value, decimals) + 0.0
     sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
     return f"{sign}${abs(value):,.{decimals}f}"
 
@@ -78,6 +105,8 @@ def fmt_number(value: float | None, *, decimals: int = 2, signed: bool = True) -
     """`+1,234.57` (signed by default: Greeks and quantities have a direction)."""
     if _missing(value):
         return DASH
+    if (huge := _huge(float(value), signed)) is not None:
+        return huge
     value = round(float(value), decimals) + 0.0  # no "-0.0" for tiny negatives
     return f"{value:+,.{decimals}f}" if signed and value != 0 else f"{value:,.{decimals}f}"
 
@@ -85,6 +114,8 @@ def fmt_number(value: float | None, *, decimals: int = 2, signed: bool = True) -
 def fmt_pct(value: float | None, *, decimals: int = 1, signed: bool = False) -> str:
     if _missing(value):
         return DASH
+    if (huge := _huge(float(value), signed)) is not None:
+        return f"{huge}%"
     return f"{value:+,.{decimals}f}%" if signed else f"{value:,.{decimals}f}%"
 
 
@@ -228,6 +259,14 @@ def _draw_connection_status(services) -> None:
         st.caption("History read-only: " + plain(services.lake_error))
     if getattr(services, "lake_status", ""):
         st.caption(plain(services.lake_status))      # who writes snapshots (matters with a shared S3 lake)
+    for alert in lake_alerts(services):
+        (st.error if alert.level == "error" else st.warning)(plain(alert.message))
+
+
+def lake_alerts(services) -> list:
+    """The lake's alerts (writer failing, lock lost, damaged tables); none from a stand-in without them."""
+    alerts = getattr(services, "lake_alerts", None)
+    return list(alerts()) if callable(alerts) else []
 
 
 def sidebar(services) -> None:
@@ -287,6 +326,9 @@ def render_page(body: Callable[[Any], None], *, refresh: bool = True) -> None:
         if refresh:
             auto_refresh()
         body(services)
+    except LakeError as exc:  # a damaged table: the message names it and the repair command
+        log.warning("page stopped by the lake: %s", exc)
+        st.error(plain(str(exc)))
     except Exception as exc:  # the operator sees one line; the traceback goes to the log
         log.exception("page failed")
         st.error(f"This page hit an unexpected error ({type(exc).__name__}); details are in the server log.")

@@ -101,13 +101,14 @@ def overview(services) -> None:
     st.subheader("Alerts")
     # The runtime raises the alerts (disconnected, stale, computed Greeks, flags, limits); the page
     # only shows them, and names the legs behind them.
-    for alert in snapshot.alerts:
+    lake_alerts = common.lake_alerts(services)       # history / audit recording, from the services
+    for alert in (*lake_alerts, *snapshot.alerts):
         _ALERT_WRITERS.get(alert.level, st.info)(common.plain(alert.message))
     attention = attention_frame(snapshot)
     if not attention.empty:
         with st.expander(f"Legs needing attention ({len(attention)})"):
             st.dataframe(attention, hide_index=True, key="attention")
-    if not snapshot.alerts and attention.empty:
+    if not snapshot.alerts and not lake_alerts and attention.empty:
         st.success("No alerts.")
 
     st.subheader("Greeks by underlying")

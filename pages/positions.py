@@ -59,9 +59,10 @@ def legs_frame(snapshot: PortfolioSnapshot, now: datetime | None = None) -> pd.D
     frame["Expiry"] = pd.to_datetime(frame["Expiry"])
     for name in ("Strike", "Avg cost", "Mark", "Mkt value", "P&L", "P&L %", "Day P&L",
                  "Delta/contract", "IV %", "Quote age"):
-        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        frame[name] = common.displayable(pd.to_numeric(frame[name], errors="coerce").astype("float64"))
     frame["DTE"] = frame["DTE"].astype("Int64")
-    frame["Qty"] = frame["Qty"].round().astype("Int64")
+    # NaN, inf or 1e306 shares cannot be an integer column: blank, the leg's flag says why
+    frame["Qty"] = common.displayable(frame["Qty"].astype("float64")).round().astype("Int64")
     frame = frame.sort_values(["Underlying", "Expiry", "Strike", "Right"], na_position="first", kind="stable")
     return frame.reset_index(drop=True)
 

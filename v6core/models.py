@@ -52,7 +52,10 @@ class ContractInfo:
     @property
     def label(self) -> str:
         if self.is_option and self.expiry is not None:
-            return f"{self.symbol} {self.expiry:%Y-%m-%d} {self.strike:g}{self.right}"
+            try:
+                return f"{self.symbol} {self.expiry:%Y-%m-%d} {self.strike:g}{self.right}"
+            except (TypeError, ValueError):    # malformed fields must not break a page or a build
+                return f"{self.symbol} conId {self.con_id}"
         return self.symbol
 
 
@@ -187,7 +190,9 @@ class AccountValues:
 
     @property
     def margin_use_pct(self) -> float | None:
-        if self.net_liquidation and self.init_margin is not None and self.net_liquidation > 0:
+        # a negative margin is a broker glitch (flagged by an alert), not a margin use
+        if (self.net_liquidation and self.init_margin is not None and self.net_liquidation > 0
+                and self.init_margin >= 0):
             return self.init_margin / self.net_liquidation * 100.0
         return None
 

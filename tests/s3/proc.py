@@ -41,7 +41,7 @@ def main() -> int:
         owner, start, tickets = sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
         store = S3ClaimStore(root)
         time.sleep(max(0.0, start - time.time()))
-        won = [f"T{i:03d}" for i in range(tickets) if store.claim(f"T{i:03d}", owner)]
+        won = [f"T{i:03d}" for i in range(tickets) if store.claim(f"T{i:03d}.confirm", {"owner": owner})]
         print(json.dumps(won), flush=True)
     else:
         return 2

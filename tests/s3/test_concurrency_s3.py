@@ -121,6 +121,6 @@ def test_50_tickets_confirmed_by_two_processes_at_once_have_one_winner(moto_serv
     assert won["host-a"] | won["host-b"] == everyone                # never none
     store = S3ClaimStore(s3_lake)
     for owner, ids in won.items():
-        assert all(store.holder(t) == owner for t in ids)
-        assert not any(store.claim(t, "host-c") for t in ids)      # a third comer loses too
-    assert store.holder("T999") is None
+        assert all(store.holder(f"{t}.confirm") == {"owner": owner} for t in ids)
+        assert not any(store.claim(f"{t}.confirm", {"owner": "host-c"}) for t in ids)   # a third comer loses too
+    assert store.holder("T999.confirm") is None

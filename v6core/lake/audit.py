@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -14,12 +15,16 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from v6core import __version__
+from v6core.lake.health import raise_damaged
+from v6core.lake.journal import Journal, journal_path
 from v6core.lake.schemas import (
     AUDIT_SCHEMA, AUDIT_TABLE_CONFIG, FILLS, FILLS_SCHEMA, ORDERS_AUDIT, UTC, as_utc, ensure_table,
     fsync_commit, is_table, table_path,
 )
 from v6core.lake.storage import lake_root, open_table, read_frame, storage_options
 from v6core.models import FillView
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True, frozen=True)
@@ -64,10 +69,15 @@ class FillRow:
 
 
 class _AppendOnlyTable:
-    """An append-only table whose rows are unique by `key`; appends are synchronous and fsynced."""
+    """An append-only table whose rows are unique by `key`; appends are synchronous and fsynced.
+
+    Every append is first written to the table's journal (fsynced), then committed to Delta: an
+    acknowledged row survives damage to the table, and `repair` replays it from the journal.
+    """
 
     def __init__(self, path: Path, schema: pa.Schema, key: str) -> None:
         self.path, self.schema, self.key = path, schema, key
+        self.journal = Journal(journal_path(path), schema)
         self._lock = threading.Lock()
         self._dt: DeltaTable | None = None
         self._keys: set[str] = set()
@@ -81,34 +91,57 @@ class _AppendOnlyTable:
             self._dt.update_incremental()
         return self._dt
 
+    def _seed_journal(self) -> None:
+        """A lake from before the journal: copy what the table holds, once, so it can be rebuilt too."""
+        if self.journal.exists() or not is_table(self.path):
+            return
+        try:
+            rows = open_table(self.path).to_pyarrow_table()
+        except Exception as exc:  # noqa: BLE001 - damaged: its readable versions stay the record
+            log.warning("journal for %s not seeded: the table cannot be read (%s)", self.path.name, exc)
+            return
+        self.journal.append(rows.select(self.schema.names).cast(self.schema))
+
     def append(self, rows: pa.Table) -> int:
         with self._lock:
-            dt = self._table()
-            if dt.version() != self._keys_version:
-                # Someone else committed, or our last commit's outcome is unknown: re-read the keys.
-                keys = dt.to_pyarrow_table(columns=[self.key])[self.key].to_pylist()
-                self._keys, self._keys_version = set(keys), dt.version()
-            seen = set(self._keys)
-            keep = []
-            for i, k in enumerate(rows[self.key].to_pylist()):
-                if k not in seen:
-                    seen.add(k)
-                    keep.append(i)
-            if not keep:
-                return 0
-            new = rows.take(keep)
-            self._keys_version = -1
-            write_deltalake(str(self.path), new, mode="append", storage_options=storage_options(self.path))
-            dt.update_incremental()
-            fsync_commit(self.path, dt.version())
-            self._keys.update(new[self.key].to_pylist())
-            self._keys_version = dt.version()
-            return new.num_rows
+            self._seed_journal()
+            self.journal.append(rows)
+            try:
+                return self._commit(rows)
+            except Exception as exc:
+                self._dt = None                      # reopen next time: the table may have been repaired
+                raise_damaged(self.path, exc)
+
+    def _commit(self, rows: pa.Table) -> int:
+        dt = self._table()
+        if dt.version() != self._keys_version:
+            # Someone else committed, or our last commit's outcome is unknown: re-read the keys.
+            keys = dt.to_pyarrow_table(columns=[self.key])[self.key].to_pylist()
+            self._keys, self._keys_version = set(keys), dt.version()
+        seen = set(self._keys)
+        keep = []
+        for i, k in enumerate(rows[self.key].to_pylist()):
+            if k not in seen:
+                seen.add(k)
+                keep.append(i)
+        if not keep:
+            return 0
+        new = rows.take(keep)
+        self._keys_version = -1
+        write_deltalake(str(self.path), new, mode="append", storage_options=storage_options(self.path))
+        dt.update_incremental()
+        fsync_commit(self.path, dt.version())
+        self._keys.update(new[self.key].to_pylist())
+        self._keys_version = dt.version()
+        return new.num_rows
 
     def read(self) -> pl.DataFrame:
         if not is_table(self.path):
             return pl.from_arrow(self.schema.empty_table())
-        return read_frame(self.path)
+        try:
+            return read_frame(self.path)
+        except Exception as exc:
+            raise_damaged(self.path, exc)
 
 
 class AuditLog:

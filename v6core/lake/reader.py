@@ -18,14 +18,15 @@ import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from v6core.lake.health import raise_damaged
 from v6core.lake.maintenance import LakeMaintenance
+from v6core.lake.storage import lake_root, open_table, read_frame
 from v6core.lake.rows import aggregate_legs
 from v6core.lake.schemas import (
     ACCOUNT_HISTORY, ACCOUNT_HISTORY_SCHEMA, GREEKS_HISTORY, GREEKS_HISTORY_SCHEMA, META_ACCOUNT, META_APP,
     META_ID, META_POSITIONS, META_SEQ, META_TIME, METRIC_COLUMNS, PORTFOLIO, PORTFOLIO_SCHEMA, UTC,
     VersionUnavailableError, as_utc, is_table, table_path,
 )
-from v6core.lake.storage import lake_root, open_table, read_frame
 
 
 @dataclass(slots=True, frozen=True)
@@ -132,7 +133,11 @@ class LakeReader:
         """Snapshot commits, oldest first: version, snapshot_time, seq, snapshot_id, positions_version,
         app_version, legs, committed_at (the commit's own clock, for information only)."""
         with self._lock:
-            self._refresh_history()
+            try:
+                self._refresh_history()
+            except Exception as exc:
+                self._history_dt = None
+                raise_damaged(table_path(self.root, PORTFOLIO), exc)
             if self._versions_frame is None:
                 h = self._history
                 self._versions_frame = pl.DataFrame({
@@ -179,7 +184,10 @@ class LakeReader:
         if version is None:
             if not is_table(path):
                 return pl.from_arrow(PORTFOLIO_SCHEMA.empty_table())
-            return read_frame(path)
+            try:
+                return read_frame(path)
+            except Exception as exc:
+                raise_damaged(path, exc)
         with self._lock:
             cached = self._frames.get(version)
             if cached is not None:
@@ -217,15 +225,19 @@ class LakeReader:
         if not is_table(path):
             return pl.from_arrow(schema.empty_table())
         with self._lock:
-            dt = self._agg_tables.get(name)
-            if dt is None:
-                dt = self._agg_tables[name] = open_table(path)
-            else:
-                dt.update_incremental()
-            cached = self._agg.get(name)
-            if cached and cached[0] == dt.version():
-                return cached[1]
-            frame = pl.from_arrow(dt.to_pyarrow_table()).sort("version", maintain_order=True)
+            try:
+                dt = self._agg_tables.get(name)
+                if dt is None:
+                    dt = self._agg_tables[name] = open_table(path)
+                else:
+                    dt.update_incremental()
+                cached = self._agg.get(name)
+                if cached and cached[0] == dt.version():
+                    return cached[1]
+                frame = pl.from_arrow(dt.to_pyarrow_table()).sort("version", maintain_order=True)
+            except Exception as exc:
+                self._agg_tables.pop(name, None)
+                raise_damaged(path, exc)
             self._agg[name] = (dt.version(), frame)
             return frame
 

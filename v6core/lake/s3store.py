@@ -7,8 +7,8 @@ hosts cannot both win: `PUT â€¦ If-None-Match: *` (create if absent) and `PUT â€
 - `S3WriterLease` (`<root>/.writer.lease`): one snapshot writer per lake. The holder renews it every
   `ttl / 3` seconds; another process takes it over only once it has expired, judged on the store's
   own clock (the object's Last-Modified against the Date of the store's reply), never a host clock.
-- `S3ClaimStore` (`<root>/_claims/<ticket_id>`): a ticket's confirmation is claimed by exactly one
-  owner; `claim()` is True for that one and False for everyone else, forever.
+- `S3ClaimStore` (`<root>/_claims/<key>`): the orders' ClaimStore on S3; a ticket's confirmation is
+  claimed by exactly one caller; `claim()` is True for that one and False for everyone else, forever.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import os
 import socket
 import threading
 import time
+import re
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from v6core.lake.schemas import LakeError, LakeLockedError
+from v6core.lake.schemas import LakeError, LakeLockedError, LakeLockLostError
 from v6core.lake.storage import S3Root
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,8 @@ LEASE_NAME = ".writer.lease"
 # How long a silent writer keeps the lease (seconds; renewed every third of it). Read from the
 # environment because the writer is built without settings; the holder records it in the object.
 DEFAULT_LEASE_SECONDS = float(os.environ.get("V6_LAKE_LEASE_SECONDS", "30") or 30)
-CLAIMS_PREFIX = "_claims"
+CLAIMS_PREFIX = "_claims"          # the same folder as LocalClaimStore
+_CLAIM_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.#-]{0,127}$")
 
 
 def s3_client(root: S3Root) -> Any:
@@ -77,9 +80,10 @@ def s3_log_size(table: S3Root) -> int:
 class S3WriterLease:
     """The lake's writer lock on object storage: a lease object written with conditional puts.
 
-    Same surface as the local flock (`acquire`, `release`, `held`). `held` turns False the moment a
-    renewal finds the object replaced (another process took an expired lease): the writer then stops
-    writing and the next `acquire` tells it who writes now.
+    Same surface as the local WriterLock (`acquire`, `verify`, `release`, `held`, `lost`). The lease
+    is lost for good (sticky, like a replaced lock file) when a renewal finds the object replaced
+    (another process took it over) or when no renewal succeeded for a whole `ttl` (another process
+    may take it now): the writer stops writing until v6 restarts, and says so.
     """
 
     def __init__(self, root: S3Root, ttl: float = DEFAULT_LEASE_SECONDS, account: str = "") -> None:
@@ -90,7 +94,8 @@ class S3WriterLease:
         self._etag: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.lost_reason = ""
+        self.lost = ""
+        self._renewed = 0.0                 # time.monotonic() of the last successful put
 
     def _body(self) -> bytes:
         return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
@@ -115,6 +120,8 @@ class S3WriterLease:
         return info
 
     def acquire(self) -> None:
+        if self.lost:
+            raise LakeLockLostError(self.lost)
         if self.held:
             return
         try:
@@ -135,7 +142,7 @@ class S3WriterLease:
                                           "opening read-only") from None
                 raise LakeError(self.root.redact(f"writer lease on {self.root}: {exc2}")) from None
             log.warning("lake: took over the expired writer lease of %s", current and current.get("host"))
-        self.lost_reason = ""
+        self._renewed = time.monotonic()
         self._stop.clear()
         self._thread = threading.Thread(target=self._renew_loop, name="v6-lake-lease", daemon=True)
         self._thread.start()
@@ -147,13 +154,26 @@ class S3WriterLease:
                 return
             try:
                 self._etag = self._put(IfMatch=etag)
+                self._renewed = time.monotonic()
             except Exception as exc:  # noqa: BLE001
                 if _lost_race(exc):
-                    self._etag = None
-                    self.lost_reason = "the writer lease was taken over by another process"
-                    log.error("lake: %s; this process stops writing snapshots", self.lost_reason)
+                    self._lose("was taken over by another process")
                     return
                 log.warning("lake: renewing the writer lease failed (retrying): %s", self.root.redact(str(exc)))
+
+    def _lose(self, how: str) -> None:
+        self._etag = None
+        self.lost = (f"lake writer stopped: its lease {self.root}/{LEASE_NAME} {how}, so another v6 may "
+                     f"now write this lake. History is no longer recorded by this process (pid {os.getpid()}); "
+                     f"restart v6 to resume")
+        log.error("%s", self.lost)
+
+    def verify(self) -> None:
+        """Raise LakeLockLostError unless the lease is still ours and was renewed within its ttl."""
+        if not self.lost and self._etag is not None and time.monotonic() - self._renewed > self.ttl:
+            self._lose(f"could not be renewed for {self.ttl:g} s")
+        if self.lost:
+            raise LakeLockLostError(self.lost)
 
     def release(self) -> None:
         self._stop.set()
@@ -172,47 +192,52 @@ class S3WriterLease:
 
     @property
     def held(self) -> bool:
-        return self._etag is not None
+        return self._etag is not None and not self.lost
 
 
 class S3ClaimStore:
-    """Per-ticket confirmation claims on object storage: create-if-absent, one winner per ticket.
+    """The orders' ClaimStore (v6core.orders.claims) on object storage: `<root>/_claims/<key>`.
 
-    Interface shape of the local ClaimStore (issue #11): `claim(ticket_id, owner) -> bool` and
-    `holder(ticket_id) -> str | None`.
+    `claim` is a PUT with `If-None-Match: *`: exactly one caller, on any host, gets 200; everyone
+    else gets 412 (or 409 while the winner's write is in flight) and False. Durable on return.
     """
 
     def __init__(self, root: S3Root) -> None:
         self.root = root
         self._client = s3_client(root)
 
-    def _key(self, ticket_id: str) -> str:
-        if not ticket_id or "/" in ticket_id or ticket_id in (".", ".."):
-            raise ValueError(f"not a ticket id: {ticket_id!r}")
-        return f"{self.root.key}/{CLAIMS_PREFIX}/{ticket_id}".lstrip("/")
+    @classmethod
+    def for_lake(cls, root: S3Root) -> S3ClaimStore:
+        return cls(root)
 
-    def claim(self, ticket_id: str, owner: str) -> bool:
-        """True if `owner` now holds the ticket's confirmation (won it now or earlier), else False."""
-        body = json.dumps({"owner": owner, "host": socket.gethostname(), "pid": os.getpid()}).encode()
+    def _key(self, key: str) -> str:
+        if not _CLAIM_KEY.match(key):
+            raise ValueError(f"invalid claim key {key!r}")
+        return f"{self.root.key}/{CLAIMS_PREFIX}/{key}".lstrip("/")
+
+    def claim(self, key: str, record: Mapping[str, Any]) -> bool:
+        body = json.dumps(dict(record), default=str, sort_keys=True).encode("utf-8")
         try:
-            self._client.put_object(Bucket=self.root.bucket, Key=self._key(ticket_id), Body=body,
+            self._client.put_object(Bucket=self.root.bucket, Key=self._key(key), Body=body,
                                     IfNoneMatch="*", ContentType="application/json")
             return True
-        except Exception as exc:  # noqa: BLE001
-            if not _lost_race(exc):
-                raise LakeError(self.root.redact(f"claiming ticket {ticket_id} on {self.root}: {exc}")) from None
-        for _ in range(20):   # a 409 means the other write is still in flight: wait until it is visible
-            holder = self.holder(ticket_id)
-            if holder is not None:
-                return holder == owner
-            time.sleep(0.05)
-        return False          # unknown: never claim what someone else may hold
+        except Exception as exc:  # noqa: BLE001 - botocore's errors are generated per client
+            if _lost_race(exc):
+                return False
+            raise LakeError(self.root.redact(f"claim {key} on {self.root}: {exc}")) from None
 
-    def holder(self, ticket_id: str) -> str | None:
+    def holder(self, key: str) -> dict[str, Any] | None:
         try:
-            got = self._client.get_object(Bucket=self.root.bucket, Key=self._key(ticket_id))
+            got = self._client.get_object(Bucket=self.root.bucket, Key=self._key(key))
         except Exception as exc:  # noqa: BLE001
             if _code(exc) in ("NoSuchKey", "404"):
                 return None
-            raise LakeError(self.root.redact(f"reading the claim of {ticket_id}: {exc}")) from None
-        return str(json.loads(got["Body"].read() or b"{}").get("owner")) or None
+            raise LakeError(self.root.redact(f"reading claim {key} on {self.root}: {exc}")) from None
+        try:
+            record = json.loads(got["Body"].read() or b"{}")
+        except ValueError:
+            record = {}
+        return record if isinstance(record, dict) else {}
+
+    def release(self, key: str) -> None:
+        self._client.delete_object(Bucket=self.root.bucket, Key=self._key(key))

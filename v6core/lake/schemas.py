@@ -169,6 +169,14 @@ class LakeLockedError(LakeError):
     """Another process holds the lake's writer lock; open it read-only instead."""
 
 
+class LakeLockLostError(LakeError):
+    """The writer lock file was deleted or replaced while held: this process no longer writes."""
+
+
+class TableDamagedError(LakeError):
+    """A table's log or data files cannot be read; the message names the table and the repair."""
+
+
 class VersionUnavailableError(LakeError):
     """The version is outside the history or its data files were removed by vacuum."""
 
@@ -179,6 +187,13 @@ def as_utc(value: datetime | None, name: str) -> datetime | None:
     if value.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware UTC, got naive {value.isoformat()}")
     return value.astimezone(UTC)
+
+
+def error_line(exc: BaseException, limit: int = 400) -> str:
+    """One line for the operator: the error's type and first line (Delta errors append backtraces)."""
+    text = str(exc).strip().splitlines()
+    line = f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def table_path(root: Path | str, name: str) -> Path:

@@ -28,7 +28,8 @@ from v6core.lake.rows import account_meta, aggregate_legs, legs_table, snapshot_
 from v6core.lake.schemas import (
     ACCOUNT_HISTORY, ACCOUNT_HISTORY_SCHEMA, AGGREGATES_APP_ID, GREEKS_HISTORY, GREEKS_HISTORY_SCHEMA,
     HISTORY_TABLE_CONFIG, LOCK_FILE, META_ACCOUNT, META_APP, META_ID, META_POSITIONS, META_SEQ, META_TIME,
-    PORTFOLIO, LakeError, LakeLockedError, as_utc, ensure_table, is_table, table_path,
+    PORTFOLIO, LakeError, LakeLockedError, LakeLockLostError, as_utc, ensure_table, error_line, is_table,
+    table_path,
 )
 from v6core.lake.s3store import S3WriterLease
 from v6core.lake.storage import lake_root, open_table, read_frame, storage_options
@@ -37,14 +38,23 @@ from v6core.models import ConnState, PortfolioSnapshot
 log = logging.getLogger(__name__)
 
 
-class _WriterLock:
-    """flock on `<root>/.writer.lock`: the kernel releases it when the holder dies, even by kill -9."""
+class WriterLock:
+    """flock on `<root>/.writer.lock`: the kernel releases it when the holder dies, even by kill -9.
+
+    An flock belongs to the open file, not to the name: if someone deletes or replaces the file
+    while we hold it, a second process can lock the new file and both would write. `verify()`
+    compares the locked file's inode with the one at the path and, once they differ, the lock is
+    lost for good (sticky): this process stops writing until it is restarted.
+    """
 
     def __init__(self, root: Path) -> None:
         self.path = root / LOCK_FILE
         self._fd: int | None = None
+        self.lost: str = ""
 
     def acquire(self) -> None:
+        if self.lost:
+            raise LakeLockLostError(self.lost)
         if self._fd is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +70,28 @@ class _WriterLock:
         os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         self._fd = fd
 
+    def verify(self) -> None:
+        """Raise LakeLockLostError unless the file at the lock path is still the one we locked."""
+        if self.lost:
+            raise LakeLockLostError(self.lost)
+        if self._fd is None:
+            return
+        held = os.fstat(self._fd)
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            how = "was deleted"
+        else:
+            if (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino):
+                return
+            how = "was replaced by another file"
+        self.lost = (f"lake writer stopped: its lock file {self.path} {how} while this process (pid "
+                     f"{os.getpid()}) held it, so another v6 could now write the same lake. History "
+                     f"is no longer recorded by this process; restart v6 to resume (never delete the "
+                     f"lock file: the lock is released when its holder exits, even on a crash)")
+        log.error("%s", self.lost)
+        raise LakeLockLostError(self.lost)
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -68,7 +100,7 @@ class _WriterLock:
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._fd is not None and not self.lost
 
 
 @dataclass(slots=True)
@@ -100,7 +132,7 @@ class LakeWriter:
         self.batch_seconds = batch_seconds
         self.compact_every = compact_every          # appends between compactions of an aggregate table
         self._appends: dict[str, int] = {}
-        self._lock = _WriterLock(self.root) if isinstance(self.root, Path) else S3WriterLease(self.root)
+        self._lock = WriterLock(self.root) if isinstance(self.root, Path) else S3WriterLease(self.root)
         self._write_lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,16 +144,24 @@ class LakeWriter:
         self._last_time: datetime | None = None
         self._last_positions: int | None = None
         self._dt: DeltaTable | None = None          # the portfolio table, updated incrementally
+        self._resumed = False                       # state recorded by earlier writers is loaded
 
     def acquire(self) -> None:
         """Take the lake's writer lock (LakeLockedError if another writer holds it) and resume
         from what earlier writers recorded, so a restart never writes a snapshot twice."""
-        if self._lock.held:
+        if self._lock.held and self._resumed:
             return
         self._lock.acquire()
+        # Resuming reads the tables; if one is damaged this raises and the next write tries again
+        # (the lock stays held: a repair needs v6 stopped, and nobody else may write meanwhile).
         self._dt = None
         self._last_version, self._last_time, self._last_positions = self._recorded_tail()
-        self._pending = self._unaggregated()
+        self._resumed = True
+        try:
+            self._pending = self._unaggregated()
+        except Exception as exc:  # noqa: BLE001 - the charts miss that batch; snapshots go on
+            log.error("lake: reading aggregates lost by an earlier writer failed: %s", error_line(exc))
+            self._pending = []
         if self._pending:
             self._pending_since = time.monotonic()
             try:
@@ -185,6 +225,11 @@ class LakeWriter:
         return self._dt.version(), entry.get(META_ID)
 
     @property
+    def lock_lost(self) -> str:
+        """Why this writer stopped for good (its lock file was deleted or replaced), or ""."""
+        return self._lock.lost
+
+    @property
     def holds_lake(self) -> bool:
         """True while this writer holds the lake's writer lock (local flock or S3 lease)."""
         return self._lock.held
@@ -201,7 +246,12 @@ class LakeWriter:
     def start(self) -> None:
         if self.source is None:
             raise ValueError("LakeWriter.start needs a source callable")
-        self.acquire()
+        self._lock.acquire()                        # LakeLockedError: another writer owns the lake
+        try:
+            self.acquire()
+        except Exception as exc:  # noqa: BLE001 - a damaged table must not stop the app; ticks retry
+            self.last_error = error_line(exc)
+            log.error("lake writer could not resume, retrying every poll: %s", self.last_error)
         if self._thread and self._thread.is_alive():
             return
         self._stop.clear()
@@ -219,18 +269,26 @@ class LakeWriter:
         except Exception as exc:  # noqa: BLE001 - the batch stays lost; stop must not raise
             log.error("lake: final aggregate append failed: %s", exc)
         self._lock.release()
+        self._resumed = False
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll):
             try:
                 self.tick()
-                self.last_error = ""
             except Exception as exc:  # noqa: BLE001 - keep recording; the next tick retries
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("lake writer tick failed")
+                error = error_line(exc)
+                if error != self.last_error:      # log a failure once, not once per poll
+                    log.exception("lake writer tick failed")
+                self.last_error = error
+            else:
+                if self.last_error:
+                    log.warning("lake writer recovered after: %s", self.last_error)
+                self.last_error = ""
 
     def tick(self) -> int | None:
         """One poll: write a snapshot if due, append the batch if due. Returns the version written."""
+        # Checked every poll, not only before writes: a lost lock must show while nothing is due.
+        self._lock.verify()
         snapshot = self.source() if self.source else None
         written = None
         now = time.monotonic()
@@ -256,6 +314,7 @@ class LakeWriter:
         built = as_utc(snapshot.built_at, "snapshot.built_at")
         with self._write_lock:
             self.acquire()
+            self._lock.verify()
             if self._last_time is not None and built <= self._last_time:
                 return self._last_version  # type: ignore[return-value]
             sid = snapshot_id(snapshot)
@@ -293,6 +352,7 @@ class LakeWriter:
         with self._write_lock:
             if not self._pending:
                 return
+            self._lock.verify()
             batch = list(self._pending)
             greeks = pl.concat([
                 p.aggregates.select(pl.lit(p.version, pl.Int64).alias("version"),

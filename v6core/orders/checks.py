@@ -54,13 +54,40 @@ def min_tick(contract: ContractInfo, price: float | None) -> float:
     return 0.05 if price is not None and abs(price) >= 3.0 else 0.01
 
 
+def tick_decimals(tick: float) -> int:
+    """Decimals a price on this tick grid is written with (0.01 -> 2, 0.05 -> 2, 0.001 -> 3)."""
+    text = f"{tick:.10f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def round_to_tick(price: float, tick: float) -> float:
+    return round(round(price / tick) * tick, tick_decimals(tick))
+
+
 def on_tick_grid(price: float, tick: float) -> bool:
+    """Exactly on the grid: the price is the grid's own number (184.05, not 184.050000001)."""
+    return price == round_to_tick(price, tick)
+
+
+def within_float_noise_of_grid(price: float, tick: float) -> bool:
+    """Off the grid by no more than binary-float noise (184.050000001): such a price is rounded."""
     steps = price / tick
     return abs(steps - round(steps)) < 1e-6
 
 
-def round_to_tick(price: float, tick: float) -> float:
-    return round(round(price / tick) * tick, 2)
+def snap_limit_price(contract: ContractInfo, price: float | None) -> tuple[float | None, str]:
+    """The limit price that will be sent, and a sentence if it differs from what was entered.
+
+    A price off the grid only by float noise is rounded onto it (and the operator told); any
+    other off-grid price, or one below a tick, is left as entered for the checks to refuse."""
+    if price is None or not math.isfinite(price) or price == 0:
+        return price, ""
+    tick = min_tick(contract, price)
+    rounded = round_to_tick(price, tick)
+    if rounded == price or rounded == 0 or not within_float_noise_of_grid(price, tick):
+        return price, ""
+    return rounded, (f"Limit price {price!r} was rounded to {rounded:.{tick_decimals(tick)}f}, "
+                     f"the nearest ${tick:.{tick_decimals(tick)}f} tick.")
 
 
 def validate_fields(action: str, quantity: float, order_type: str, limit_price: float | None,
@@ -84,10 +111,14 @@ def validate_fields(action: str, quantity: float, order_type: str, limit_price: 
             problems.append(f"Limit price must be positive (got {limit_price:g}).")
         else:
             tick = min_tick(contract, limit_price)
-            if not on_tick_grid(limit_price, tick):
+            if contract.sec_type != "BAG" and limit_price < tick:
+                problems.append(f"Limit price {limit_price!r} is below one tick: {contract.label} trades in "
+                                f"steps of ${tick:.{tick_decimals(tick)}f}.")
+            elif not on_tick_grid(limit_price, tick):
                 problems.append(
-                    f"Limit price {limit_price:g} is not on the tick grid: {contract.label} trades in "
-                    f"steps of ${tick:.2f} at this price (nearest {round_to_tick(limit_price, tick):.2f}).")
+                    f"Limit price {limit_price!r} is not on the tick grid: {contract.label} trades in "
+                    f"steps of ${tick:.{tick_decimals(tick)}f} at this price (nearest "
+                    f"{round_to_tick(limit_price, tick):.{tick_decimals(tick)}f}).")
     return problems
 
 

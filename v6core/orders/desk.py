@@ -12,6 +12,7 @@ from v6core.config import Settings
 from v6core.models import ConnState, Leg, PortfolioSnapshot, Strategy
 from v6core.orders.book import TicketBook
 from v6core.orders.checks import CheckResult, evaluate
+from v6core.orders.claims import ClaimStore, claims_for_lake
 from v6core.orders.drafts import Drafts
 from v6core.orders.follow import Follower
 from v6core.orders.placement import Placement
@@ -26,15 +27,19 @@ class OrderDesk:
 
     def __init__(self, settings: Settings, runtime: Any, audit: Any | None, *,
                  follow_interval: float = 0.5, request_timeout: float = 15.0,
-                 commission_grace: float = 5.0) -> None:
+                 commission_grace: float = 5.0, claims: ClaimStore | None = None,
+                 ack_timeout: float = 15.0) -> None:
         self.runtime = runtime
+        if claims is None and audit is not None and getattr(audit, "root", None) is not None:
+            claims = claims_for_lake(audit.root)   # claims live in the audit's own store
+        self.claims = claims
         self.follow_interval = follow_interval
         self._book = TicketBook(audit)
         self._drafts = Drafts(self._book, runtime)
         self._reviewer = Reviewer(self._book, settings, runtime, request_timeout)
-        self._follower = Follower(self._book, runtime, request_timeout=request_timeout,
-                                  commission_grace=commission_grace)
-        self._placement = Placement(self._book, settings, runtime, self._follower,
+        self._follower = Follower(self._book, runtime, claims, request_timeout=request_timeout,
+                                  commission_grace=commission_grace, ack_timeout=ack_timeout)
+        self._placement = Placement(self._book, settings, runtime, self._follower, claims,
                                     request_timeout=request_timeout)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -65,6 +70,14 @@ class OrderDesk:
     @commission_grace.setter
     def commission_grace(self, seconds: float) -> None:
         self._follower.commission_grace = seconds
+
+    @property
+    def ack_timeout(self) -> float:
+        return self._follower.ack_timeout
+
+    @ack_timeout.setter
+    def ack_timeout(self, seconds: float) -> None:
+        self._follower.ack_timeout = seconds
 
     @property
     def _lock(self):
@@ -109,6 +122,16 @@ class OrderDesk:
     @property
     def recovered(self) -> bool:
         return self._follower.recovered.is_set()
+
+    @property
+    def audit_backlog(self) -> int:
+        """Audit rows of things that happened (orders placed, statuses) not yet in the lake."""
+        return self._book.backlog
+
+    @property
+    def audit_error(self) -> str:
+        """Why the audit log refused the last write, while it still does ("" once it accepts)."""
+        return self._book.audit_error
 
     @property
     def trading_available(self) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 from v6core.models import ContractInfo, Leg, OrderLegSpec, Strategy
 from v6core.orders.book import TicketBook
-from v6core.orders.checks import min_tick, round_to_tick, sign, strategy_legs
+from v6core.orders.checks import min_tick, round_to_tick, sign, snap_limit_price, strategy_legs
 from v6core.orders.codec import ticket_detail
 from v6core.orders.tickets import (
     ACTIONS,
@@ -35,6 +35,12 @@ class Drafts:
     def draft_from_signal(self, record: Any, session_id: str, quantity: float = 1) -> Ticket:
         """A stock/ETF LMT ticket at the signal's suggested entry; stop and target shown, not sent."""
         self.book.require_audit()
+        state = str(getattr(getattr(record, "state", None), "value", getattr(record, "state", "")))
+        if getattr(record, "suspect", False) or state != "ACCEPTED":
+            # A suspect answer (order structures, tool calls, order text) or a rejected one: the
+            # check does not rest on `actionable` alone, so no future edit there can open this.
+            reason = getattr(record, "not_actionable_reason", "") or state or "not accepted"
+            raise OrderDeskError(f"This signal is not actionable ({reason}): no ticket.")
         if not getattr(record, "actionable", False):
             raise OrderDeskError("This signal is not actionable (HOLD or LOW confidence): no ticket.")
         action = str(getattr(record.action, "value", record.action)).upper()
@@ -81,12 +87,19 @@ class Drafts:
             for key in ("quantity", "limit_price"):
                 if key in normalised:
                     normalised[key] = opt_float(normalised[key])
+            note = ""
+            if normalised.get("limit_price") is not None:
+                entered = normalised["limit_price"]
+                normalised["limit_price"], note = snap_limit_price(ticket.contract, entered)
             if all(getattr(ticket, k) == v for k, v in normalised.items()):
-                return ticket
+                return replace(ticket, last_message=note) if note else ticket
             edited = replace(ticket, **normalised, state=TicketState.DRAFTED, problems=(),
-                             preview=None, updated_at=utc_now())
+                             preview=None, updated_at=utc_now(), last_message=note or ticket.last_message)
+            changes: dict[str, Any] = dict(normalised)
+            if note:
+                changes["limit_price_entered"] = entered
             self.book.write(edited, "edited", session_id,
-                            detail={**ticket_detail(edited), "changes": dict(normalised)})
+                            detail={**ticket_detail(edited), "changes": changes, "note": note})
             self.book.put(edited)
             return edited
 

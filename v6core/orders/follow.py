@@ -8,6 +8,7 @@ re-sent on its own.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 from v6core.models import FillView, OrderView, PortfolioSnapshot
 from v6core.orders.book import TicketBook
+from v6core.orders.claims import ClaimStore, claim_record, confirm_key
 from v6core.orders.codec import spec_from_json
 from v6core.orders.tickets import (
     FINAL_STATES,
@@ -25,20 +27,26 @@ from v6core.orders.tickets import (
     TicketState,
     apply_view,
     error_text,
+    utc_now,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Follower:
     """Keeps every placed ticket in step with the gateway and audits each change."""
 
-    def __init__(self, book: TicketBook, runtime: Any, *, request_timeout: float,
-                 commission_grace: float) -> None:
+    def __init__(self, book: TicketBook, runtime: Any, claims: ClaimStore | None, *,
+                 request_timeout: float, commission_grace: float, ack_timeout: float = 15.0) -> None:
         self.book = book
         self.runtime = runtime
+        self.claims = claims
         self.request_timeout = request_timeout
         self.commission_grace = commission_grace
+        self.ack_timeout = ack_timeout       # how long a sent order may stay unacknowledged
         self.recovered = threading.Event()
         self._first_seen_fill: dict[str, float] = {}
+        self._unacknowledged_since: dict[str, float] = {}
 
     # ----------------------------------------------------------------- sync
 
@@ -46,11 +54,21 @@ class Follower:
         """Bring followed tickets up to date with the gateway's orders and fills; audit changes."""
         if self.book.audit is None:
             return
+        recorded = self._flush_backlog()
         snapshot = snapshot or self.runtime.snapshot()
         with self.book.lock:
             followed = {t.ticket_id: t for t in self.book.tickets.values()
                         if t.state in FOLLOWED_STATES or (t.state in FINAL_STATES and t.order_id is not None)}
-        by_ref = {o.order_ref: o for o in snapshot.orders if o.order_ref in followed}
+        by_ref: dict[str, OrderView] = {}
+        for view in snapshot.orders:
+            ticket = followed.get(view.order_ref)
+            if ticket is None:
+                continue
+            # A resent ticket also has its first, never-acknowledged order on record: follow the
+            # order the ticket was placed as.
+            known = by_ref.get(view.order_ref)
+            if known is None or (view.order_id == ticket.order_id) >= (known.order_id == ticket.order_id):
+                by_ref[view.order_ref] = view
         self._adopt_uncertain(snapshot)
         for ticket_id, view in by_ref.items():
             ticket = followed[ticket_id]
@@ -64,11 +82,84 @@ class Follower:
                 if (updated.state, updated.status, updated.filled, updated.last_message) == (
                         current.state, current.status, current.filled, current.last_message):
                     continue
-                self.book.write(updated, "status", "", status=view.status, detail={
-                    "state": updated.state.value, "filled": view.filled, "remaining": view.remaining,
-                    "avg_fill_price": view.avg_fill_price, "last_message": view.last_message})
+                if updated.filled and not updated.avg_fill_price:
+                    price = execution_average(snapshot.fills, updated)
+                    if price is None and self._waiting_for_executions(ticket_id):
+                        continue      # the row waits (briefly) for the executions' price
+                    updated = replace(updated, avg_fill_price=price)
+                # A fact from the gateway: followed in memory even while the lake refuses writes.
+                if not self.book.write_or_defer(updated, "status", "", status=view.status, detail={
+                        "state": updated.state.value, "filled": view.filled, "remaining": view.remaining,
+                        "avg_fill_price": updated.avg_fill_price, "last_message": view.last_message}):
+                    updated, recorded = replace(updated, audit_pending=True), False
                 self.book.put(updated)
-        self._record_fills(snapshot.fills)
+        if recorded:      # fills wait behind the rows of the steps that placed their orders
+            self._record_fills(snapshot.fills)
+        self._check_unacknowledged()
+
+    def _check_unacknowledged(self) -> None:
+        """A sent order the gateway has not acknowledged within `ack_timeout` is looked up by its
+        orderRef (open and completed orders, executions). The query travels on the connection
+        that carried the placement, after it, so the gateway has read the placement before it
+        answers: not listed means not placed, and the ticket becomes uncertain (resend allowed
+        once). Listed means the acknowledgement was lost: the ticket follows the listed order."""
+        now = time.monotonic()
+        with self.book.lock:
+            waiting = [t for t in self.book.tickets.values() if t.state == TicketState.SENT and not t.perm_id]
+        waiting_ids = {t.ticket_id for t in waiting}
+        for ticket_id in list(self._unacknowledged_since):
+            if ticket_id not in waiting_ids:
+                del self._unacknowledged_since[ticket_id]
+        for ticket in waiting:
+            since = self._unacknowledged_since.setdefault(ticket.ticket_id, now)
+            if now - since < self.ack_timeout:
+                continue
+            try:
+                views = self.runtime.find_orders_by_ref(ticket.ticket_id).result(timeout=self.request_timeout)
+            except Exception as exc:          # not connected: ask again on a later pass
+                log.info("could not ask the gateway about %s yet: %s", ticket.ticket_id, error_text(exc))
+                continue
+            self._unacknowledged_since.pop(ticket.ticket_id, None)
+            with self.book.lock:
+                current = self.book.get(ticket.ticket_id)
+                if current.state != TicketState.SENT or current.perm_id:
+                    continue
+                if views:
+                    view = sorted(views, key=lambda v: (v.perm_id or 0, v.order_id))[-1]
+                    updated = apply_view(current, view)
+                    self.book.write_or_defer(updated, "status", "", status=view.status, detail={
+                        "state": updated.state.value, "filled": view.filled, "remaining": view.remaining,
+                        "avg_fill_price": view.avg_fill_price, "last_message": "acknowledgement lost; "
+                        "order found at the gateway by its orderRef"})
+                    self.book.put(updated)
+                    continue
+                reason = (f"The gateway never acknowledged order {current.order_id} (waited "
+                          f"{self.ack_timeout:g} s) and lists no order with this ticket's orderRef, open or "
+                          "completed: it was not placed. Re-send it (once) if you still want it.")
+                self.book.write_or_defer(current, "gateway_checked", "", detail={"found": 0, "after": "no ack"})
+                uncertain = replace(current, state=TicketState.UNCERTAIN, last_message=reason, updated_at=utc_now())
+                self.book.write_or_defer(uncertain, "uncertain", "", detail={"reason": reason})
+                self.book.put(uncertain)
+
+    def _waiting_for_executions(self, ticket_id: str) -> bool:
+        first = self._first_seen_fill.setdefault("avg:" + ticket_id, time.monotonic())
+        if time.monotonic() - first < self.commission_grace:
+            return True
+        self._first_seen_fill.pop("avg:" + ticket_id, None)
+        return False
+
+    def _flush_backlog(self) -> bool:
+        """Write what could not be written before; clear the tickets' "not recorded" marks."""
+        waiting = {t.ticket_id for t in self.book.tickets.values() if t.audit_pending}
+        if not self.book.flush_pending():
+            return False
+        with self.book.lock:
+            for ticket_id in waiting:
+                ticket = self.book.tickets[ticket_id]
+                self.book.tickets[ticket_id] = replace(
+                    ticket, audit_pending=False,
+                    last_message="" if ticket.last_message.startswith("Sent to the gateway") else ticket.last_message)
+        return True
 
     def _adopt_uncertain(self, snapshot: PortfolioSnapshot) -> None:
         """An uncertain ticket whose order shows up in the live order book is reconciled to it."""
@@ -149,6 +240,7 @@ class Follower:
                     book.tickets[tid] = ticket
                     if any(r["event"] == "confirmed" for r in rows.to_dicts()):
                         book.reserved.add(tid)
+                        self._backfill_claim(tid)
                     book.recorded_fills.update(
                         json.loads(r["detail"] or "{}").get("exec_id", "")
                         for r in rows.to_dicts() if r["event"] == "fill")
@@ -157,6 +249,13 @@ class Follower:
         results = [self.reconcile(ticket.ticket_id, "") for ticket in uncertain]
         self.recovered.set()
         return results
+
+    def _backfill_claim(self, ticket_id: str) -> None:
+        """A ticket confirmed before claims existed gets its claim now, so that a desk that never
+        recovered (another process) is refused by the store too."""
+        if self.claims is not None:
+            self.claims.claim(confirm_key(ticket_id), claim_record("confirm", ticket_id=ticket_id,
+                                                                  backfilled_from="audit log"))
 
     def _rebuild(self, ticket_id: str, rows: list[dict[str, Any]]) -> Ticket | None:
         ticket: Ticket | None = None
@@ -249,3 +348,14 @@ class Follower:
             self.book.put(reconciled)
             self.book.reserved.add(ticket_id)
             return reconciled
+
+
+def execution_average(fills: Iterable[FillView], ticket: Ticket) -> float | None:
+    """Average price of the ticket's order from the gateway's executions, once they cover what
+    the order says is filled (IB's completed orders may carry no average price)."""
+    mine = [f for f in fills if (ticket.perm_id and f.perm_id == ticket.perm_id)
+            or (not ticket.perm_id and f.order_ref == ticket.ticket_id)]
+    quantity = sum(f.quantity for f in mine)
+    if not mine or quantity + 1e-9 < ticket.filled:
+        return None
+    return sum(f.quantity * f.price for f in mine) / quantity

@@ -1,5 +1,10 @@
-"""Confirmation and placement: a ticket is claimed once, audited as confirmed, then sent once
-with its ticket id as IB's `orderRef`. Also the cancels, which act on placed orders."""
+"""Confirmation and placement: a ticket is claimed once in the store, audited as confirmed, then
+sent once with its ticket id as IB's `orderRef`. Also the cancels, which act on placed orders.
+
+The claim (`ClaimStore.claim`, a create-if-absent exactly one caller wins) is what makes the
+placement exactly-once across threads, browser tabs, processes and hosts; the in-memory
+reservation only spares a second click the trip to the store.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from v6core.config import Settings
 from v6core.models import OrderView
 from v6core.orders.book import TicketBook
 from v6core.orders.checks import evaluate
+from v6core.orders.claims import ClaimStore, claim_record, confirm_key, describe_holder, resend_key
 from v6core.orders.codec import spec_to_json
 from v6core.orders.follow import Follower
 from v6core.orders.tickets import (
@@ -31,9 +37,10 @@ from v6core.orders.tickets import (
 class Placement:
     """Places a previewed ticket exactly once; resends an uncertain one only on request."""
 
-    def __init__(self, book: TicketBook, settings: Settings, runtime: Any, follower: Follower, *,
-                 request_timeout: float) -> None:
+    def __init__(self, book: TicketBook, settings: Settings, runtime: Any, follower: Follower,
+                 claims: ClaimStore | None, *, request_timeout: float) -> None:
         self.book = book
+        self.claims = claims
         self.settings = settings
         self.runtime = runtime
         self.follower = follower
@@ -48,10 +55,11 @@ class Placement:
             if ticket_id in book.reserved or ticket.state not in EDITABLE_STATES:
                 raise AlreadyConfirmed(f"Ticket {ticket_id} is already confirmed ({ticket.state.value}); "
                                        "it is never placed twice.")
-            if self._confirmed_in_audit(ticket_id):
+            holder = self._claim_holder(confirm_key(ticket_id))
+            if holder is not None:
                 book.reserved.add(ticket_id)
-                raise AlreadyConfirmed(f"Ticket {ticket_id} is already confirmed (audit log); "
-                                       "it is never placed twice.")
+                raise AlreadyConfirmed(f"Ticket {ticket_id} is already confirmed (audit log claim by "
+                                       f"{describe_holder(holder)}); it is never placed twice.")
             if ticket.state != TicketState.PREVIEWED or ticket.preview is None:
                 raise OrderDeskError("Review the ticket (checks and preview) before confirming it.")
             if ticket.preview.spec != ticket.spec:
@@ -61,16 +69,20 @@ class Placement:
                 raise TicketBlocked(result.problems)
             if result.needs_typed_confirmation:
                 self._require_typed(typed)
+            self._claim(confirm_key(ticket_id), ticket_id, session_id)
             book.reserved.add(ticket_id)
             confirmed = replace(ticket, state=TicketState.CONFIRMED, confirmed_by=session_id, updated_at=utc_now())
             try:
                 book.write(confirmed, "confirmed", session_id, detail={
                     "spec": spec_to_json(confirmed.spec), "typed_confirmation": bool(typed),
                     "account": ticket.preview.account, "is_paper": ticket.preview.is_paper})
-            except Exception:
-                # Nothing was sent and nothing durable says "confirmed": the operator may retry.
+            except Exception as exc:
+                # Nothing was sent and nothing durable says "confirmed": give the claim back so
+                # the operator may retry.
+                self.claims.release(confirm_key(ticket_id))
                 book.reserved.discard(ticket_id)
-                raise
+                raise OrderDeskError(f"The audit log could not record the confirmation ({error_text(exc)}): "
+                                     "nothing was sent. Try again when the lake accepts writes.") from exc
             book.put(confirmed)
         return self._place(confirmed, session_id)
 
@@ -115,10 +127,16 @@ class Placement:
             ticket = book.get(ticket_id)
             if ticket.state != TicketState.UNCERTAIN:
                 raise AlreadyConfirmed(f"Ticket {ticket_id} is {ticket.state.value}: nothing to re-send.")
+            # One resend per ticket, claimed like the confirmation: never twice, from anywhere.
+            self._claim(resend_key(ticket_id), ticket_id, session_id, already="already re-sent once")
             confirmed = replace(ticket, state=TicketState.CONFIRMED, confirmed_by=session_id, updated_at=utc_now())
-            book.write(confirmed, "confirmed", session_id,
-                       detail={"spec": spec_to_json(confirmed.spec), "resend": True,
-                               "typed_confirmation": bool(typed)})
+            try:
+                book.write(confirmed, "confirmed", session_id,
+                           detail={"spec": spec_to_json(confirmed.spec), "resend": True,
+                                   "typed_confirmation": bool(typed)})
+            except Exception:
+                self.claims.release(resend_key(ticket_id))
+                raise
             book.put(confirmed)
         return self._place(confirmed, session_id)
 
@@ -139,21 +157,43 @@ class Placement:
             # The order may or may not have reached the gateway: never guess, never re-send.
             uncertain = replace(ticket, state=TicketState.UNCERTAIN, last_message=error_text(exc),
                                 updated_at=utc_now())
-            book.write(uncertain, "uncertain", session_id, detail={"reason": error_text(exc)})
-            book.put(uncertain)
-            return uncertain
+            recorded = book.write_or_defer(uncertain, "uncertain", session_id, detail={"reason": error_text(exc)})
+            book.put(self._unrecorded(uncertain) if not recorded else uncertain)
+            return book.get(ticket.ticket_id)
         sent = apply_view(ticket, view)
-        book.write(sent, "sent", session_id, status=view.status,
-                   detail={"last_message": view.last_message, "filled": view.filled})
-        book.put(sent)
-        if sent.state in FINAL_STATES:
-            book.write(sent, sent.state.value, session_id, status=view.status,
-                       detail={"reason": view.last_message})
-        return sent
+        # The order is at the gateway now: what follows is a fact to record, never a reason to fail.
+        recorded = book.write_or_defer(sent, "sent", session_id, status=view.status,
+                                       detail={"last_message": view.last_message, "filled": view.filled})
+        if sent.state in FINAL_STATES:     # queued behind "sent" if that one had to wait
+            recorded = book.write_or_defer(sent, sent.state.value, session_id, status=view.status,
+                                           detail={"reason": view.last_message}) and recorded
+        book.put(sent if recorded else self._unrecorded(sent))
+        return book.get(ticket.ticket_id)
 
-    def _confirmed_in_audit(self, ticket_id: str) -> bool:
-        trail = self.book.audit.audit(ticket_id)
-        return trail.height > 0 and "confirmed" in set(trail["event"].to_list())
+    def _unrecorded(self, ticket: Ticket) -> Ticket:
+        where = f" as order {ticket.order_id}" if ticket.order_id else ""
+        return replace(ticket, audit_pending=True, last_message=(
+            f"Sent to the gateway{where}, but the audit log could not record it ({self.book.audit_error}). "
+            "v6 keeps following the order and writes the record as soon as the lake accepts writes "
+            "again; do not send it again."))
+
+    def _claim_holder(self, key: str) -> dict[str, Any] | None:
+        return self.claims.holder(key) if self.claims is not None else None
+
+    def _claim(self, key: str, ticket_id: str, session_id: str, already: str = "already confirmed") -> None:
+        """Win the ticket's claim in the store, or refuse: someone else (anywhere) has it."""
+        if self.claims is None:
+            raise OrderDeskError("Trading is unavailable: no claim store to make placement exactly-once.")
+        record = claim_record(key.rpartition(".")[2], ticket_id=ticket_id, session_id=session_id,
+                              client_id=getattr(self.settings, "client_id", None))
+        try:
+            won = self.claims.claim(key, record)
+        except OSError as exc:
+            raise OrderDeskError(f"The audit log could not record the confirmation ({error_text(exc)}): "
+                                 "nothing was sent. Try again when the lake accepts writes.") from exc
+        if not won:
+            raise AlreadyConfirmed(f"Ticket {ticket_id} is {already} (audit log claim by "
+                                   f"{describe_holder(self.claims.holder(key))}); it is never placed twice.")
 
     # ----------------------------------------------------------------- cancel
 

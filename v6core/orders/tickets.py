@@ -118,6 +118,7 @@ class Ticket:
     cancel_requested: bool = False
     confirmed_by: str = ""             # browser session whose confirmation placed it
     updated_at: datetime | None = None
+    audit_pending: bool = False        # what happened to it is not in the audit log yet (lake failing)
 
     @property
     def spec(self) -> OrderSpec:
@@ -159,9 +160,13 @@ def apply_view(ticket: Ticket, view: OrderView) -> Ticket:
         state = TicketState.SENT        # not acknowledged by the gateway yet
     else:
         state = TicketState.WORKING
-    return replace(ticket, state=state, order_id=view.order_id, perm_id=view.perm_id or ticket.perm_id,
+    # A completed order as IB lists it after a restart carries order id 0 and may carry no
+    # average price: IB's ids and price already known are kept, never overwritten by blanks.
+    return replace(ticket, state=state, order_id=view.order_id or ticket.order_id,
+                   perm_id=view.perm_id or ticket.perm_id,
                    status=view.status, filled=view.filled, remaining=view.remaining,
-                   avg_fill_price=view.avg_fill_price, last_message=view.last_message or ticket.last_message,
+                   avg_fill_price=view.avg_fill_price or ticket.avg_fill_price,
+                   last_message=view.last_message or ticket.last_message,
                    updated_at=utc_now())
 
 

@@ -185,7 +185,8 @@ class EventHandlers:
                         edge.account, contract.label)
         if contract_flags or position_flags:
             log.warning("position %s: %s", contract.label, "; ".join(contract_flags + position_flags))
-        if contract.sec_type in ("STK", "OPT"):
+        if contract.sec_type in ("STK", "OPT") and not contract_flags:
+            # a contract with unreadable fields is shown, flagged, but never sent back to IB
             self._ib_contracts.setdefault(contract.con_id, ib_contract)
             if contract.sec_type == "STK":
                 self._state.underlying_ids.setdefault(contract.symbol, contract.con_id)

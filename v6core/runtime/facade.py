@@ -17,6 +17,7 @@ from typing import Any
 
 from v6core.config import Settings, SettingsError, load_settings
 from v6core.models import ConnectionStatus, ConnState
+from v6core.runtime.backoff import ReconnectPolicy
 from v6core.runtime.commands import Commands
 from v6core.runtime.events import EventHandlers
 from v6core.runtime.frames import _FrameSplitter
@@ -76,5 +77,7 @@ class Runtime(Commands, Subscriptions, EventHandlers, ConnectionSupervisor, Loop
         self._sync_lock: asyncio.Lock | None = None
         self._session_ready = False
         self._tasks: list[asyncio.Task] = []
-        self._rng = random.Random()
+        self._reconnect = ReconnectPolicy(
+            self.settings.backoff_initial, self.settings.backoff_max,
+            self.settings.breaker_failures, self.settings.breaker_cooldown, rng=random.Random())
         self._frames: _FrameSplitter | None = None

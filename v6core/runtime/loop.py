@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from v6core import greeks_warmup
 from v6core.models import ConnState, PortfolioSnapshot
 from v6core.runtime.frames import _FrameSplitter
 
@@ -47,9 +48,15 @@ class LoopBridge:
             if self.settings.mode == "sim":
                 from v6core.sim import SimGateway
 
+                from v6core.sim.gateway import account_id_for
+                from v6core.sim.persistence import state_path_beside
+
+                # the paper account lives beside the lake, so history and account stay one story
+                state = state_path_beside(self.settings.lake_path, account_id_for(self.settings.sim_seed))
                 self.sim = SimGateway(seed=self.settings.sim_seed, host="127.0.0.1", port=0,
                                       tick_rate=self.settings.sim_tick_rate,
-                                      time_speed=self.settings.sim_time_speed)
+                                      time_speed=self.settings.sim_time_speed,
+                                      state_path=state, fresh=self.settings.sim_fresh)
                 self._host, self._port = "127.0.0.1", self.sim.start()
                 self._status = dataclasses.replace(self._status, host=self._host, port=self._port)
             key = (self._host, self._port, self.settings.client_id)
@@ -60,6 +67,7 @@ class LoopBridge:
                         f"a runtime is already connected to {self._host}:{self._port} with client "
                         f"id {self.settings.client_id}; share it instead of opening a second connection")
                 _ACTIVE[key] = self
+            greeks_warmup.start_warm_up()    # compiles off the loop; legs say "pending" meanwhile
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=self._run_loop, name="v6-runtime", daemon=True)
             self._started = True
@@ -73,12 +81,17 @@ class LoopBridge:
                 return
             self._stopped = True
         loop = self._loop
-        if loop is not None and loop.is_running():
+        # Not only a running loop: a stop right after start (a start that failed further on)
+        # can come before the thread reached run_forever; the shutdown waits in its queue.
+        if loop is not None and not loop.is_closed():
             try:
                 asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=5)
             except Exception:
                 log.exception("runtime shutdown did not finish cleanly")
-            loop.call_soon_threadsafe(loop.stop)
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:  # the loop closed meanwhile: nothing left to stop
+                pass
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         with _ACTIVE_LOCK:

@@ -1,4 +1,4 @@
-"""Connection supervision: connect, stay connected, reconnect with backoff and a circuit breaker."""
+"""Connection supervision: connect, stay connected, reconnect (schedule and breaker: `backoff`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from v6core.models import ConnState
 from v6core.runtime._common import _now
+from v6core.runtime.backoff import is_refused
 
 log = logging.getLogger(__name__)
 
@@ -19,23 +20,13 @@ class ConnectionSupervisor:
 
     # -- connection lifecycle -----------------------------------------------------------------
 
-    def _backoff(self, failures: int) -> float:
-        base = min(self.settings.backoff_max, self.settings.backoff_initial * 2 ** max(failures - 1, 0))
-        return base * self._rng.uniform(0.5, 1.0)
-
     async def _supervise(self) -> None:
-        """Connect, stay connected, reconnect: backoff with jitter, circuit breaker on top."""
+        """Connect, stay connected, reconnect (see `backoff` for the schedule and the breaker)."""
         settings = self.settings
-        failures = 0
-        breaker = "closed"
+        policy = self._reconnect
+        loop = asyncio.get_running_loop()
         while True:
-            if breaker == "open":
-                cooldown = settings.breaker_cooldown
-                self._set_status(state=ConnState.DISCONNECTED, breaker="open",
-                                 next_retry_at=_now() + timedelta(seconds=cooldown))
-                await asyncio.sleep(cooldown)
-                breaker = "half-open"
-            self._set_status(state=ConnState.CONNECTING, breaker=breaker,
+            self._set_status(state=ConnState.CONNECTING, breaker=policy.breaker,
                              attempts=self._status.attempts + 1, next_retry_at=None)
             self._frames.reset()
             try:
@@ -45,19 +36,15 @@ class ConnectionSupervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
+                refused = is_refused(exc)
+                delay = policy.on_refused() if refused else policy.on_failure()
                 error = f"connect to {self._host}:{self._port} failed: {type(exc).__name__}: {exc}".rstrip(": ")
-                log.warning("%s (failure %d)", error, failures)
-                if breaker == "half-open" or failures >= settings.breaker_failures:
-                    breaker = "open"
-                    self._set_status(state=ConnState.DISCONNECTED, breaker="open", last_error=error)
-                    continue
-                delay = self._backoff(failures)
-                self._set_status(state=ConnState.DISCONNECTED, last_error=error,
-                                 next_retry_at=_now() + timedelta(seconds=delay))
-                await asyncio.sleep(delay)
+                log.warning("%s (%s)", error, f"refused {policy.refused}" if refused
+                            else f"failure {policy.failures} after connect")
+                await self._wait_to_retry(delay, last_error=error)
                 continue
-            failures, breaker = 0, "closed"
+            policy.on_connected()
+            connected_at = loop.time()
             self._session_lost = asyncio.Event()
             try:
                 await self._on_connected()
@@ -67,10 +54,13 @@ class ConnectionSupervisor:
                 log.exception("setting up the session failed")
                 self._set_status(last_error=f"session setup failed: {exc}")
             await self._session_lost.wait()
-            delay = self._backoff(1)
-            self._set_status(state=ConnState.DISCONNECTED,
-                             next_retry_at=_now() + timedelta(seconds=delay))
-            await asyncio.sleep(delay)
+            await self._wait_to_retry(policy.on_session_lost(loop.time() - connected_at))
+
+    async def _wait_to_retry(self, delay: float, **status: Any) -> None:
+        self._set_status(state=ConnState.DISCONNECTED, breaker=self._reconnect.breaker,
+                         next_retry_at=_now() + timedelta(seconds=delay), **status)
+        await asyncio.sleep(delay)
+        self._reconnect.waited()
 
     async def _on_connected(self) -> None:
         ib, state = self._ib, self._state

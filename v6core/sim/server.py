@@ -7,21 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from v6core.models import ContractInfo
 from v6core.sim import messages as msg
+from v6core.sim import persistence
 from v6core.sim.account import Account
 from v6core.sim.chains import SPEC_BY_SYMBOL
 from v6core.sim.faults import Faults
 from v6core.sim.fields import BadRequest, Fields
 from v6core.sim.handlers import HANDLERS
 from v6core.sim.handlers import market_data as _ticks
-from v6core.sim.handlers.market_data import DELAYED_TICKS, MarketSub
-from v6core.sim.market import Market, Quote
+from v6core.sim.handlers.market_data import MarketSub
+from v6core.sim.market import NEW_YORK, Market, Quote
 from v6core.sim.orders import Fill, LiveOrder, OrderEngine
-from v6core.sim.session import MAX_WRITE_BUFFER, MIN_CLIENT_VERSION, Session
+from v6core.sim.session import MAX_WRITE_BUFFER, Session
+from v6core.sim.trading_hours import trading_hours
+from v6core.sim.versions import MIN_CLIENT_VERSION, SERVER_VERSION
 
-__all__ = ["SimServer", "Session", "Fields", "BadRequest", "MarketSub", "HANDLERS", "DELAYED_TICKS",
+__all__ = ["SimServer", "Session", "Fields", "BadRequest", "MarketSub", "HANDLERS",
            "MIN_CLIENT_VERSION", "MAX_WRITE_BUFFER", "ACCOUNT_REFRESH_SECONDS", "ID_FIELD"]
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,9 @@ class SimServer:
         self._quote_cache: dict[int, tuple[int, Quote]] = {}
         self._summary_cache: tuple[int, int, dict] | None = None
         self._fills_version = 0
+        self.state_path: Path | None = None          # where the paper account persists (or not)
+        self._save_handle: asyncio.TimerHandle | None = None
+        self._dirty = False                           # an order event since the last save
 
     # ---- lifecycle
     async def start(self, host: str, port: int) -> int:
@@ -83,6 +90,9 @@ class SimServer:
         if self._server is not None:
             self._server.close()
             self._server = None
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+        self.save_state_now()
         await asyncio.sleep(0)
 
     def drop_all(self) -> None:
@@ -159,13 +169,14 @@ class SimServer:
             return found
         return found[0] if len(found) == 1 else None
 
-    def contract_data(self, req_id: int, info: ContractInfo) -> list:
+    def contract_data(self, req_id: int, info: ContractInfo, version: int = SERVER_VERSION) -> list:
         spec = SPEC_BY_SYMBOL[info.symbol]
         if info.sec_type == "OPT":
             name = f"{spec.long_name} {info.expiry:%b%d'%y} {info.strike:g} {'Call' if info.right == 'C' else 'Put'}"
         else:
             name = spec.long_name
-        return msg.contract_data(req_id, info, name, 0.01, spec.con_id)
+        hours = trading_hours(self.market.clock.now().astimezone(NEW_YORK).date(), info.sec_type)
+        return msg.contract_data(req_id, info, name, 0.01, spec.con_id, hours, version)
 
     # ---- valuation helpers (cached per market version)
     def quote(self, info: ContractInfo) -> Quote:
@@ -247,31 +258,55 @@ class SimServer:
         session = self.client_ids.get(client_id)
         return session if session is not None and not session.closed else None
 
+    # ---- persistence of the paper account
+    def schedule_save(self) -> None:
+        """Write the state file shortly after an order event (a burst is written once)."""
+        self._dirty = True
+        if self.state_path is None or self.loop is None or self._save_handle is not None:
+            return
+        self._save_handle = self.loop.call_later(persistence.SAVE_DELAY, self.save_state_now)
+
+    def mark_changed(self) -> None:
+        self._dirty = True
+
+    def save_state_now(self) -> None:
+        self._save_handle = None
+        if self.state_path is None or not self._dirty:
+            return
+        try:
+            persistence.save(self, self.state_path)
+            self._dirty = False
+        except OSError:  # a full disk must not stop the market; the next event tries again
+            log.exception("sim: could not save the paper account to %s", self.state_path)
+
     def order_error(self, client_id: int, order_id: int, code: int, message: str) -> None:
         session = self._owner(client_id)
         if session:
             session.error(order_id, code, message)
 
     def order_open(self, order: LiveOrder, what_if: dict | None = None) -> None:
+        self.schedule_save()
         session = self._owner(order.client_id)
         if session:
-            session.send(msg.open_order(order, what_if))
+            session.send(msg.open_order(order, what_if, session.version))
 
     def order_status(self, order: LiveOrder) -> None:
+        self.schedule_save()
         session = self._owner(order.client_id)
         if session:
             if order.status == "Filled":
-                session.send(msg.open_order(order))
+                session.send(msg.open_order(order, None, session.version))
             session.send(msg.order_status(order))
 
     def order_fill(self, order: LiveOrder, fill: Fill) -> None:
         self._fills_version += 1
         session = self._owner(order.client_id)
         if session:
-            session.send(msg.execution(-1, fill))
+            session.send(msg.execution(-1, fill, session.version))
             session.send(msg.commission_report(fill))
 
     def positions_changed(self, con_ids: list[int]) -> None:
+        self.schedule_save()
         self._fills_version += 1
         acct = self.account
         for session in list(self.sessions):

@@ -19,19 +19,21 @@ from v6core.sim.handlers.contracts import ContractRequests
 from v6core.sim.handlers.history import HistoryRequests
 from v6core.sim.handlers.market_data import MarketDataRequests, MarketSub
 from v6core.sim.handlers.orders import OrderRequests
+from v6core.sim.versions import MIN_CLIENT_VERSION, SERVER_VERSION, UNSUPPORTED_VERSION
 
 if TYPE_CHECKING:
     from v6core.sim.server import SimServer
 
 log = logging.getLogger(__name__)
 
-MIN_CLIENT_VERSION = 157
 MAX_WRITE_BUFFER = 64 * 1024 * 1024      # a client that stops reading is dropped past this
 
 
 class Session(ConnectionRequests, AccountRequests, ContractRequests, MarketDataRequests,
               OrderRequests, HistoryRequests):
     """One client connection: handshake, then a table from message id to handler."""
+
+    version = SERVER_VERSION      # until the handshake negotiates one
 
     def __init__(self, server: SimServer, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
@@ -40,6 +42,7 @@ class Session(ConnectionRequests, AccountRequests, ContractRequests, MarketDataR
         self.writer = writer
         self.client_id: int | None = None
         self.subs: dict[int, MarketSub] = {}
+        self.snapshots: dict[int, asyncio.TimerHandle] = {}   # reqId -> pending tickSnapshotEnd
         self.account_updates = False
         self.positions_sub = False
         self.pnl_reqs: dict[int, int | None] = {}       # reqId -> conId (None: account PnL)
@@ -75,7 +78,7 @@ class Session(ConnectionRequests, AccountRequests, ContractRequests, MarketDataR
                 self.close()
 
     def error(self, req_id: int, code: int, message: str) -> None:
-        self.send(msg.error(req_id, code, message))
+        self.send(msg.error(req_id, code, message, self.version))
 
     def close(self) -> None:
         if not self.closed:
@@ -119,11 +122,19 @@ class Session(ConnectionRequests, AccountRequests, ContractRequests, MarketDataR
             raise ProtocolError(f"bad version hello {hello!r}")
         low = int(match.group(1))
         high = int(match.group(2) or low)
-        if low > msg.SERVER_VERSION or high < MIN_CLIENT_VERSION:
-            raise ProtocolError(f"unsupported client versions {low}..{high}")
-        version = min(high, msg.SERVER_VERSION)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d %H:%M:%S UTC")
-        self.writer.write(frame_raw(f"{version}\0{stamp}\0".encode()))
+        if high < MIN_CLIENT_VERSION or low > SERVER_VERSION:
+            # Answer in a form the client can read (its own highest version), say why, then close.
+            version = max(min(high, SERVER_VERSION), 1)
+            code, text = UNSUPPORTED_VERSION
+            reason = (f"{text}: client offers v{low}..{high}; this gateway speaks "
+                      f"v{MIN_CLIENT_VERSION}..{SERVER_VERSION}")
+            self.writer.write(frame_raw(f"{version}\0{stamp}\0".encode()))
+            self.writer.write(encode_message(msg.error(-1, code, reason, version)))
+            await self.writer.drain()
+            raise ProtocolError(f"unsupported client versions {low}..{high}")
+        self.version = min(high, SERVER_VERSION)
+        self.writer.write(frame_raw(f"{self.version}\0{stamp}\0".encode()))
 
     def dispatch(self, payload: bytes) -> None:
         try:

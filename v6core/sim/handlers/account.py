@@ -13,6 +13,38 @@ if TYPE_CHECKING:
 ACCOUNT_TEXT_VALUES = (("AccountType", "INDIVIDUAL", ""), ("Currency", "USD", "USD"))
 
 
+def summary_tags(values: dict[str, float]) -> dict[str, tuple[str, str]]:
+    """Every tag of the documented AllTags set -> (value text, currency), consistent with the
+    account: no cash accrues, nothing changes ahead (look-ahead = now), no pending severity,
+    unlimited day trades (-1, an account over $25k), leverage = gross position / net liquidation.
+    Reg T figures follow the sim's risk-based margin (it has no separate Reg T engine)."""
+    money = {tag: value for tag, value in values.items()
+             if tag != "Cushion"}
+    net_liq = values["NetLiquidation"]
+    money.update({
+        "AccruedCash": 0.0,
+        "PreviousDayEquityWithLoanValue": values["EquityWithLoanValue"] - values["DailyPnL"],
+        "RegTEquity": values["EquityWithLoanValue"],
+        "RegTMargin": values["InitMarginReq"],
+        "SMA": max(values["EquityWithLoanValue"] - values["InitMarginReq"], 0.0),
+        "LookAheadInitMarginReq": values["InitMarginReq"],
+        "LookAheadMaintMarginReq": values["MaintMarginReq"],
+        "LookAheadAvailableFunds": values["AvailableFunds"],
+        "LookAheadExcessLiquidity": values["ExcessLiquidity"],
+    })
+    money["ReqTEquity"], money["ReqTMargin"] = money["RegTEquity"], money["RegTMargin"]  # ibapi's spelling
+    rows = {tag: (f"{value:.2f}", "USD") for tag, value in money.items()}
+    rows.update({
+        "AccountType": ("INDIVIDUAL", ""),
+        "Cushion": (f"{values['Cushion']:.6f}", ""),
+        "LookAheadNextChange": ("0", ""),
+        "HighestSeverity": ("0", ""),
+        "DayTradesRemaining": ("-1", ""),
+        "Leverage": (f"{values['GrossPositionValue'] / net_liq if net_liq else 0.0:.2f}", ""),
+    })
+    return rows
+
+
 class AccountRequests:
     """Mixin of Session: what the account holds and is worth."""
 
@@ -22,6 +54,8 @@ class AccountRequests:
         for h in acct.holdings.values():
             if h.quantity:
                 self.send(msg.position(acct.account_id, h.contract, h.quantity, h.avg_cost))
+        for row in self.server.faults.extra_positions():     # a broken gateway's positions
+            self.send([61, 3, acct.account_id, *row])
         self.send([62, 1])
 
     def cancel_positions(self, f: Fields) -> None:
@@ -39,7 +73,8 @@ class AccountRequests:
         acct = self.server.account
         values = self.server.account_summary()
         for key, value in values.items():
-            self.send(msg.account_value(key, f"{value:.2f}", "USD", acct.account_id))
+            text = self.server.faults.account_override(key, f"{value:.2f}")
+            self.send(msg.account_value(key, text, "USD", acct.account_id))
         for key, value, currency in ACCOUNT_TEXT_VALUES:
             self.send(msg.account_value(key, value, currency, acct.account_id))
         self.send(msg.account_value("AccountCode", acct.account_id, "", acct.account_id))
@@ -60,7 +95,8 @@ class AccountRequests:
         req_id = f.int()
         acct = self.server.account
         for key, value in self.server.account_summary().items():
-            self.send([73, 1, req_id, acct.account_id, "", key, f"{value:.2f}", "USD"])
+            text = self.server.faults.account_override(key, f"{value:.2f}")
+            self.send([73, 1, req_id, acct.account_id, "", key, text, "USD"])
         self.send([74, 1, req_id])
 
     def cancel_account_updates_multi(self, f: Fields) -> None:
@@ -73,11 +109,12 @@ class AccountRequests:
         tags = [t.strip() for t in f.text().split(",") if t.strip()]
         acct = self.server.account
         values = self.server.account_summary()
+        rows = summary_tags(values)
         for tag in tags:
-            if tag in values:
-                self.send([63, 1, req_id, acct.account_id, tag, f"{values[tag]:.2f}", "USD"])
-            elif tag == "AccountType":
-                self.send([63, 1, req_id, acct.account_id, tag, "INDIVIDUAL", ""])
+            if tag in rows:
+                value, currency = rows[tag]
+                value = self.server.faults.account_override(tag, value)
+                self.send([63, 1, req_id, acct.account_id, tag, value, currency])
             elif tag.startswith("$LEDGER"):
                 for key in ("CashBalance", "TotalCashBalance"):
                     self.send([63, 1, req_id, acct.account_id, key,

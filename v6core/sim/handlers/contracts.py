@@ -22,7 +22,7 @@ class ContractRequests:
         if not matches:
             raise BadRequest(req_id, 200, "No security definition has been found for the request")
         for info in matches:
-            self.send(self.server.contract_data(req_id, info))
+            self.send(self.server.contract_data(req_id, info, self.version))
         self.send([52, 1, req_id])
 
     def req_sec_def_opt_params(self, f: Fields) -> None:

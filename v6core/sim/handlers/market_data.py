@@ -3,6 +3,7 @@ reqMarketDataType, and the option calculators."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -16,8 +17,10 @@ if TYPE_CHECKING:
     from v6core.sim.server import SimServer
     from v6core.sim.session import Session
 
-# live tick type -> the delayed one real TWS uses under reqMarketDataType(3/4)
-DELAYED_TICKS = {1: 66, 2: 67, 4: 68, 9: 75, 8: 74, 13: 83}
+LIVE = 1                     # MARKET_DATA_TYPE the sim always delivers (it always has live data)
+SNAPSHOT_END_DELAY = 0.25    # seconds from a snapshot's ticks to tickSnapshotEnd, like TWS gathering them
+BID_COMPUTATION, ASK_COMPUTATION, LAST_COMPUTATION, MODEL_COMPUTATION = 10, 11, 12, 13
+NOT_COMPUTED = -1.0          # TWS's value for an implied vol / Greek it could not compute
 
 
 @dataclass(slots=True)
@@ -26,11 +29,7 @@ class MarketSub:
     contract: ContractInfo | None
     legs: list[tuple[ContractInfo, int, str]]
     generic: set[str]
-    delayed: bool = False
     sent: dict = field(default_factory=dict)
-
-    def tick(self, tick_type: int) -> int:
-        return DELAYED_TICKS.get(tick_type, tick_type) if self.delayed else tick_type
 
 
 
@@ -38,6 +37,9 @@ class MarketDataRequests:
     """Mixin of Session: subscriptions live in session.subs; SimServer's market task ticks them."""
 
     def req_market_data_type(self, f: Fields) -> None:
+        """Types 1-4 as TWS documents them: live data is returned whenever it is available,
+        whatever type was asked (2 and 4, frozen, only apply once a market has closed; the
+        sim's market streams around the clock), so every subscription is live and says so."""
         f.skip()
         self.market_data_type = f.int(1)
 
@@ -63,21 +65,30 @@ class MarketDataRequests:
             contract = self.server.resolve(spec)
             if contract is None:
                 raise BadRequest(req_id, 200, "No security definition has been found for the request")
-        sub = MarketSub(req_id, contract, legs, generic, delayed=self.market_data_type in (3, 4))
-        self.send([58, 1, req_id, self.market_data_type])
-        if sub.delayed:
-            self.error(req_id, 10167, "Requested market data is not subscribed. "
-                                      "Displaying delayed market data.")
+        sub = MarketSub(req_id, contract, legs, generic)
+        self.send([58, 1, req_id, LIVE])
         self.send([81, req_id, 0.01, "9c0001", 3])
         self.server.send_ticks(self, sub, first=True)
         if snapshot or regulatory:
-            self.send([57, 1, req_id])
+            # TWS gathers a snapshot's ticks for a moment before it ends it; clients that wait
+            # for tickSnapshotEnd must really wait
+            self.snapshots[req_id] = asyncio.get_running_loop().call_later(
+                SNAPSHOT_END_DELAY, self._end_snapshot, req_id)
         else:
             self.subs[req_id] = sub
 
+    def _end_snapshot(self, req_id: int) -> None:
+        if self.snapshots.pop(req_id, None) is not None:
+            self.send([57, 1, req_id])
+
     def cancel_mkt_data(self, f: Fields) -> None:
+        """Nothing more for this request id: no ticks, and no snapshot end still pending."""
         f.skip()
-        self.subs.pop(f.int(), None)
+        req_id = f.int()
+        self.subs.pop(req_id, None)
+        pending = self.snapshots.pop(req_id, None)
+        if pending is not None:
+            pending.cancel()
 
     def calculate_option_price(self, f: Fields) -> None:
         f.skip()
@@ -124,39 +135,84 @@ def send_ticks(server: SimServer, session: Session, sub: MarketSub, first: bool 
         bid, ask = _combo_quote(server, sub.legs)
         if first or sent.get("bid") != bid:
             sent["bid"] = bid
-            session.send(msg.tick_price(rid, sub.tick(1), bid, 1))
+            session.send(msg.tick_price(rid, 1, bid, 1))
         if first or sent.get("ask") != ask:
             sent["ask"] = ask
-            session.send(msg.tick_price(rid, sub.tick(2), ask, 1))
+            session.send(msg.tick_price(rid, 2, ask, 1))
         return
     info = sub.contract
     q = server.quote(info)
     if first:
-        session.send(msg.tick_price(rid, sub.tick(9), server.market.close_price(info), 0))
-        session.send(msg.tick_size(rid, sub.tick(8), server.market.volume(info)))
+        session.send(msg.tick_price(rid, 9, server.market.close_price(info), 0))
+        session.send(msg.tick_size(rid, 8, server.market.volume(info)))
     elif not server.market.clock.frozen:
-        session.send(msg.tick_size(rid, sub.tick(8), server.market.tick_volume(info)))
+        session.send(msg.tick_size(rid, 8, server.market.tick_volume(info)))
     if first or sent.get("bid") != (q.bid, q.bid_size):
         sent["bid"] = (q.bid, q.bid_size)
-        session.send(msg.tick_price(rid, sub.tick(1), q.bid, q.bid_size))
+        session.send(msg.tick_price(rid, 1, q.bid, q.bid_size))
     if first or sent.get("ask") != (q.ask, q.ask_size):
         sent["ask"] = (q.ask, q.ask_size)
-        session.send(msg.tick_price(rid, sub.tick(2), q.ask, q.ask_size))
+        session.send(msg.tick_price(rid, 2, q.ask, q.ask_size))
     if first or sent.get("last") != q.last:
         sent["last"] = q.last
-        session.send(msg.tick_price(rid, sub.tick(4), q.last, q.bid_size))
+        session.send(msg.tick_price(rid, 4, q.last, q.bid_size))
     if info.sec_type == "OPT":
         if first or sent.get("greeks") != server.market.version:
             sent["greeks"] = server.market.version
-            _send_greeks(server, session, rid, sub.tick(13), info, q)
+            _send_greeks(server, session, rid, MODEL_COMPUTATION, info, q)
+        for tick_type, key, price in ((BID_COMPUTATION, "bid_iv", q.bid), (ASK_COMPUTATION, "ask_iv", q.ask),
+                                      (LAST_COMPUTATION, "last_iv", q.last)):
+            if first or sent.get(key) != (price, server.market.version):
+                sent[key] = (price, server.market.version)
+                _send_price_computation(server, session, rid, tick_type, info, price)
     elif "106" in sub.generic and (first or sent.get("iv") != server.market.version):
         sent["iv"] = server.market.version
         t = 30 / 365
         spot = server.market.spots[info.symbol]
         session.send(msg.tick_generic(rid, 24, server.market.implied_vol(info.symbol, spot, t)))
 
+def implied_vol_at(inputs: dict, price: float) -> float | None:
+    """Implied vol that prices the option at `price` (Newton from the model vol), or None."""
+    is_call = inputs["right"] == "C"
+    spot, strike, t, rate = inputs["spot"], inputs["strike"], inputs["t_years"], inputs["rate"]
+    intrinsic = max(spot - strike, 0.0) if is_call else max(strike - spot, 0.0)
+    if price <= intrinsic + 1e-6:
+        return None
+    iv = inputs["iv"]
+    for _ in range(20):
+        g = black_scholes(spot, strike, t, rate, iv, is_call)
+        diff = g["price"] - price
+        if abs(diff) < 1e-6:
+            break
+        if g["vega"] < 1e-8:
+            return None
+        iv = min(max(iv - diff / (g["vega"] * 100.0), 1e-4), 5.0)
+    return iv if abs(diff) < 1e-3 else None
+
+
+def _send_price_computation(server: SimServer, session: Session, rid: int, tick_type: int,
+                            info: ContractInfo, price: float) -> None:
+    """Ticks 10/11/12: the implied vol and Greeks at the bid / ask / last price itself."""
+    mode = server.faults.greeks_mode(info.con_id)
+    if mode == "withhold" or price <= 0:
+        return
+    inputs = server.market.option_inputs(info)
+    if mode is not None:
+        session.send(msg.option_computation(rid, tick_type, *corrupt_greeks(mode, inputs["spot"])))
+        return
+    iv = implied_vol_at(inputs, price)
+    if iv is None:
+        session.send(msg.option_computation(rid, tick_type, NOT_COMPUTED, -2.0, price, -2.0,
+                                            -2.0, -2.0, inputs["spot"]))
+        return
+    g = black_scholes(inputs["spot"], inputs["strike"], inputs["t_years"], inputs["rate"], iv,
+                      inputs["right"] == "C")
+    session.send(msg.option_computation(rid, tick_type, iv, g["delta"], price, g["gamma"],
+                                        g["vega"], g["theta"], inputs["spot"]))
+
+
 def _send_greeks(server: SimServer, session: Session, rid: int, tick_type: int, info: ContractInfo,
-             q: Quote) -> None:
+                 q: Quote) -> None:
     mode = server.faults.greeks_mode(info.con_id)
     if mode == "withhold":
         return

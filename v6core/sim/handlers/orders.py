@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Callable
 
 from v6core.models import ContractInfo
 from v6core.sim import messages as msg
+from v6core.sim import versions
 from v6core.sim.fields import Fields
 from v6core.sim.orders import LiveOrder, OrderRequest
 
@@ -43,6 +44,8 @@ class OrderRequests:
                 f.text()
             f.skip(2 * f.int())
         f.skip(7)                         # sharesAllocation .. faPercentage
+        if self.version < versions.FA_PROFILE_DESUPPORT:
+            f.skip(1)                     # faProfile
         f.skip(22)                        # modelCode .. volatilityType
         delta_neutral_type = f.text()
         f.skip(1)                         # deltaNeutralAuxPrice
@@ -81,7 +84,7 @@ class OrderRequests:
 
     def _send_open(self, orders: list[LiveOrder]) -> None:
         for order in orders:
-            self.send(msg.open_order(order))
+            self.send(msg.open_order(order, None, self.version))
             self.send(msg.order_status(order))
         self.send([53, 1])
 
@@ -97,7 +100,7 @@ class OrderRequests:
     def req_completed_orders(self, f: Fields) -> None:
         for order in self.server.engine.orders.values():
             if order.status in ("Filled", "Cancelled", "ApiCancelled", "Inactive"):
-                self.send(msg.completed_order(order))
+                self.send(msg.completed_order(order, self.version))
         self.send([102])
 
     def req_executions(self, f: Fields) -> None:
@@ -118,7 +121,7 @@ class OrderRequests:
                 continue
             if side and side[0] != fill.side[0]:          # BUY/BOT, SELL/SLD
                 continue
-            self.send(msg.execution(req_id, fill))
+            self.send(msg.execution(req_id, fill, self.version))
             self.send(msg.commission_report(fill))
         self.send([55, 1, req_id])
 
