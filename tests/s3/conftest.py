@@ -89,6 +89,14 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
             process.wait()
 
 
+@pytest.fixture(autouse=True)
+def local_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The audit journal of an S3 lake stays on the host's disk: here, in the test's tmp dir."""
+    path = tmp_path / "journal"
+    monkeypatch.setenv("V6_LAKE_JOURNAL_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def s3_lake(moto_server: MotoServer) -> S3Root:
     """An empty lake root `s3://<fresh bucket>/lake` on the moto server."""

@@ -196,7 +196,7 @@ class LakeReader:
         if version < 0 or not is_table(path):
             raise VersionUnavailableError(f"version {version} does not exist in {path}")
         try:
-            frame = read_frame(path, version=version)
+            frame = pl.from_arrow(open_table(path, version).to_pyarrow_table())   # one log replay, no dataset layer
         except FileNotFoundError as exc:
             raise VersionUnavailableError(
                 f"version {version}: its data files were removed by vacuum ({exc})") from None

@@ -159,6 +159,9 @@ class S3WriterLease:
                 if _lost_race(exc):
                     self._lose("was taken over by another process")
                     return
+                if _code(exc) in ("NoSuchKey", "404"):
+                    self._lose("was deleted")
+                    return
                 log.warning("lake: renewing the writer lease failed (retrying): %s", self.root.redact(str(exc)))
 
     def _lose(self, how: str) -> None:
