@@ -1,7 +1,7 @@
 """The lake on a moto S3 server next to local disk, in one run: commit p50/p95 and open-version latency,
 v6 (LakeWriter / LakeReader) against bare deltalake on the same table.
 
-    python bench/bench_s3.py [--versions 300] [--samples 20]
+    python bench/bench_s3.py [--versions 150] [--samples 20]
 
 Builds a `portfolio` table of N snapshot versions on each store through LakeWriter, then times,
 interleaved so both see the same table and machine load:
@@ -100,7 +100,7 @@ def bench_store(name: str, root, versions: int, samples: int) -> dict[str, tuple
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--versions", type=int, default=300)
+    parser.add_argument("--versions", type=int, default=150)
     parser.add_argument("--samples", type=int, default=20)
     args = parser.parse_args()
     proc, endpoint = _moto()
