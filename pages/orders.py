@@ -27,7 +27,10 @@ def body(services) -> None:
         st.warning("Trading is unavailable: " + plain(services.lake_error or "the audit log is not open")
                    + ". Working orders and fills are shown read-only.")
     interval = refresh_seconds()
+    _changed_while_down(desk)
     _current_ticket(desk)
+    st.divider()
+    st.fragment(_all_tickets, run_every=interval)(desk)
     st.divider()
     st.fragment(_working_orders, run_every=interval)(services)
     st.divider()
@@ -39,6 +42,46 @@ def body(services) -> None:
         _cancel_all_dialog()
     if st.session_state.get(RESEND_KEY):
         _resend_dialog(st.session_state[RESEND_KEY])
+
+
+# ---------------------------------------------------------------- after a restart, and every ticket
+
+
+def _changed_while_down(desk) -> None:
+    """What the gateway did with v6's orders while v6 was not running (read from the desk)."""
+    changes = desk.changes_since_restart()
+    if not changes:
+        return
+    started = desk.recovered_at
+    when = started.astimezone().strftime("%H:%M:%S") if started else "start"
+    lines = []
+    for ticket, before in changes:
+        fill = (f", {ticket.filled:g} @ {ticket.avg_fill_price:.2f}"
+                if ticket.filled and ticket.avg_fill_price else "")
+        lines.append(f"- {ticket.ticket_id} · {ticket.label}: {before} → **{ticket.state.value}**{fill}")
+    st.warning(f"While v6 was down (recovered at {when}), the gateway changed {len(changes)} "
+               "ticket(s):\n" + "\n".join(lines))
+
+
+def _all_tickets(desk) -> None:
+    """Every ticket this desk knows, with its state: drafts from earlier runs and filled ones too."""
+    tickets = desk.tickets()
+    st.subheader(f"All tickets ({len(tickets)})")
+    if not tickets:
+        st.caption("No tickets yet.")
+        return
+    started = desk.recovered_at
+    rows = [{
+        "Ticket": t.ticket_id,
+        "State": t.state.value,
+        "Order": t.label,
+        "IB order id": str(t.order_id) if t.order_id else DASH,
+        "Filled": f"{t.filled:g}" + (f" @ {t.avg_fill_price:.2f}" if t.avg_fill_price else ""),
+        "Drafted": t.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+                   + (" (earlier run)" if started and t.created_at < started else ""),
+        "Note": (t.last_message or DASH)[:160],
+    } for t in tickets]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 # ---------------------------------------------------------------- the ticket being edited

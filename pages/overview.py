@@ -38,6 +38,23 @@ def account_metrics(snapshot: PortfolioSnapshot) -> dict[str, str]:
     }
 
 
+def pnl_source_note(snapshot: PortfolioSnapshot) -> str:
+    """Where the P&L figures come from: IB's own, or v6's computation where IB sent none."""
+    sources = {"Daily": snapshot.daily_pnl_source, "Unrealized": snapshot.unrealized_pnl_source,
+               "Realized": snapshot.realized_pnl_source}
+    if len(set(sources.values())) == 1:
+        return f"Daily, unrealized and realized P&L: {snapshot.daily_pnl_source}"
+    return " · ".join(f"{name} P&L: {source}" for name, source in sources.items())
+
+
+def closed_today_frame(snapshot: PortfolioSnapshot) -> pd.DataFrame:
+    """Legs closed (wholly or partly) today: IB's realized P&L and the day's commissions on each."""
+    return pd.DataFrame([(c.contract.label, c.quantity_closed, c.realized_pnl, c.commissions, c.fills,
+                          "partly" if c.still_held else "closed")
+                         for c in snapshot.closed_today],
+                        columns=["Leg", "Qty closed", "Realized P&L", "Commissions", "Fills", "Status"])
+
+
 def greek_metrics(snapshot: PortfolioSnapshot) -> dict[str, str]:
     live = has_data(snapshot)
     return {
@@ -93,6 +110,16 @@ def overview(services) -> None:
 
     st.subheader("Account")
     _metric_rows(account_metrics(snapshot))
+    if has_data(snapshot):
+        st.caption(common.plain(pnl_source_note(snapshot)))
+    closed = closed_today_frame(snapshot)
+    if not closed.empty:
+        st.subheader(f"Closed today ({len(closed)})")
+        st.dataframe(closed, hide_index=True, key="closed_today", column_config={
+            "Qty closed": st.column_config.NumberColumn(format="%,g"),
+            "Realized P&L": st.column_config.NumberColumn(format="%+,.2f", help="IB's, from the commission reports"),
+            "Commissions": st.column_config.NumberColumn(format="%,.2f", help="Every fill of this leg today"),
+        })
     st.subheader("Portfolio Greeks")
     _metric_rows(greek_metrics(snapshot))
 

@@ -135,7 +135,7 @@ def positions(services) -> None:
 
     st.caption(f"{len(frame)} leg(s) in {frame['strategy_id'].nunique()} group(s) · Greeks are position "
                "Greeks (per-contract × quantity × multiplier); theta in $/day, vega in $ per vol point · "
-               f"snapshot #{snapshot.seq}")
+               f"P&L is IB's{_v6_pnl_note(snapshot)} · snapshot #{snapshot.seq}")
     view = st.segmented_control("View", ["By strategy", "All legs"], default="By strategy",
                                 key="positions_view", label_visibility="collapsed")
     if view == "All legs":
@@ -143,6 +143,11 @@ def positions(services) -> None:
                      key="legs_all")
         return
     strategy_expanders(snapshot, frame, strategies)
+
+
+def _v6_pnl_note(snapshot: PortfolioSnapshot) -> str:
+    computed = sum(1 for leg in snapshot.legs if leg.pnl_source != "IB")
+    return f", except {computed} leg(s) computed by v6 from the quote (IB sent none)" if computed else ""
 
 
 def strategy_expanders(snapshot: PortfolioSnapshot, frame: pd.DataFrame, strategies: dict[str, Strategy]) -> None:

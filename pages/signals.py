@@ -86,8 +86,11 @@ def _state_banner(record) -> None:
     """What the record is, first and in its own colour: the reason before any figure."""
     analyst = common.plain(record.analyst)
     if record.state is SignalState.SUSPECT:
-        st.error(f"SUSPECT · not actionable: the {analyst} answer stepped outside its contract "
-                 "(order structure, unknown fields, tool call or order text).", icon="⛔")
+        whose = (f"the {analyst} answer stepped outside its contract" if record.is_llm else
+                 f"the LLM answer of this run stepped outside its contract; this {analyst} "
+                 "fallback is shown for review only")
+        st.error(f"SUSPECT · not actionable: {whose} (order structure, unknown fields, tool call "
+                 "or order text).", icon="⛔")
         for flag in record.suspect_flags:
             st.text(flag)
     elif record.state is SignalState.REJECTED:

@@ -23,6 +23,7 @@ from v6core.orders import (
     Ticket,
     TicketBlocked,
     TicketState,
+    order_legs,
     strategy_legs,
 )
 
@@ -38,7 +39,7 @@ ORDERS_PAGE = "pages/orders.py"
 STATE_COLOR = {
     "drafted": "gray", "checked": "blue", "previewed": "blue", "confirmed": "orange",
     "sent": "orange", "working": "orange", "filled": "green", "cancelled": "gray",
-    "rejected": "red", "uncertain": "red",
+    "rejected": "red", "uncertain": "red", "discarded": "gray",
 }
 
 
@@ -144,6 +145,8 @@ def show_preview(ticket: Ticket) -> None:
     preview = ticket.preview
     if preview is None:
         return
+    for warning in preview.warnings:       # naked/uncovered shorts and stale prices, before anything else
+        st.warning(plain(warning))
     w = preview.what_if
     cols = st.columns(4)
     cols[0].metric("Initial margin change", fmt_money(w.init_margin_change, signed=True))
@@ -152,8 +155,14 @@ def show_preview(ticket: Ticket) -> None:
     cols[3].metric("Notional", fmt_money(preview.notional, decimals=0))
     if w.warning:
         st.warning("IB: " + plain(w.warning))
-    quote_rows = [{"con_id": q.con_id, "bid": q.bid, "ask": q.ask, "last": q.last,
-                   "age": fmt_age((preview.made_at - q.time).total_seconds()) if q.time else DASH}
+    # Named by contract, aged by the quote's own tick time: at preview and now (the dialog stays
+    # open while the quote it was made on grows old).
+    contract_names = {c.con_id: c.label for c, _ in order_legs(preview.spec)}
+    now = _utcnow()
+    quote_rows = [{"Contract": contract_names.get(q.con_id) or preview.spec.contract.label,
+                   "Bid": _price(q.bid), "Ask": _price(q.ask), "Last": _price(q.last),
+                   "Age at preview": fmt_age((preview.made_at - q.time).total_seconds()) if q.time else DASH,
+                   "Age now": fmt_age((now - q.time).total_seconds()) if q.time else DASH}
                   for q in preview.quotes]
     if quote_rows:
         st.caption("Quote at preview")
@@ -208,6 +217,12 @@ def ticket_editor(ticket: Ticket) -> None:
     if ticket.problems:
         for problem in ticket.problems:
             st.error(plain(problem))
+    if st.button("Discard draft", key=f"discard_{tid}", help="Throw this ticket away (recorded in the audit)"):
+        try:
+            desk.discard(tid, session_id())
+            st.rerun()
+        except OrderDeskError as exc:
+            st.error(plain(exc))
     if st.button("Review", key=f"review_{tid}", type="primary",
                  help="Checks the limits, asks IB what-if, then shows the whole order to confirm"):
         try:
@@ -271,14 +286,17 @@ def _review_body(ticket_id: str) -> None:
     except OrderDeskError as exc:
         st.error(plain(exc))
         return
-    show_ticket(ticket)
-    show_preview(ticket)
+    # What the operator's last action achieved or why it was refused comes first, where they look.
     placement = _placement_line(ticket)
     if placement is not None:
         st.success(plain(placement))
     outcome = st.session_state.get(OUTCOME_KEY, {}).get(ticket_id)
     if outcome is not None and placement is None:
         getattr(st, outcome[0])(plain(outcome[1]))
+    if ticket.audit_pending:
+        st.warning(plain(ticket.last_message))
+    show_ticket(ticket)
+    show_preview(ticket)
     typed_key = f"typed_{ticket_id}"
     if ticket.state == TicketState.PREVIEWED and ticket.preview is not None \
             and ticket.preview.needs_typed_confirmation:
@@ -300,6 +318,8 @@ def _review_body(ticket_id: str) -> None:
                 desk.cancel(ticket_id, session_id())
             except OrderDeskError as exc:
                 st.error(plain(exc))
+        if ticket.order_type == "LMT" and not ticket.cancel_requested:
+            _modify_limit(desk, ticket)
     elif ticket.state == TicketState.FILLED:
         st.success(f"Filled {ticket.filled:g} @ {_price(ticket.avg_fill_price)}.")
     elif ticket.state == TicketState.REJECTED:
@@ -311,6 +331,24 @@ def _review_body(ticket_id: str) -> None:
                  "It is never re-sent automatically; see the Orders page.")
     elif ticket.state in (TicketState.DRAFTED, TicketState.CHECKED):
         st.warning("The ticket changed after its preview: close this and review it again.")
+
+
+def _modify_limit(desk, ticket: Ticket) -> None:
+    """A new limit for the working order: checked like a new order, confirmed by this click,
+    audited, sent under the same IB order id."""
+    cols = st.columns([2, 3])
+    new_limit = cols[0].number_input("New limit price", value=ticket.limit_price, step=0.01, format="%.2f",
+                                     key=f"modify_limit_{ticket.ticket_id}")
+    if cols[1].button("Confirm new limit", key=f"modify_{ticket.ticket_id}",
+                      help="Modifies the working order at the gateway (same order id)"):
+        try:
+            modified = desk.modify_limit(ticket.ticket_id, session_id(), new_limit)
+            st.success(f"Limit changed to {modified.limit_price:.2f} on order {modified.order_id}.")
+        except TicketBlocked as exc:
+            for problem in exc.problems:
+                st.error(plain(problem))
+        except OrderDeskError as exc:
+            st.error(plain(exc))
 
 
 def maybe_show_review() -> None:

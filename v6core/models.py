@@ -132,6 +132,8 @@ class Leg:
     strategy_id: str = ""
     flags: tuple[str, ...] = ()        # validation problems, shown on the leg, kept out of totals
     stale: bool = False
+    pnl_source: str = "IB"             # "IB": unrealized P&L is IB's (PnL single / portfolio);
+                                       # "v6": computed here from the quote mark (IB sent none)
 
     @property
     def cost_basis(self) -> float:
@@ -260,6 +262,24 @@ class FillView:
     realized_pnl: float | None = None
 
 
+# Where the snapshot's account P&L figures come from, best first.
+PNL_FROM_IB_ACCOUNT = "IB account P&L"
+PNL_FROM_IB_POSITIONS = "IB per-position P&L"
+PNL_FROM_V6 = "v6, computed from quotes"
+
+
+@dataclass(slots=True, frozen=True)
+class ClosedLeg:
+    """A contract with a closing trade today: IB's realized P&L and the day's commissions on it."""
+    contract: ContractInfo
+    quantity_closed: float             # shares/contracts closed today (closing fills only)
+    realized_pnl: float                # IB's realizedPNL from the commission reports, summed
+    commissions: float                 # every fill of this contract today
+    fills: int
+    last_fill_at: datetime
+    still_held: bool = False           # partly closed: some of the position remains
+
+
 @dataclass(slots=True, frozen=True)
 class Alert:
     level: str                         # "error" / "warning" / "info"
@@ -286,6 +306,10 @@ class PortfolioSnapshot:
     fills: tuple[FillView, ...] = ()
     alerts: tuple[Alert, ...] = ()
     positions_version: int = 0         # bumps when the set or size of positions changes
+    daily_pnl_source: str = PNL_FROM_V6
+    unrealized_pnl_source: str = PNL_FROM_V6
+    realized_pnl_source: str = PNL_FROM_V6
+    closed_today: tuple[ClosedLeg, ...] = ()
     # lookup tables built once per snapshot, so pages resolving 1,000 legs stay O(n)
     _quotes_by_id: dict[int, Quote] = field(init=False, repr=False, compare=False)
     _underlyings_by_symbol: dict[str, UnderlyingSummary] = field(init=False, repr=False, compare=False)

@@ -25,6 +25,7 @@ from v6core.models import (
     AccountValues, ConnectionStatus, ConnState, ContractInfo, FillView, Greeks,
     Leg, OrderView, PortfolioSnapshot, PositionGreeks, Quote, UnderlyingSummary,
 )
+from v6core.pnl import account_pnl, closed_legs_today
 from v6core.strategies import group_and_tag
 
 log = logging.getLogger(__name__)
@@ -271,16 +272,24 @@ class SnapshotBuilder:
                 avg_price = pos.avg_cost / multiplier if multiplier else pos.avg_cost
                 if mark is not None:
                     market_value = mark * pos.quantity * multiplier
-                    unrealized = market_value - avg_price * pos.quantity * multiplier
                 else:
-                    market_value, unrealized = pos.market_value, pos.unrealized_pnl
+                    market_value = pos.market_value
+                # IB's unrealized P&L (its marks, to the cent); computed from the quote only when
+                # IB sent none, and labelled so
+                pnl_source = "IB"
+                unrealized = pos.unrealized_pnl
+                if unrealized is None and mark is not None:
+                    unrealized = market_value - avg_price * pos.quantity * multiplier
+                    pnl_source = "v6"
+                elif unrealized is None:
+                    pnl_source = "v6"
                 legs.append(Leg(
                     account=pos.account, contract=contract, quantity=pos.quantity,
                     avg_price=avg_price, mark=mark, market_value=_finite(market_value),
                     unrealized_pnl=_finite(unrealized), realized_pnl=_finite(pos.realized_pnl),
                     daily_pnl=_finite(pos.daily_pnl), dte=dte, greeks=greeks, position_greeks=position,
                     quote_time=quote.time if quote is not None else None,
-                    flags=tuple(dict.fromkeys(flags)), stale=stale,
+                    flags=tuple(dict.fromkeys(flags)), stale=stale, pnl_source=pnl_source,
                 ))
                 included.append(not excluded)
             except Exception as exc:   # one leg never fails the build
@@ -305,12 +314,14 @@ class SnapshotBuilder:
         for leg in legs:
             totals = totals + leg.position_greeks
         underlyings = self._underlyings(state, legs, included)
-        unrealized = _finite_sum(l.unrealized_pnl for l, ok in zip(legs, included) if ok)
-        realized = _finite_sum(l.realized_pnl for l, ok in zip(legs, included) if ok)
-        daily = state.pnl[0]
-        if daily is None:
-            dailies = [l.daily_pnl for l, ok in zip(legs, included) if ok and l.daily_pnl is not None]
-            daily = math.fsum(dailies) if dailies else None
+        closed_today = closed_legs_today(
+            state.fills.values(), {con_id for _, con_id in state.positions}, today)
+        # IB's account P&L counts only for an account this login manages (else its legs are
+        # flagged "unknown account" and nothing of it belongs in the totals)
+        managed = not state.managed_accounts or state.account_name in state.managed_accounts
+        pnl = account_pnl(state.pnl if managed else (None, None, None),
+                          [l for l, ok in zip(legs, included) if ok], closed_today)
+        daily, unrealized, realized = pnl[0]
 
         account = self._account(state)
         quotes = tuple(r.quote for _, r in sorted(state.quotes.items()))
@@ -320,6 +331,8 @@ class SnapshotBuilder:
             seq=seq, built_at=now, connection=connection, account=account,
             legs=tuple(legs), strategies=strategies, underlyings=underlyings, totals=totals,
             unrealized_pnl=unrealized, realized_pnl=realized, daily_pnl=daily,
+            daily_pnl_source=pnl[1][0], unrealized_pnl_source=pnl[1][1],
+            realized_pnl_source=pnl[1][2], closed_today=closed_today,
             quotes=quotes, orders=orders, fills=fills,
             alerts=(connection_and_leg_alerts(connection, legs) + account_alerts(account)
                     + limit_alerts(self.settings, totals, account, daily)),

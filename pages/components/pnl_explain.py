@@ -174,7 +174,11 @@ def history_section(lake, versions: pl.DataFrame, rate: float) -> None:
 def today_section(lake, rate: float) -> None:
     """'Today so far': the first recorded version of the trading day against the latest."""
     st.subheader("P&L today so far, explained")
-    span = trading_day_span(lake) if lake is not None else None
+    try:
+        span = trading_day_span(lake) if lake is not None else None
+    except LakeError as exc:     # a damaged portfolio table: the alerts name it; the page goes on
+        st.caption(f"Today so far is unavailable: {common.plain(exc)}")
+        return
     if span is None or span[0] == span[1]:
         st.caption("Needs two recorded versions today (the lake records one a minute while connected).")
         return

@@ -61,11 +61,11 @@ def test_an_order_placed_while_the_disk_is_full_is_followed_and_audited_once_spa
         assert "do not send it again" in placed.last_message
         assert stack.desk.audit_backlog >= 1 and stack.desk.audit_error
         # Followed while the lake refuses writes: the fill shows in the ticket.
-        wait_until(lambda: stack.desk.ticket(ticket.ticket_id).state == TicketState.FILLED, timeout=30)
+        wait_until(lambda: stack.desk.ticket(ticket.ticket_id).state == TicketState.FILLED, timeout=90)
         assert stack.events(ticket.ticket_id)[-1] == "confirmed"
 
         filler.unlink()
-        wait_until(lambda: "fill" in stack.events(ticket.ticket_id), timeout=30)
+        wait_until(lambda: "fill" in stack.events(ticket.ticket_id), timeout=90)
         events = stack.events(ticket.ticket_id)
         assert events.index("confirmed") < events.index("sent") < events.index("fill")
         assert "filled" in events or "status" in events       # the fill is in the state rows too

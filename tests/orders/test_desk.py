@@ -50,7 +50,8 @@ def test_signal_ticket_is_a_stock_limit_at_the_entry_with_stop_and_target(stack)
 def test_signal_for_a_stock_not_held_is_quoted_through_its_underlying(stack):
     spy = stack.gw.spot("SPY")
     ticket = stack.desk.draft_from_signal(signal_record("SPY", "BUY", spy), "sess-a")
-    assert ticket.contract.con_id == 0          # qualified by symbol when it is placed
+    # qualified and quoted on demand when drafted (runtime.ensure_quotes), so it carries its conId
+    assert ticket.contract.con_id == stack.gw.lookup("SPY").con_id
     result = stack.desk.check(ticket.ticket_id, "sess-a")
     assert result.ok, result.problems
     assert result.order_greeks.delta == pytest.approx(1.0)

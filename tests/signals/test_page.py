@@ -261,3 +261,23 @@ def test_a_rejected_answer_has_its_own_state_and_colour(services):
     assert at.warning[0].value.startswith("REJECTED · not a signal, not actionable")
     assert not at.success and not at.metric
     assert "Create ticket" not in [b.label for b in at.button]
+
+
+def test_the_rules_fallback_after_a_tool_call_is_shown_suspect_too(services):
+    server = ChatServer().start()
+    try:
+        server.script = [{"content": "", "tool_calls": [PLACE_ORDER]}]
+        settings = Settings(_env_file=None, lake_path=services.settings.lake_path,
+                            llm_base_url=server.base_url, llm_model="m1", llm_timeout=30.0,
+                            llm_max_retries=0, watchlist=["SPY"])
+        services.signals = SignalService(settings, services.runtime, settings.lake_path)
+        record = services.signals.analyse("SPY")
+    finally:
+        server.stop()
+    assert record.analyst == "rules" and not record.actionable
+    at = run_page()
+    assert at.error[0].value.startswith(
+        "SUSPECT · not actionable: the LLM answer of this run stepped outside its contract")
+    assert any(t.startswith("suspect LLM answer in this run (not actionable): tool/function call")
+               for t in texts(at))
+    assert "Create ticket" not in [b.label for b in at.button] and not at.metric

@@ -41,14 +41,17 @@ from v6core.lake.schemas import (
 from v6core.lake.writer import LakeWriter
 
 __all__ = [
-    "ACCOUNT_HISTORY", "ACCOUNT_HISTORY_SCHEMA", "AUDIT_SCHEMA", "AUDIT_TABLE_CONFIG", "FILLS", "FILLS_SCHEMA",
+    "ACCOUNT_HISTORY", "ACCOUNT_HISTORY_SCHEMA", "AUDIT_SCHEMA", "AUDIT_TABLE_CONFIG", "FILLS",
+    "FILLS_SCHEMA",
     "GREEK_COLUMNS", "GREEKS_HISTORY", "GREEKS_HISTORY_SCHEMA", "HISTORY_TABLE_CONFIG", "LOCK_FILE",
     "META_ACCOUNT", "META_APP", "META_ID", "META_POSITIONS", "META_SEQ", "META_TIME", "METRIC_COLUMNS",
     "ORDERS_AUDIT", "PNL_COLUMNS", "PORTFOLIO", "PORTFOLIO_SCHEMA", "SIGNALS", "TS", "UTC",
-    "AuditEvent", "AuditLog", "FillRow", "LakeError", "LakeLockedError", "LakeLockLostError", "LakeMaintenance", "LakeReader",
+    "AuditEvent", "AuditLog", "FillRow", "LakeError", "LakeLockedError", "LakeLockLostError", "LakeMaintenance",
+    "LakeReader",
     "LakeWriter", "MaintenanceResult", "PortfolioDiff", "Progress", "VersionUnavailableError",
     "aggregate_legs", "diff_frames", "ensure_table", "is_table", "legs_table", "log_size", "results_frame",
     "snapshot_id", "table_path",
-    "QUARANTINE_DIR", "TABLES", "HealthMonitor", "Journal", "RepairResult", "TableDamagedError", "TableHealth",
+    "QUARANTINE_DIR", "TABLES", "HealthMonitor", "Journal", "RepairResult", "TableDamagedError",
+    "TableHealth",
     "check_lake", "check_table", "journal_path", "repair_table",
 ]

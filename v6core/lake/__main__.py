@@ -1,4 +1,6 @@
-"""Command line for the Delta lake: `python -m v6core.lake [--lake PATH] {versions,checkpoint,compact,vacuum,health,repair}`.
+"""Command line for the Delta lake: `python -m v6core.lake [--lake PATH] COMMAND`.
+
+Commands: versions, checkpoint, compact, vacuum, health, repair.
 
 Maintenance works on every table folder under the lake root and prints the `_delta_log` size of each
 table before and after. Vacuum prints the retention it keeps before it deletes anything.
@@ -110,7 +112,8 @@ def _repair(lake: Path, table: str, dry_run: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m v6core.lake", description=__doc__.splitlines()[0])
-    parser.add_argument("--lake", default=None, help="lake root folder or s3://bucket/prefix (default: the configured one)")
+    parser.add_argument("--lake", default=None,
+                        help="lake root folder or s3://bucket/prefix (default: the configured one)")
     sub = parser.add_subparsers(dest="command", required=True)
     copy = sub.add_parser("copy", help="copy a local lake with its full history (e.g. to s3://…)")
     copy.add_argument("--from", dest="source", type=Path, required=True, help="local lake folder")
@@ -128,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="keep files removed less than N hours ago (default: each table's own)")
     vacuum.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     sub.add_parser("health", help="check every table: does its log replay, are its data files there")
-    repair = sub.add_parser("repair", help="bring a damaged table back to its last readable version (stop v6 first)")
+    repair = sub.add_parser("repair",
+                            help="bring a damaged table back to its last readable version (stop v6 first)")
     repair.add_argument("table", choices=TABLES)
     repair.add_argument("--dry-run", action="store_true", help="say what would be moved, change nothing")
     args = parser.parse_args(argv)

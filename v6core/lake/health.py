@@ -31,7 +31,8 @@ MEANING: dict[str, str] = {
     ORDERS_AUDIT: "Trading is paused: no ticket can be drafted, confirmed or followed without a readable "
                   "audit trail (events acknowledged since are kept in its journal).",
     FILLS: "Trading is paused: fills cannot be recorded (fills acknowledged since are kept in its journal).",
-    PORTFOLIO: "Snapshots are not recorded and past portfolio versions may not open; trading is not affected.",
+    PORTFOLIO: "Snapshots are not recorded and past portfolio versions may not open; "
+               "trading is not affected.",
     GREEKS_HISTORY: "Greeks charts over time are incomplete and snapshots are not recorded; trading is not "
                     "affected.",
     ACCOUNT_HISTORY: "Account charts over time are incomplete and snapshots are not recorded; trading is not "

@@ -34,6 +34,7 @@ class CheckResult:
     order_greeks: PositionGreeks | None = None
     quotes: tuple[Quote, ...] = ()
     needs_typed_confirmation: bool = False
+    warnings: tuple[str, ...] = ()     # shown before confirm; they do not block
 
     @property
     def ok(self) -> bool:
@@ -235,8 +236,81 @@ def evaluate(settings: Settings, ticket: Ticket, snapshot: PortfolioSnapshot) ->
         elif abs(order_greeks.delta) > s.max_delta_change:
             problems.append(f"This order changes portfolio delta by {order_greeks.delta:+,.1f} shares, "
                             f"above the limit of {s.max_delta_change:g}.")
+    warnings: list[str] = []
+    if ticket.quantity and ticket.quantity > 0 and ticket.action in ACTIONS:
+        blocked, told = exposure_findings(ticket, snapshot)
+        problems.extend(blocked)
+        warnings.extend(told)
+        warnings.extend(price_findings(ticket, quotes))
     return CheckResult(problems=tuple(problems), notional=notional, order_greeks=order_greeks,
-                       quotes=tuple(quotes), needs_typed_confirmation=needs_typed)
+                       quotes=tuple(quotes), needs_typed_confirmation=needs_typed, warnings=tuple(warnings))
+
+
+def exposure_findings(ticket: Ticket, snapshot: PortfolioSnapshot) -> tuple[list[str], list[str]]:
+    """What the order leaves in each leg. A close ticket that would open or grow a position is
+    refused (it says "close"); any order that leaves a short option beyond what was short before
+    is called out by name, naked calls (not covered by shares held) first."""
+    held: dict[int, float] = {}
+    for leg in snapshot.legs:
+        held[leg.contract.con_id] = held.get(leg.contract.con_id, 0.0) + leg.quantity
+    shares = {leg.contract.symbol: leg.quantity for leg in snapshot.legs if leg.contract.sec_type == "STK"}
+    problems: list[str] = []
+    warnings: list[str] = []
+    short_calls: dict[str, float] = {}
+    for contract, change in order_legs(ticket.spec):
+        before = held.get(contract.con_id, 0.0) if contract.con_id else 0.0
+        after = before + change
+        if ticket.origin == "close" and (before == 0 or after * before < 0 or abs(after) > abs(before)):
+            side = "short" if after < 0 else "long"
+            problems.append(
+                f"This close ticket would leave you {side} {abs(after):g} {contract.label} (held {before:+g}, "
+                f"the order {'buys' if change > 0 else 'sells'} {abs(change):g}): it opens a position beyond "
+                f"the close. Close at most {abs(before):g}, or draft an opening order for the rest.")
+        if contract.sec_type == "OPT" and after < 0 and after < before:
+            if contract.right == "C":
+                short_calls[contract.symbol] = short_calls.get(contract.symbol, 0.0) + after * contract.multiplier
+            else:
+                warnings.append(f"Uncovered short put: this order leaves {abs(after):g} {contract.label} short "
+                                f"(assignment buys {abs(after) * contract.multiplier:,.0f} shares).")
+        if contract.sec_type == "STK" and after < 0 and after < before:
+            warnings.append(f"Short stock: this order leaves {abs(after):g} {contract.symbol} shares short.")
+    for symbol, short_shares in short_calls.items():
+        covered = max(0.0, shares.get(symbol, 0.0))
+        if covered < abs(short_shares):
+            warnings.insert(0, f"Naked short call: this order leaves calls on {abs(short_shares):,.0f} {symbol} "
+                               f"shares short with {covered:,.0f} shares held to cover them (unlimited risk).")
+    return problems, warnings
+
+
+FAR_FROM_MID = 0.05       # a limit further than this fraction of mid from it is worth a word
+
+
+def price_findings(ticket: Ticket, quotes: Sequence[Quote]) -> list[str]:
+    """Re-price at review: the limit against the live mid (a combo's net mid from its legs)."""
+    if ticket.order_type != "LMT" or ticket.limit_price is None:
+        return []
+    by_id = {q.con_id: q for q in quotes}
+    if ticket.is_combo:
+        mids = [(leg, by_id.get(leg.contract.con_id)) for leg in ticket.combo_legs]
+        if not mids or any(q is None or q.mid is None for _, q in mids):
+            return []
+        mid = sum(sign(leg.action) * leg.ratio * q.mid for leg, q in mids)
+        natural = None
+    else:
+        quote = by_id.get(ticket.contract.con_id) or (quotes[0] if len(quotes) == 1 else None)
+        if quote is None or quote.mid is None:
+            return []
+        mid = quote.mid
+        natural = quote.ask if ticket.action == "BUY" else quote.bid
+    tick = min_tick(ticket.contract, ticket.limit_price)
+    distance = abs(ticket.limit_price - mid)
+    if distance <= max(3 * tick, FAR_FROM_MID * abs(mid)):
+        return []
+    side = "above" if ticket.limit_price > mid else "below"
+    nat = f", natural {natural:.2f}" if natural is not None else ""
+    return [f"Limit {ticket.limit_price:.2f} is {distance:.2f} {side} the live mid {mid:.2f}{nat}: "
+            "the market has moved since the ticket was drafted, or the price is far off. Re-price it "
+            "before confirming if that is not intended."]
 
 
 def _notional(ticket: Ticket, quotes: Sequence[Quote]) -> float | None:

@@ -17,7 +17,7 @@ from v6core.orders.drafts import Drafts
 from v6core.orders.follow import Follower
 from v6core.orders.placement import Placement
 from v6core.orders.preview import Reviewer
-from v6core.orders.tickets import Ticket
+from v6core.orders.tickets import FOLLOWED_STATES, Ticket, TicketState
 
 log = logging.getLogger("v6core.orders")
 
@@ -115,6 +115,7 @@ class OrderDesk:
                     self.recover()
                 if self.recovered:
                     self.sync()
+                self._drafts.release_final_quotes(self._tickets)
             except Exception:  # the follower must outlive one bad update; the next pass retries
                 log.exception("order follower pass failed")
             self._stop.wait(self.follow_interval)
@@ -149,6 +150,20 @@ class OrderDesk:
     def tickets(self) -> list[Ticket]:
         return self._book.all()
 
+    def changes_since_restart(self) -> list[tuple[Ticket, str]]:
+        """Tickets whose state moved since the audit log's last word before this start (an order
+        that filled or was cancelled while v6 was down, an uncertain one reconciled), with the
+        state they had then."""
+        before = self._follower.states_at_restart
+        placed = FOLLOWED_STATES | {TicketState.CONFIRMED, TicketState.UNCERTAIN}
+        return [(t, before[t.ticket_id].value) for t in self.tickets()
+                if before.get(t.ticket_id) in placed and t.state != before[t.ticket_id]]
+
+    @property
+    def recovered_at(self):
+        """When this desk rebuilt its tickets from the audit log (None before)."""
+        return self._follower.recovered_at
+
     def audit_trail(self, ticket_id: str):
         self._book.require_audit()
         return self.audit.audit(ticket_id)
@@ -167,6 +182,10 @@ class OrderDesk:
     def edit(self, ticket_id: str, session_id: str, **changes: Any) -> Ticket:
         """Change action, quantity, order_type, limit_price or tif; invalidates check and preview."""
         return self._drafts.edit(ticket_id, session_id, **changes)
+
+    def discard(self, ticket_id: str, session_id: str) -> Ticket:
+        """Throw a draft away (audited as "discarded"); confirmed tickets cannot be discarded."""
+        return self._drafts.discard(ticket_id, session_id)
 
     # ----------------------------------------------------------------- checks and preview
 
@@ -191,6 +210,10 @@ class OrderDesk:
     def resend(self, ticket_id: str, session_id: str, typed: str | None = None) -> Ticket:
         """The operator's explicit re-confirmation of an uncertain ticket (asks the gateway first)."""
         return self._placement.resend(ticket_id, session_id, typed)
+
+    def modify_limit(self, ticket_id: str, session_id: str, limit_price: float) -> Ticket:
+        """Change a working order's limit price: checked, confirmed once, audited, same IB order id."""
+        return self._placement.modify_limit(ticket_id, session_id, limit_price)
 
     def cancel(self, ticket_id: str, session_id: str) -> Ticket:
         """Cancel the working order of a ticket."""

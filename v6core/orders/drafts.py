@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -14,6 +15,7 @@ from v6core.orders.checks import min_tick, round_to_tick, sign, snap_limit_price
 from v6core.orders.codec import ticket_detail
 from v6core.orders.tickets import (
     ACTIONS,
+    FINAL_STATES,
     OrderDeskError,
     Ticket,
     TicketState,
@@ -21,6 +23,8 @@ from v6core.orders.tickets import (
     opt_float,
     utc_now,
 )
+
+log = logging.getLogger(__name__)
 
 EDITABLE_FIELDS = frozenset({"action", "quantity", "order_type", "limit_price", "tif"})
 
@@ -31,6 +35,7 @@ class Drafts:
     def __init__(self, book: TicketBook, runtime: Any) -> None:
         self.book = book
         self.runtime = runtime
+        self.quoting: set[str] = set()     # tickets holding on-demand quotes (runtime.ensure_quotes)
 
     def draft_from_signal(self, record: Any, session_id: str, quantity: float = 1) -> Ticket:
         """A stock/ETF LMT ticket at the signal's suggested entry; stop and target shown, not sent."""
@@ -47,11 +52,12 @@ class Drafts:
         if action not in ACTIONS:
             raise OrderDeskError(f"Signal action {action!r} cannot become an order.")
         symbol = str(record.symbol).upper()
-        contract = self._stock_contract(symbol)
+        ticket_id = new_ticket_id()
+        contract = self._quoted(self._stock_contract(symbol), ticket_id)
         entry = float(record.entry)
         limit = round_to_tick(entry, min_tick(contract, entry))
         ticket = Ticket(
-            ticket_id=new_ticket_id(), created_at=utc_now(), created_by=session_id, origin="signal",
+            ticket_id=ticket_id, created_at=utc_now(), created_by=session_id, origin="signal",
             contract=contract, action=action, quantity=float(quantity), order_type="LMT",
             limit_price=limit, tif="DAY", description=f"{symbol} stock",
             signal_id=str(getattr(record, "record_id", None) or getattr(record, "id", "") or ""),
@@ -103,6 +109,18 @@ class Drafts:
             self.book.put(edited)
             return edited
 
+    def discard(self, ticket_id: str, session_id: str) -> Ticket:
+        """Throw a draft away (audited); only a ticket not yet confirmed can be discarded."""
+        self.book.require_audit()
+        with self.book.lock:
+            ticket = self.book.get(ticket_id)
+            if not ticket.editable or ticket_id in self.book.reserved:
+                raise OrderDeskError(f"Ticket {ticket_id} is {ticket.state.value}: only a draft can be discarded.")
+            discarded = replace(ticket, state=TicketState.DISCARDED, preview=None, problems=(), updated_at=utc_now())
+            self.book.write(discarded, "discarded", session_id)
+            self.book.put(discarded)
+            return discarded
+
     def _resolve_legs(self, what: Strategy | Leg | Sequence[Leg]) -> list[Leg]:
         if isinstance(what, Leg):
             legs = [what]
@@ -119,6 +137,32 @@ class Drafts:
             if leg.contract.sec_type == "STK" and leg.contract.symbol == symbol:
                 return leg.contract
         return ContractInfo(con_id=0, symbol=symbol, sec_type="STK", local_symbol=symbol)
+
+    def _quoted(self, contract: ContractInfo, ticket_id: str) -> ContractInfo:
+        """The contract, live-quoted for this ticket: a symbol the book does not hold is
+        subscribed on demand (and qualified, so the ticket carries its conId); released when the
+        ticket is final (`release_final_quotes`). Without a quote the checks block the ticket."""
+        if contract.con_id and self.runtime.snapshot().quote(contract.con_id) is not None:
+            return contract
+        ensure = getattr(self.runtime, "ensure_quotes", None)
+        if ensure is None:
+            return contract
+        try:
+            qualified = ensure([contract], ticket_id).result(timeout=10.0)
+        except Exception as exc:       # the ticket still drafts; its checks say why it is blocked
+            log.warning("no on-demand quote for %s: %s", contract.label, exc)
+            return contract
+        self.quoting.add(ticket_id)
+        return qualified[0] if qualified else contract
+
+    def release_final_quotes(self, tickets: dict[str, Ticket]) -> None:
+        """Give back the on-demand quotes of tickets that are final. (A ticket being drafted is
+        not in the table yet: it keeps its quotes.)"""
+        for ticket_id in list(self.quoting):
+            ticket = tickets.get(ticket_id)
+            if ticket is not None and ticket.state in FINAL_STATES:
+                self.quoting.discard(ticket_id)
+                self.runtime.release_quotes(ticket_id)
 
     def _add(self, ticket: Ticket, session_id: str) -> Ticket:
         ticket = replace(ticket, updated_at=ticket.created_at)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from v6core.models import FillView, OrderView, PortfolioSnapshot
@@ -47,6 +48,10 @@ class Follower:
         self.recovered = threading.Event()
         self._first_seen_fill: dict[str, float] = {}
         self._unacknowledged_since: dict[str, float] = {}
+        # Each recovered ticket's state as the audit log left it when v6 last stopped, to tell
+        # the operator what changed at the gateway while v6 was down.
+        self.states_at_restart: dict[str, TicketState] = {}
+        self.recovered_at: datetime | None = None
 
     # ----------------------------------------------------------------- sync
 
@@ -246,6 +251,9 @@ class Follower:
                         for r in rows.to_dicts() if r["event"] == "fill")
                 if ticket.state == TicketState.UNCERTAIN:
                     uncertain.append(ticket)
+        with book.lock:
+            self.states_at_restart = {tid: t.state for tid, t in book.tickets.items()}
+        self.recovered_at = utc_now()
         results = [self.reconcile(ticket.ticket_id, "") for ticket in uncertain]
         self.recovered.set()
         return results
@@ -298,13 +306,16 @@ class Follower:
                                  status=row.get("status") or "", filled=float(detail.get("filled") or 0),
                                  remaining=detail.get("remaining"), avg_fill_price=detail.get("avg_fill_price"),
                                  last_message=detail.get("last_message") or "", **ids)
-            elif event in ("filled", "cancelled", "rejected"):
+            elif event in ("filled", "cancelled", "rejected", "discarded"):
                 ticket = replace(ticket, state=TicketState(event), **ids)
             elif event == "uncertain":
                 marked_uncertain = True
                 ticket = replace(ticket, state=TicketState.UNCERTAIN, last_message=detail.get("reason", ""))
             elif event == "cancel_requested":
                 ticket = replace(ticket, cancel_requested=True)
+            elif event == "modify_confirmed":
+                ticket = replace(ticket, limit_price=detail.get("limit_price", ticket.limit_price),
+                                 modifications=int(detail.get("modification") or ticket.modifications + 1))
             ticket = replace(ticket, updated_at=row["ts"])
         if ticket is None:
             return None

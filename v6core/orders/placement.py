@@ -195,6 +195,40 @@ class Placement:
             raise AlreadyConfirmed(f"Ticket {ticket_id} is {already} (audit log claim by "
                                    f"{describe_holder(self.claims.holder(key))}); it is never placed twice.")
 
+    # ----------------------------------------------------------------- modify
+
+    def modify_limit(self, ticket_id: str, session_id: str, limit_price: float) -> Ticket:
+        """The operator's confirmed change of a working order's limit price: checked like a new
+        order, claimed once per modification, audited, sent under the same IB order id."""
+        book = self.book
+        book.require_audit()
+        with book.lock:
+            ticket = book.get(ticket_id)
+            if ticket.state not in FOLLOWED_STATES or not ticket.order_id or ticket.order_type != "LMT":
+                raise OrderDeskError(f"Ticket {ticket_id} has no working limit order to modify ({ticket.state.value}).")
+            if ticket.cancel_requested:
+                raise OrderDeskError(f"Ticket {ticket_id} is being cancelled: it cannot be modified.")
+            modified = replace(ticket, limit_price=float(limit_price))
+            result = evaluate(self.settings, modified, self.runtime.snapshot())
+            if not result.ok:
+                raise TicketBlocked(result.problems)
+            number = ticket.modifications + 1
+            self._claim(f"{ticket_id}.modify-{number}", ticket_id, session_id,
+                        already=f"already modified (modification {number})")
+            book.write(ticket, "modify_confirmed", session_id, detail={
+                "modification": number, "limit_price_before": ticket.limit_price,
+                "limit_price": modified.limit_price, "warnings": list(result.warnings)})
+            modified = replace(modified, modifications=number, updated_at=utc_now())
+            book.put(modified)
+        try:
+            self.runtime.modify_limit(ticket.order_id, modified.limit_price).result(timeout=self.request_timeout)
+        except Exception as exc:
+            book.write_or_defer(modified, "modify_failed", session_id, detail={"reason": error_text(exc)})
+            raise OrderDeskError(f"The modification may not have reached the gateway ({error_text(exc)}); "
+                                 "the order's status shows which limit it works at.") from exc
+        book.write_or_defer(modified, "modify_sent", session_id, detail={"limit_price": modified.limit_price})
+        return book.get(ticket_id)
+
     # ----------------------------------------------------------------- cancel
 
     def cancel(self, ticket_id: str, session_id: str) -> Ticket:

@@ -66,7 +66,7 @@ class Reviewer:
             account=snapshot.connection.account or snapshot.account.account,
             is_paper=snapshot.connection.is_paper,
             needs_typed_confirmation=result.needs_typed_confirmation, made_at=utc_now(),
-            snapshot_seq=snapshot.seq,
+            snapshot_seq=snapshot.seq, warnings=result.warnings,
         )
         with self.book.lock:
             current = self.book.get(ticket_id)
@@ -78,6 +78,6 @@ class Reviewer:
                 "maint_margin_change": what_if.maint_margin_change, "commission": what_if.commission,
                 "warning": what_if.warning, "notional": preview.notional,
                 "greeks_before": greeks_json(preview.greeks_before),
-                "greeks_after": greeks_json(preview.greeks_after)})
+                "greeks_after": greeks_json(preview.greeks_after), "warnings": list(preview.warnings)})
             self.book.put(previewed)
             return previewed

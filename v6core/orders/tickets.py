@@ -36,6 +36,7 @@ class TicketState(str, Enum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     UNCERTAIN = "uncertain"
+    DISCARDED = "discarded"            # a draft the operator threw away (never sent)
 
 
 EDITABLE_STATES = frozenset({TicketState.DRAFTED, TicketState.CHECKED, TicketState.PREVIEWED})
@@ -86,6 +87,7 @@ class Preview:
     needs_typed_confirmation: bool
     made_at: datetime
     snapshot_seq: int
+    warnings: tuple[str, ...] = ()     # naked/uncovered shorts, a limit far from the live mid
 
 
 @dataclass(slots=True, frozen=True)
@@ -119,6 +121,7 @@ class Ticket:
     confirmed_by: str = ""             # browser session whose confirmation placed it
     updated_at: datetime | None = None
     audit_pending: bool = False        # what happened to it is not in the audit log yet (lake failing)
+    modifications: int = 0             # limit-price modifications confirmed on the working order
 
     @property
     def spec(self) -> OrderSpec:

@@ -32,6 +32,10 @@ class Commands:
     def cancel_order(self, order_id: int) -> concurrent.futures.Future[None]:
         return self._submit(lambda: self._cancel_order(order_id))
 
+    def modify_limit(self, order_id: int, limit_price: float) -> concurrent.futures.Future[None]:
+        """Re-send a working order with a new limit price under the same order id (IB's modify)."""
+        return self._submit(lambda: self._modify_limit(order_id, limit_price))
+
     def cancel_all(self) -> concurrent.futures.Future[None]:
         return self._submit(self._cancel_all)
 
@@ -149,6 +153,14 @@ class Commands:
         self._require_connected()
         trade = next((t for t in self._ib.wrapper.trades.values() if t.order.orderId == order_id), None)
         self._ib.cancelOrder(trade.order if trade is not None else Order(orderId=order_id))
+
+    async def _modify_limit(self, order_id: int, limit_price: float) -> None:
+        self._require_connected()
+        trade = next((t for t in self._ib.wrapper.trades.values() if t.order.orderId == order_id), None)
+        if trade is None:
+            raise ValueError(f"order {order_id} is not known to this connection")
+        trade.order.lmtPrice = limit_price
+        self._on_trade(self._ib.placeOrder(trade.contract, trade.order))
 
     async def _cancel_all(self) -> None:
         self._require_connected()

@@ -131,7 +131,9 @@ class EventHandlers:
         pending = self._pending_tickers
         for ticker in tickers:
             con_id = int(getattr(getattr(ticker, "contract", None), "conId", 0) or 0)
-            if con_id:
+            # a tick trailing a cancelled subscription (quotes released on demand) is dropped:
+            # its quote left the snapshot and must not come back as if live
+            if con_id and con_id in self._tickers:
                 pending[con_id] = (ticker, now)
         self._mark_dirty()
 
@@ -247,7 +249,13 @@ class EventHandlers:
     def _on_pnl_single(self, pnl: Any) -> None:
         record = self._state.positions.get((pnl.account, int(pnl.conId)))
         if record is not None:
-            record.daily_pnl = pnl_from_ib(pnl)[0]
+            daily, unrealized, realized = pnl_from_ib(pnl)
+            record.daily_pnl = daily
+            # IB's own figures (its marks) win over anything computed from quote mids
+            if unrealized is not None:
+                record.unrealized_pnl = unrealized
+            if realized is not None:
+                record.realized_pnl = realized
             self._mark_dirty()
 
     @_guarded

@@ -22,6 +22,7 @@ from v6core.runtime.commands import Commands
 from v6core.runtime.events import EventHandlers
 from v6core.runtime.frames import _FrameSplitter
 from v6core.runtime.loop import LoopBridge
+from v6core.runtime.quotes import OnDemandQuotes
 from v6core.runtime.subscriptions import Subscriptions
 from v6core.runtime.supervisor import ConnectionSupervisor
 from v6core.state import LiveState, SnapshotBuilder, SnapshotStore, empty_snapshot
@@ -37,7 +38,7 @@ def _validated(settings: Settings) -> Settings:
     return checked
 
 
-class Runtime(Commands, Subscriptions, EventHandlers, ConnectionSupervisor, LoopBridge):
+class Runtime(Commands, OnDemandQuotes, Subscriptions, EventHandlers, ConnectionSupervisor, LoopBridge):
     """One IB connection per process, its live state and the command bridge to it."""
 
     def __init__(self, settings: Settings) -> None:
@@ -63,6 +64,7 @@ class Runtime(Commands, Subscriptions, EventHandlers, ConnectionSupervisor, Loop
         self._tickers: dict[int, Any] = {}           # conId -> Ticker of the current session
         self._pnl_singles: set[tuple[str, int]] = set()
         self._watched: set[int] = set()              # extra quote subscriptions (watch())
+        self._quote_owners: dict[str, set[int]] = {}  # ensure_quotes(): owner -> conIds
         self._unknown_symbols: set[str] = set()      # underlyings the gateway does not know
         self._greeks_seen: dict[int, tuple[Any, Any, tuple[str, ...]]] = {}
         self._pending_tickers: dict[int, tuple[Any, datetime]] = {}

@@ -71,7 +71,7 @@ class Subscriptions:
                          if s not in state.underlying_ids and s not in self._unknown_symbols)
         if missing:
             await self._qualify_underlyings(missing)
-        wanted: set[int] = {p.contract.con_id for p in legs} | self._watched
+        wanted: set[int] = {p.contract.con_id for p in legs} | self._watched | self._on_demand_ids()
         wanted |= {state.underlying_ids[s] for s in symbols if s in state.underlying_ids}
         for con_id in sorted(wanted - set(self._tickers)):
             contract = self._ib_contracts.get(con_id)
@@ -85,6 +85,10 @@ class Subscriptions:
         for con_id in set(self._tickers) - wanted:
             ticker = self._tickers.pop(con_id)
             ib.cancelMktData(ticker.contract)
+            # nobody needs it any more: its last quote must not linger as if live
+            state.quotes.pop(con_id, None)
+            self._pending_tickers.pop(con_id, None)
+            state.dirty = True
         account = state.account_name
         # ib_async may still hold a PnL request key we consider gone (its wrapper is reset only by
         # disconnect()) and asserts on a repeated key: cancel that one, then request afresh.

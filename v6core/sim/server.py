@@ -54,6 +54,7 @@ class SimServer:
         self.host = ""
         self.port = 0
         self._quote_cache: dict[int, tuple[int, Quote]] = {}
+        self.computation_cache: dict[tuple[int, int], tuple[int, float, tuple]] = {}   # ticks 10-12
         self._summary_cache: tuple[int, int, dict] | None = None
         self._fills_version = 0
         self.state_path: Path | None = None          # where the paper account persists (or not)

@@ -4,6 +4,7 @@ reqMarketDataType, and the option calculators."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 LIVE = 1                     # MARKET_DATA_TYPE the sim always delivers (it always has live data)
 SNAPSHOT_END_DELAY = 0.25    # seconds from a snapshot's ticks to tickSnapshotEnd, like TWS gathering them
 BID_COMPUTATION, ASK_COMPUTATION, LAST_COMPUTATION, MODEL_COMPUTATION = 10, 11, 12, 13
+COMPUTATION_REFRESH = 1.0    # seconds between ticks 10-12 while only the underlying moves
 NOT_COMPUTED = -1.0          # TWS's value for an implied vol / Greek it could not compute
 
 
@@ -162,53 +164,67 @@ def send_ticks(server: SimServer, session: Session, sub: MarketSub, first: bool 
             _send_greeks(server, session, rid, MODEL_COMPUTATION, info, q)
         for tick_type, key, price in ((BID_COMPUTATION, "bid_iv", q.bid), (ASK_COMPUTATION, "ask_iv", q.ask),
                                       (LAST_COMPUTATION, "last_iv", q.last)):
-            if first or sent.get(key) != (price, server.market.version):
-                sent[key] = (price, server.market.version)
-                _send_price_computation(server, session, rid, tick_type, info, price)
+            last = sent.get(key)
+            now = time.monotonic()
+            # on a new price at once; with the underlying alone at most once a second, as TWS
+            # throttles these (and each one costs an implied-vol solve)
+            if first or last[0] != price or now - last[1] >= COMPUTATION_REFRESH:
+                sent[key] = (price, now)
+                _send_price_computation(server, session, rid, tick_type, info, q, price)
     elif "106" in sub.generic and (first or sent.get("iv") != server.market.version):
         sent["iv"] = server.market.version
         t = 30 / 365
         spot = server.market.spots[info.symbol]
         session.send(msg.tick_generic(rid, 24, server.market.implied_vol(info.symbol, spot, t)))
 
-def implied_vol_at(inputs: dict, price: float) -> float | None:
-    """Implied vol that prices the option at `price` (Newton from the model vol), or None."""
-    is_call = inputs["right"] == "C"
-    spot, strike, t, rate = inputs["spot"], inputs["strike"], inputs["t_years"], inputs["rate"]
+def implied_vol_at(spot: float, strike: float, t: float, is_call: bool, price: float,
+                   guess: float) -> tuple[float, dict[str, float]] | None:
+    """(implied vol, Greeks at it) that price the option at `price` (Newton from the model vol),
+    or None when no vol does (at or below intrinsic value)."""
     intrinsic = max(spot - strike, 0.0) if is_call else max(strike - spot, 0.0)
     if price <= intrinsic + 1e-6:
         return None
-    iv = inputs["iv"]
-    for _ in range(20):
-        g = black_scholes(spot, strike, t, rate, iv, is_call)
+    iv = guess
+    for _ in range(8):
+        g = black_scholes(spot, strike, t, RISK_FREE_RATE, iv, is_call)
         diff = g["price"] - price
-        if abs(diff) < 1e-6:
-            break
+        if abs(diff) < 1e-4:              # a hundredth of a cent: far below the tick
+            return iv, g
         if g["vega"] < 1e-8:
             return None
         iv = min(max(iv - diff / (g["vega"] * 100.0), 1e-4), 5.0)
-    return iv if abs(diff) < 1e-3 else None
+    return None
+
+
+def price_computation(server: SimServer, info: ContractInfo, q: Quote, tick_type: int,
+                      price: float) -> tuple:
+    """(iv, delta, optPrice, gamma, vega, theta, undPrice) at `price`; cached per market step, so
+    every session subscribed to the option shares one computation."""
+    key = (info.con_id, tick_type)                 # one entry per option and side: bounded
+    cached = server.computation_cache.get(key)
+    if cached is not None and cached[:2] == (server.market.version, price):
+        return cached[2]
+    t = server.market.t_years(info.expiry)
+    solved = implied_vol_at(q.und_price, info.strike, t, info.right == "C", price, q.iv)
+    if solved is None:
+        values: tuple = (NOT_COMPUTED, -2.0, price, -2.0, -2.0, -2.0, q.und_price)
+    else:
+        iv, g = solved
+        values = (iv, g["delta"], price, g["gamma"], g["vega"], g["theta"], q.und_price)
+    server.computation_cache[key] = (server.market.version, price, values)
+    return values
 
 
 def _send_price_computation(server: SimServer, session: Session, rid: int, tick_type: int,
-                            info: ContractInfo, price: float) -> None:
+                            info: ContractInfo, q: Quote, price: float) -> None:
     """Ticks 10/11/12: the implied vol and Greeks at the bid / ask / last price itself."""
     mode = server.faults.greeks_mode(info.con_id)
     if mode == "withhold" or price <= 0:
         return
-    inputs = server.market.option_inputs(info)
     if mode is not None:
-        session.send(msg.option_computation(rid, tick_type, *corrupt_greeks(mode, inputs["spot"])))
+        session.send(msg.option_computation(rid, tick_type, *corrupt_greeks(mode, q.und_price)))
         return
-    iv = implied_vol_at(inputs, price)
-    if iv is None:
-        session.send(msg.option_computation(rid, tick_type, NOT_COMPUTED, -2.0, price, -2.0,
-                                            -2.0, -2.0, inputs["spot"]))
-        return
-    g = black_scholes(inputs["spot"], inputs["strike"], inputs["t_years"], inputs["rate"], iv,
-                      inputs["right"] == "C")
-    session.send(msg.option_computation(rid, tick_type, iv, g["delta"], price, g["gamma"],
-                                        g["vega"], g["theta"], inputs["spot"]))
+    session.send(msg.option_computation(rid, tick_type, *price_computation(server, info, q, tick_type, price)))
 
 
 def _send_greeks(server: SimServer, session: Session, rid: int, tick_type: int, info: ContractInfo,
