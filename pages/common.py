@@ -257,6 +257,8 @@ def _draw_connection_status(services) -> None:
     st.caption(f"Data age {fmt_age(age_seconds(snapshot.built_at, now))} · snapshot #{snapshot.seq}")
     if getattr(services, "lake_error", ""):
         st.caption("History read-only: " + plain(services.lake_error))
+    if getattr(services, "lake_status", ""):
+        st.caption(plain(services.lake_status))      # who writes snapshots (matters with a shared S3 lake)
     for alert in lake_alerts(services):
         (st.error if alert.level == "error" else st.warning)(plain(alert.message))
 

@@ -80,6 +80,15 @@ class Settings(BaseSettings):
 
     # --- data
     lake_path: Path = Path("data/lake")
+    # V6_LAKE_URI: `s3://bucket/prefix` (any S3-compatible store) or a folder; empty: lake_path.
+    # Empty S3 settings fall back to the standard AWS environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
+    lake_uri: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_access_key_id: SecretStr = SecretStr("")
+    s3_secret_access_key: SecretStr = SecretStr("")
+    s3_allow_http: bool | None = None                  # default: only when the endpoint is http://
+    s3_path_style: bool | None = None                  # default: path-style when an endpoint is set
     snapshot_interval: float = Field(60.0, gt=0)       # seconds between Delta snapshots
     risk_free_rate: float = Field(0.04, ge=-0.05, le=0.25)
     stale_after: float = Field(10.0, gt=0)             # a quote older than this is stale (s)
@@ -144,6 +153,18 @@ class Settings(BaseSettings):
                                    dotenv_settings, file_secret_settings):
         return (init_settings, env_settings, dotenv_settings,
                 _SecretsTomlSource(settings_cls, SECRETS_PATH), file_secret_settings)
+
+    def lake_root(self):
+        """The lake's root: a local Path, or an S3Root carrying the storage options (never shown)."""
+        from v6core.lake.storage import is_s3_uri, lake_root, s3_options
+
+        where = self.lake_uri.strip() or self.lake_path
+        if not is_s3_uri(where):
+            return lake_root(where)
+        return lake_root(where, s3_options(
+            self.s3_endpoint_url, self.s3_region, self.s3_access_key_id.get_secret_value(),
+            self.s3_secret_access_key.get_secret_value(), allow_http=self.s3_allow_http,
+            path_style=self.s3_path_style))
 
     @property
     def llm_enabled(self) -> bool:

@@ -76,6 +76,11 @@ class Services:
         return self.writer is None
 
     @property
+    def lake_status(self) -> str:
+        """Who writes snapshots to this lake, for the sidebar (the root's str never holds credentials)."""
+        return lake_status_line(self.lake.root, self.writer, self.lake_error)
+
+    @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
@@ -87,7 +92,7 @@ class Services:
         from v6core.lake.health import repair_command
 
         alerts: list[Alert] = []
-        root = self.settings.lake_path
+        root = self.lake.root
         for table in self.table_health():
             if not table.ok:
                 alerts.append(Alert("error", f"Lake table {table.table} is damaged: {table.problem}. "
@@ -135,6 +140,14 @@ def _stop_parts(parts: list[tuple[str, object | None]]) -> None:
             log.exception("stopping %s failed", name)
 
 
+def lake_status_line(root: object, writer: LakeWriter | None, lake_error: str) -> str:
+    if writer is None:
+        return f"Lake {root}: read-only here; {lake_error or 'no writer in this process'}"
+    if writer.holds_lake:
+        return f"Lake {root}: this process writes snapshots"
+    return f"Lake {root}: not writing snapshots ({writer.last_error or 'the writer lock was lost'})"
+
+
 def start_services(settings: Settings | None = None) -> Services:
     from v6core.lake import AuditLog, HealthMonitor, LakeLockedError, LakeReader, LakeWriter
     from v6core.orders import OrderDesk
@@ -143,7 +156,7 @@ def start_services(settings: Settings | None = None) -> Services:
     from v6core.signals import SignalService
 
     settings = settings or load_settings()
-    root = settings.lake_path
+    root = settings.lake_root()
     root.mkdir(parents=True, exist_ok=True)
 
     started: list[tuple[str, object | None]] = []    # newest first: stopped in that order

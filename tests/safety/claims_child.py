@@ -29,9 +29,10 @@ def say(payload: dict) -> None:
 
 
 def main() -> None:
-    port, lake, client_id = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    port, lake, client_id = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    where = {"lake_uri": lake} if lake.startswith("s3://") else {"lake_path": Path(lake)}  # tests/s3 too
     settings = load_settings(mode="ib", ib_host="127.0.0.1", ib_port=port, client_id=client_id,
-                             lake_path=lake, connect_timeout=4.0, backoff_initial=0.2, backoff_max=1.0,
+                             **where, connect_timeout=4.0, backoff_initial=0.2, backoff_max=1.0,
                              stale_after=30.0)
     services = start_services(settings)
     desk, runtime = services.orders, services.runtime

@@ -59,9 +59,13 @@ def _log_stamp(root: Path) -> tuple:
 def read_fills(reader: LakeReader) -> pl.DataFrame:
     """Every recorded fill, oldest first (the `fills` table, read-only); re-read only after a
     commit, so a page asking every refresh costs a stat of the log folder."""
-    root = Path(reader.root)
-    stamp = _log_stamp(root)
-    key = str(root.resolve())
+    root = reader.root
+    if not isinstance(root, Path):      # object storage: the table version stamps the fills
+        from v6core.lake.storage import is_delta_table, open_table
+        where = root / FILLS
+        stamp, key = (open_table(where).version() if is_delta_table(where) else "absent",), str(root)
+    else:
+        stamp, key = _log_stamp(root), str(root.resolve())
     with _fills_lock:
         memo = _fills_memo.get(key)
         if memo is not None and memo[0] == stamp:
@@ -186,7 +190,7 @@ class ExplainCache:
     def get(self, reader: LakeReader, start: Where, end: Where, *, mode: m.Mode | str = m.Mode.GREEKS,
             rate: float = 0.04, path: bool = False) -> m.Explanation:
         v0, v1 = resolve(reader, start), resolve(reader, end)
-        key = (str(Path(reader.root).resolve()), v0, v1, m.Mode(mode), rate, path, read_fills(reader).height)
+        key = (str(reader.root), v0, v1, m.Mode(mode), rate, path, read_fills(reader).height)
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:

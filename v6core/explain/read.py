@@ -13,16 +13,18 @@ import polars as pl
 from deltalake import DeltaTable
 
 from v6core.lake import PORTFOLIO, LakeReader, VersionUnavailableError, table_path
+from v6core.lake.storage import storage_options
 
 
 def frames_in_order(reader: LakeReader, versions: Sequence[int]) -> Iterator[tuple[int, pl.DataFrame]]:
     """(version, legs frame) for ascending `versions`; VersionUnavailableError names a vacuumed one."""
-    path = str(table_path(reader.root, PORTFOLIO))
+    where = table_path(reader.root, PORTFOLIO)
+    path, options = str(where), storage_options(where)
     table: DeltaTable | None = None
     for version in versions:
         try:
             if table is None:
-                table = DeltaTable(path, version=version)
+                table = DeltaTable(path, version=version, storage_options=options)
             else:
                 table.load_as_version(version)
             frame = pl.from_arrow(table.to_pyarrow_table())

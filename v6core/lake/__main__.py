@@ -4,6 +4,9 @@ Commands: versions, checkpoint, compact, vacuum, health, repair.
 
 Maintenance works on every table folder under the lake root and prints the `_delta_log` size of each
 table before and after. Vacuum prints the retention it keeps before it deletes anything.
+`--lake` also takes `s3://bucket/prefix` (endpoint and credentials from V6_S3_* or the AWS environment).
+`copy --from data/lake --to s3://bucket/prefix` copies a local lake with its full history and opens
+every version at the destination before it says done.
 `health` names damaged tables; `repair TABLE [--dry-run]` (v6 stopped) brings one back to its last
 readable version, moving what it cannot read to `<lake>/_quarantine/` (never deleting it) and, for
 the audit tables, appending from the journal every acknowledged row the table lacks.
@@ -23,7 +26,9 @@ from v6core.lake.health import TABLES, check_lake
 from v6core.lake.maintenance import LakeMaintenance, MaintenanceResult, results_frame
 from v6core.lake.reader import LakeReader
 from v6core.lake.repair import describe, repair_table
+from v6core.lake.copy import copy_lake
 from v6core.lake.schemas import LakeError, LakeLockedError
+from v6core.lake.storage import LakeRoot, S3Root, is_s3_uri, lake_root, redact
 from v6core.lake.writer import WriterLock
 
 
@@ -48,13 +53,33 @@ def _report(results: list[MaintenanceResult], list_files: bool = False) -> None:
                 print(f"{r.table}/{f}")
 
 
-def _configured_lake() -> Path:
+def _configured_lake() -> LakeRoot:
     try:
         from v6core.config import load_settings
 
-        return load_settings().lake_path
+        return load_settings().lake_root()
     except Exception:  # noqa: BLE001 - a broken setting elsewhere must not stop a repair
         return Path("data/lake")
+
+
+def _root(value: str) -> LakeRoot:
+    """A folder, or an S3 root with its options from V6_S3_* settings or the AWS environment."""
+    if not is_s3_uri(value):
+        return lake_root(value)
+    from v6core.config import load_settings
+    return load_settings(lake_uri=value).lake_root()
+
+
+def _copy(source: Path, dest: LakeRoot, verify: bool) -> int:
+    try:
+        copied = copy_lake(source, dest, verify=verify, progress=lambda text: print(text, file=sys.stderr, flush=True))
+    except LakeError as exc:
+        print(redact(str(exc), dest), file=sys.stderr)
+        return 2
+    for c in copied:
+        print(f"{c.table}: {c.files} files, {c.bytes:,} bytes, latest version {c.latest_version}, "
+              f"{c.versions_checked} versions opened at {dest}/{c.table}")
+    return 0
 
 
 def _health(lake: Path) -> int:
@@ -87,9 +112,13 @@ def _repair(lake: Path, table: str, dry_run: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m v6core.lake", description=__doc__.splitlines()[0])
-    parser.add_argument("--lake", type=Path, default=None,
-                        help="lake root folder (default: the configured one)")
+    parser.add_argument("--lake", default=None,
+                        help="lake root folder or s3://bucket/prefix (default: the configured one)")
     sub = parser.add_subparsers(dest="command", required=True)
+    copy = sub.add_parser("copy", help="copy a local lake with its full history (e.g. to s3://…)")
+    copy.add_argument("--from", dest="source", type=Path, required=True, help="local lake folder")
+    copy.add_argument("--to", dest="dest", required=True, help="destination root: s3://bucket/prefix or a folder")
+    copy.add_argument("--no-verify", action="store_true", help="do not open every version afterwards")
     versions = sub.add_parser("versions", help="list portfolio snapshot versions")
     versions.add_argument("--last", type=int, default=20, help="show only the newest N (0: all)")
     checkpoint = sub.add_parser("checkpoint", help="checkpoint every table and drop expired log entries")
@@ -107,14 +136,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     repair.add_argument("table", choices=TABLES)
     repair.add_argument("--dry-run", action="store_true", help="say what would be moved, change nothing")
     args = parser.parse_args(argv)
-    if args.lake is None:
-        args.lake = _configured_lake()
+    if args.command == "copy":
+        return _copy(args.source, _root(args.dest), verify=not args.no_verify)
+    args.lake = _configured_lake() if args.lake is None else _root(args.lake)
 
     if not args.lake.is_dir():
         print(f"no lake at {args.lake}", file=sys.stderr)
         return 2
     if args.command == "health":
         return _health(args.lake)
+    if args.command == "repair" and isinstance(args.lake, S3Root):
+        print("repair works on a local lake: copy the table's objects to a folder, repair, copy back",
+              file=sys.stderr)
+        return 2
     if args.command == "repair":
         return _repair(args.lake, args.table, args.dry_run)
     maintenance = LakeMaintenance(args.lake)

@@ -21,6 +21,7 @@ from v6core.lake.schemas import (
     AUDIT_SCHEMA, AUDIT_TABLE_CONFIG, FILLS, FILLS_SCHEMA, ORDERS_AUDIT, UTC, as_utc, ensure_table,
     fsync_commit, is_table, table_path,
 )
+from v6core.lake.storage import lake_root, open_table, read_frame, storage_options
 from v6core.models import FillView
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class _AppendOnlyTable:
     def _table(self) -> DeltaTable:
         if self._dt is None:
             ensure_table(self.path, self.schema, AUDIT_TABLE_CONFIG)
-            self._dt = DeltaTable(str(self.path))
+            self._dt = open_table(self.path)
         else:
             self._dt.update_incremental()
         return self._dt
@@ -95,7 +96,7 @@ class _AppendOnlyTable:
         if self.journal.exists() or not is_table(self.path):
             return
         try:
-            rows = DeltaTable(str(self.path)).to_pyarrow_table()
+            rows = open_table(self.path).to_pyarrow_table()
         except Exception as exc:  # noqa: BLE001 - damaged: its readable versions stay the record
             log.warning("journal for %s not seeded: the table cannot be read (%s)", self.path.name, exc)
             return
@@ -127,7 +128,7 @@ class _AppendOnlyTable:
             return 0
         new = rows.take(keep)
         self._keys_version = -1
-        write_deltalake(str(self.path), new, mode="append")
+        write_deltalake(str(self.path), new, mode="append", storage_options=storage_options(self.path))
         dt.update_incremental()
         fsync_commit(self.path, dt.version())
         self._keys.update(new[self.key].to_pylist())
@@ -138,7 +139,7 @@ class _AppendOnlyTable:
         if not is_table(self.path):
             return pl.from_arrow(self.schema.empty_table())
         try:
-            return pl.read_delta(str(self.path))
+            return read_frame(self.path)
         except Exception as exc:
             raise_damaged(self.path, exc)
 
@@ -147,7 +148,7 @@ class AuditLog:
     """Durable, synchronous, append-only `orders_audit` and `fills` (dedup by event_id / exec_id)."""
 
     def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
+        self.root = lake_root(root)
         self._audit = _AppendOnlyTable(table_path(self.root, ORDERS_AUDIT), AUDIT_SCHEMA, "event_id")
         self._fills = _AppendOnlyTable(table_path(self.root, FILLS), FILLS_SCHEMA, "exec_id")
 

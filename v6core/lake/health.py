@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 
 from deltalake import DeltaTable
 
+from v6core.lake.storage import is_delta_table, lake_root, open_table
 from v6core.lake.schemas import (
     ACCOUNT_HISTORY, FILLS, GREEKS_HISTORY, ORDERS_AUDIT, PORTFOLIO, SIGNALS, TableDamagedError, error_line,
 )
@@ -72,10 +73,10 @@ def local_path(uri: str) -> Path | None:
 def check_table(path: Path) -> TableHealth:
     """Open the table's log and look up every data file of its latest version."""
     name = path.name
-    if not (path / "_delta_log").is_dir():
+    if not (path / "_delta_log").is_dir() or (not isinstance(path, Path) and not is_delta_table(path)):
         return TableHealth(name, True)               # not created yet: nothing to be damaged
     try:
-        dt = DeltaTable(str(path))
+        dt = open_table(path)
     except Exception as exc:  # noqa: BLE001 - any failure to replay the log is damage
         return TableHealth(name, False, f"its log cannot be read ({error_line(exc)})")
     missing = [uri for uri in dt.file_uris() if (p := local_path(uri)) is not None and not p.exists()]
@@ -87,7 +88,7 @@ def check_table(path: Path) -> TableHealth:
 
 
 def check_lake(root: Path | str, tables: tuple[str, ...] = TABLES) -> list[TableHealth]:
-    return [check_table(Path(root) / name) for name in tables]
+    return [check_table(lake_root(root) / name) for name in tables]
 
 
 def damaged_error(path: Path, cause: BaseException) -> BaseException:
@@ -113,7 +114,7 @@ class HealthMonitor:
     """Per-table health of one lake, recomputed at most every `ttl` seconds (pages ask every second)."""
 
     def __init__(self, root: Path | str, ttl: float = 15.0) -> None:
-        self.root = Path(root)
+        self.root = lake_root(root)
         self.ttl = ttl
         self._lock = threading.Lock()
         self._checked: list[TableHealth] = []

@@ -25,6 +25,12 @@ JOURNAL_DIR = "_journal"
 
 def journal_path(table_path: Path) -> Path:
     """`<lake>/_journal/<table>.jsonl`: outside every table folder, so maintenance never touches it."""
+    if not isinstance(table_path, Path):
+        # Object storage cannot append to an object: the journal stays on this host's disk, under
+        # V6_LAKE_JOURNAL_DIR (default data/journal), one folder per bucket and prefix.
+        local = Path(os.environ.get("V6_LAKE_JOURNAL_DIR") or "data/journal")
+        lake = table_path.parent
+        return local / lake.bucket / lake.key / f"{table_path.name}.jsonl"
     return table_path.parent / JOURNAL_DIR / f"{table_path.name}.jsonl"
 
 

@@ -9,7 +9,10 @@ from pathlib import Path
 import polars as pl
 from deltalake import DeltaTable
 
-from v6core.lake.schemas import PORTFOLIO, is_table
+from v6core.lake.schemas import ACCOUNT_HISTORY, FILLS, GREEKS_HISTORY, ORDERS_AUDIT, PORTFOLIO, SIGNALS, is_table
+from v6core.lake.storage import lake_root, open_table
+
+KNOWN_TABLES = (PORTFOLIO, GREEKS_HISTORY, ACCOUNT_HISTORY, ORDERS_AUDIT, FILLS, SIGNALS)
 
 
 @dataclass(slots=True, frozen=True)
@@ -27,6 +30,9 @@ Progress = Callable[[int, int, str], None]
 
 def log_size(path: Path) -> int:
     """Bytes in a table's `_delta_log`."""
+    if not isinstance(path, Path):
+        from v6core.lake.s3store import s3_log_size
+        return s3_log_size(path)
     log_dir = path / "_delta_log"
     return sum(p.stat().st_size for p in log_dir.rglob("*") if p.is_file()) if log_dir.is_dir() else 0
 
@@ -48,9 +54,11 @@ class LakeMaintenance:
     """Checkpoint, compaction and vacuum over every table folder under the lake root."""
 
     def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
+        self.root = lake_root(root)
 
     def tables(self) -> list[Path]:
+        if not isinstance(self.root, Path):   # no folders to list on object storage: the known tables
+            return [self.root / name for name in KNOWN_TABLES if is_table(self.root / name)]
         if not self.root.is_dir():
             return []
         return sorted(p for p in self.root.iterdir() if p.is_dir() and is_table(p))
@@ -59,7 +67,7 @@ class LakeMaintenance:
         """Per table: the retention vacuum and log cleanup keep (hours), and the log size."""
         rows = []
         for path in self.tables():
-            conf = DeltaTable(str(path)).metadata().configuration
+            conf = open_table(path).metadata().configuration
             rows.append({
                 "table": path.name,
                 "deleted_file_retention_hours": _hours(conf.get("delta.deletedFileRetentionDuration"), 168.0),
@@ -88,7 +96,7 @@ class LakeMaintenance:
     def checkpoint(self, progress: Progress | None = None) -> list[MaintenanceResult]:
         """Write a checkpoint at the latest version, then drop log entries past the log retention."""
         def work(path: Path) -> tuple[str, tuple[str, ...]]:
-            dt = DeltaTable(str(path))
+            dt = open_table(path)
             dt.create_checkpoint()
             dt.cleanup_metadata()
             return f"checkpoint at version {dt.version()}", ()
@@ -101,7 +109,7 @@ class LakeMaintenance:
         their long-range rows. Append-only audit tables keep their own (ten-year) retention.
         """
         def work(path: Path) -> tuple[str, tuple[str, ...]]:
-            dt = DeltaTable(str(path))
+            dt = open_table(path)
             if dt.metadata().configuration.get("delta.appendOnly") == "true":
                 return "skipped: append-only audit table keeps its retention", ()
             seconds = max(0, int(hours * 3600))
@@ -114,7 +122,7 @@ class LakeMaintenance:
         def work(path: Path) -> tuple[str, tuple[str, ...]]:
             if path.name == PORTFOLIO:
                 return "skipped: one file per version, nothing to merge", ()
-            m = DeltaTable(str(path)).optimize.compact()
+            m = open_table(path).optimize.compact()
             return f"{m.get('numFilesRemoved', 0)} files merged into {m.get('numFilesAdded', 0)}", ()
         return self._each("compact", work, progress)
 
@@ -127,7 +135,7 @@ class LakeMaintenance:
         never go below their own retention.
         """
         def work(path: Path) -> tuple[str, tuple[str, ...]]:
-            dt = DeltaTable(str(path))
+            dt = open_table(path)
             conf = dt.metadata().configuration
             table_hours = _hours(conf.get("delta.deletedFileRetentionDuration"), 168.0)
             hours = table_hours if retention_hours is None else float(retention_hours)

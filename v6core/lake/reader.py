@@ -20,6 +20,7 @@ from deltalake import DeltaTable
 
 from v6core.lake.health import raise_damaged
 from v6core.lake.maintenance import LakeMaintenance
+from v6core.lake.storage import lake_root, open_table, read_frame
 from v6core.lake.rows import aggregate_legs
 from v6core.lake.schemas import (
     ACCOUNT_HISTORY, ACCOUNT_HISTORY_SCHEMA, GREEKS_HISTORY, GREEKS_HISTORY_SCHEMA, META_ACCOUNT, META_APP,
@@ -98,7 +99,7 @@ class LakeReader:
 
     def __init__(self, root: Path | str, *, cache_versions: int = 32) -> None:
         """`cache_versions`: how many portfolio frames the LRU keeps (0 disables it)."""
-        self.root = Path(root)
+        self.root = lake_root(root)
         self._lock = threading.RLock()
         self._history_dt: DeltaTable | None = None
         self._history: list[dict[str, Any]] = []        # newest last
@@ -116,7 +117,7 @@ class LakeReader:
         if self._history_dt is None:
             if not is_table(path):
                 return
-            self._history_dt = DeltaTable(str(path))
+            self._history_dt = open_table(path)
         else:
             self._history_dt.update_incremental()
         latest = self._history_dt.version()
@@ -184,7 +185,7 @@ class LakeReader:
             if not is_table(path):
                 return pl.from_arrow(PORTFOLIO_SCHEMA.empty_table())
             try:
-                return pl.read_delta(str(path))
+                return read_frame(path)
             except Exception as exc:
                 raise_damaged(path, exc)
         with self._lock:
@@ -195,7 +196,7 @@ class LakeReader:
         if version < 0 or not is_table(path):
             raise VersionUnavailableError(f"version {version} does not exist in {path}")
         try:
-            frame = pl.read_delta(str(path), version=version)
+            frame = pl.from_arrow(open_table(path, version).to_pyarrow_table())   # one log replay, no dataset layer
         except FileNotFoundError as exc:
             raise VersionUnavailableError(
                 f"version {version}: its data files were removed by vacuum ({exc})") from None
@@ -227,7 +228,7 @@ class LakeReader:
             try:
                 dt = self._agg_tables.get(name)
                 if dt is None:
-                    dt = self._agg_tables[name] = DeltaTable(str(path))
+                    dt = self._agg_tables[name] = open_table(path)
                 else:
                     dt.update_incremental()
                 cached = self._agg.get(name)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from v6core.lake.storage import is_delta_table, lake_root, storage_options
+
 
 UTC = timezone.utc
 TS = pa.timestamp("us", tz="UTC")
@@ -195,22 +197,25 @@ def error_line(exc: BaseException, limit: int = 400) -> str:
 
 
 def table_path(root: Path | str, name: str) -> Path:
-    return Path(root) / name
+    return lake_root(root) / name
 
 
 def is_table(path: Path) -> bool:
-    return (path / "_delta_log").is_dir() and DeltaTable.is_deltatable(str(path))
+    return (path / "_delta_log").is_dir() and is_delta_table(path)
 
 
 def ensure_table(path: Path, schema: pa.Schema, configuration: Mapping[str, str]) -> None:
     """Create an empty table with its schema and properties unless it exists (for appended tables)."""
     if not is_table(path):
         path.mkdir(parents=True, exist_ok=True)
-        DeltaTable.create(str(path), schema, mode="ignore", configuration=dict(configuration))
+        DeltaTable.create(str(path), schema, mode="ignore", configuration=dict(configuration),
+                           storage_options=storage_options(path))
 
 
 def fsync_commit(path: Path, version: int) -> None:
     """Flush the commit file, the data files it adds and the log folder to stable storage."""
+    if not isinstance(path, Path):
+        return   # object storage: a completed PUT is durable
     commit = path / "_delta_log" / f"{version:020d}.json"
     targets = [commit]
     try:

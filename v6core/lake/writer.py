@@ -31,6 +31,8 @@ from v6core.lake.schemas import (
     PORTFOLIO, LakeError, LakeLockedError, LakeLockLostError, as_utc, ensure_table, error_line, is_table,
     table_path,
 )
+from v6core.lake.s3store import S3WriterLease
+from v6core.lake.storage import lake_root, open_table, read_frame, storage_options
 from v6core.models import ConnState, PortfolioSnapshot
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,7 @@ class LakeWriter:
     def __init__(self, root: Path | str, source: Callable[[], PortfolioSnapshot | None] | None = None,
                  interval: float = 60.0, *, poll: float = 1.0, batch_size: int = 10,
                  batch_seconds: float = 120.0, compact_every: int = 50) -> None:
-        self.root = Path(root)
+        self.root = lake_root(root)
         self.source = source
         self.interval = interval
         self.poll = poll
@@ -130,7 +132,7 @@ class LakeWriter:
         self.batch_seconds = batch_seconds
         self.compact_every = compact_every          # appends between compactions of an aggregate table
         self._appends: dict[str, int] = {}
-        self._lock = WriterLock(self.root)
+        self._lock = WriterLock(self.root) if isinstance(self.root, Path) else S3WriterLease(self.root)
         self._write_lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -179,18 +181,18 @@ class LakeWriter:
         done = self._last_version
         for name in (GREEKS_HISTORY, ACCOUNT_HISTORY):
             path = table_path(self.root, name)
-            version = DeltaTable(str(path)).transaction_version(AGGREGATES_APP_ID) if is_table(path) else None
+            version = open_table(path).transaction_version(AGGREGATES_APP_ID) if is_table(path) else None
             done = min(done, -1 if version is None else version)
         if done >= self._last_version:
             return []
-        entries = DeltaTable(str(portfolio)).history(limit=min(self._last_version - done, limit) + 50)
+        entries = open_table(portfolio).history(limit=min(self._last_version - done, limit) + 50)
         entries = sorted((e for e in entries if META_TIME in e and int(e["version"]) > done),
                          key=lambda e: int(e["version"]))[-limit:]
         pending = []
         for entry in entries:
             version = int(entry["version"])
             try:
-                legs = pl.read_delta(str(portfolio), version=version)
+                legs = read_frame(portfolio, version=version)
             except Exception:  # noqa: BLE001 - vacuumed: that version's aggregates are gone for good
                 continue
             pending.append(_Pending(version, int(entry[META_SEQ]), datetime.fromisoformat(entry[META_TIME]),
@@ -204,7 +206,7 @@ class LakeWriter:
         path = table_path(self.root, PORTFOLIO)
         if not is_table(path):
             return None, None, None
-        dt = DeltaTable(str(path))
+        dt = open_table(path)
         for entry in dt.history(limit=50):
             if META_TIME in entry:
                 return (int(entry["version"]), datetime.fromisoformat(entry[META_TIME]),
@@ -216,7 +218,7 @@ class LakeWriter:
     def _latest_commit(self, path: Path) -> tuple[int, str | None]:
         """(latest version, its snapshot id): we hold the lock, so an incremental update suffices."""
         if self._dt is None:
-            self._dt = DeltaTable(str(path))
+            self._dt = open_table(path)
         else:
             self._dt.update_incremental()
         entry = self._dt.history(limit=1)[0]
@@ -226,6 +228,11 @@ class LakeWriter:
     def lock_lost(self) -> str:
         """Why this writer stopped for good (its lock file was deleted or replaced), or ""."""
         return self._lock.lost
+
+    @property
+    def holds_lake(self) -> bool:
+        """True while this writer holds the lake's writer lock (local flock or S3 lease)."""
+        return self._lock.held
 
     @property
     def last_version(self) -> int | None:
@@ -322,7 +329,8 @@ class LakeWriter:
             path.mkdir(parents=True, exist_ok=True)
             try:
                 write_deltalake(str(path), data, mode="overwrite", configuration=HISTORY_TABLE_CONFIG,
-                                commit_properties=CommitProperties(custom_metadata=meta))
+                                commit_properties=CommitProperties(custom_metadata=meta),
+                                storage_options=storage_options(path))
             except Exception:
                 # The commit may have landed before the error surfaced: look before anyone retries.
                 if self._latest_commit(path)[1] != sid:
@@ -364,7 +372,7 @@ class LakeWriter:
     def _append_once(self, name: str, rows: pa.Table, schema: pa.Schema) -> None:
         path = table_path(self.root, name)
         ensure_table(path, schema, HISTORY_TABLE_CONFIG)
-        done = DeltaTable(str(path)).transaction_version(AGGREGATES_APP_ID)
+        done = open_table(path).transaction_version(AGGREGATES_APP_ID)
         if done is not None:
             rows = rows.filter(pc.greater(rows["version"], pa.scalar(done, pa.int64())))
         if rows.num_rows == 0:
@@ -372,12 +380,13 @@ class LakeWriter:
         last = max(rows["version"].to_pylist())
         write_deltalake(str(path), rows, mode="append",
                         commit_properties=CommitProperties(
-                            app_transactions=[Transaction(app_id=AGGREGATES_APP_ID, version=last)]))
+                            app_transactions=[Transaction(app_id=AGGREGATES_APP_ID, version=last)]),
+                        storage_options=storage_options(path))
         self._appends[name] = self._appends.get(name, 0) + 1
         if self._appends[name] % self.compact_every == 0:
             # Small appends pile up as small files and slow the long-range chart query down.
             try:
-                DeltaTable(str(path)).optimize.compact()
+                open_table(path).optimize.compact()
             except Exception as exc:  # noqa: BLE001 - the rows are committed; compaction can wait
                 log.warning("lake: compacting %s failed: %s", name, exc)
 

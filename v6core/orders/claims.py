@@ -74,6 +74,16 @@ def describe_holder(record: Mapping[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
+def claims_for_lake(lake_root: Any) -> ClaimStore:
+    """The claim store living in the lake's own store: files on disk, conditional puts on S3."""
+    from v6core.lake.storage import S3Root
+
+    if isinstance(lake_root, S3Root):
+        from v6core.lake.s3store import S3ClaimStore
+        return S3ClaimStore.for_lake(lake_root)
+    return LocalClaimStore.for_lake(lake_root)
+
+
 class LocalClaimStore:
     """Claims as files under `<lake>/_claims/`: `O_CREAT | O_EXCL` lets exactly one creator win,
     on one host or across hosts sharing the volume; file and directory are fsynced."""

@@ -12,7 +12,7 @@ from v6core.config import Settings
 from v6core.models import ConnState, Leg, PortfolioSnapshot, Strategy
 from v6core.orders.book import TicketBook
 from v6core.orders.checks import CheckResult, evaluate
-from v6core.orders.claims import ClaimStore, LocalClaimStore
+from v6core.orders.claims import ClaimStore, claims_for_lake
 from v6core.orders.drafts import Drafts
 from v6core.orders.follow import Follower
 from v6core.orders.placement import Placement
@@ -31,7 +31,7 @@ class OrderDesk:
                  ack_timeout: float = 15.0) -> None:
         self.runtime = runtime
         if claims is None and audit is not None and getattr(audit, "root", None) is not None:
-            claims = LocalClaimStore.for_lake(audit.root)   # claims live in the audit's own store
+            claims = claims_for_lake(audit.root)   # claims live in the audit's own store
         self.claims = claims
         self.follow_interval = follow_interval
         self._book = TicketBook(audit)

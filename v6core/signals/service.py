@@ -103,7 +103,7 @@ class SignalService:
                  bars_timeout: float = 30.0, weekly_from_gateway: bool = True) -> None:
         self.settings = settings
         self._bars = runtime
-        self.store = SignalStore(Path(lake_root) if lake_root is not None else settings.lake_path)
+        self.store = SignalStore(lake_root if lake_root is not None else settings.lake_root())
         self.bars_timeout = bars_timeout
         self.weekly_from_gateway = weekly_from_gateway
         self.llm_error = ""

@@ -13,9 +13,10 @@ from typing import Any, Iterable
 
 import polars as pl
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties
 
 from v6core.lake import is_table
+from v6core.lake.storage import lake_root as as_lake_root, open_table, read_frame, write_table
 from v6core.signals.schema import Action, Confidence, SignalRecord, Status
 
 TABLE_NAME = "signals"
@@ -96,7 +97,7 @@ def empty_frame() -> pl.DataFrame:
 
 class SignalStore:
     def __init__(self, lake_root: Path) -> None:
-        self.path = Path(lake_root) / TABLE_NAME
+        self.path = as_lake_root(lake_root) / TABLE_NAME   # a folder or s3://…
         self._lock = threading.Lock()
 
     def exists(self) -> bool:
@@ -111,19 +112,19 @@ class SignalStore:
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             creating = not self.exists()
-            write_deltalake(
-                str(self.path), table, mode="append",
+            write_table(
+                self.path, table, mode="append",
                 configuration=TABLE_CONFIGURATION if creating else None,
                 schema_mode=None if creating else "merge",
                 commit_properties=CommitProperties(custom_metadata={"writer": "v6.signals"}),
             )
-            return DeltaTable(str(self.path)).version()
+            return open_table(self.path).version()
 
     def read(self, symbol: str | None = None) -> pl.DataFrame:
         """All records (or one symbol's), newest first."""
         if not self.exists():
             return empty_frame()
-        frame = pl.read_delta(str(self.path))
+        frame = read_frame(self.path)
         if symbol is not None:
             frame = frame.filter(pl.col("symbol") == symbol.upper())
         stored_actionable = (frame["actionable"].fill_null(True) if "actionable" in frame.columns

@@ -1,0 +1,130 @@
+"""The lake on a moto S3 server next to local disk, in one run: commit p50/p95 and open-version latency,
+v6 (LakeWriter / LakeReader) against bare deltalake on the same table.
+
+    python bench/bench_s3.py [--versions 150] [--samples 20]
+
+Builds a `portfolio` table of N snapshot versions on each store through LakeWriter, then times,
+interleaved so both see the same table and machine load:
+- commit: `LakeWriter.write_snapshot` vs a bare `write_deltalake(mode="overwrite")` of the same rows;
+- open an old version: a fresh `LakeReader(root).portfolio(v)` vs `DeltaTable(uri, version=v).to_pyarrow_table()`;
+- open the latest the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from deltalake import DeltaTable, write_deltalake  # noqa: E402
+
+from tests.lake.factory import snapshot_at  # noqa: E402
+from v6core.lake import PORTFOLIO, LakeReader, LakeWriter, legs_table, table_path  # noqa: E402
+from v6core.lake.s3store import s3_client  # noqa: E402
+from v6core.lake.storage import S3Root, s3_options, storage_options  # noqa: E402
+
+
+def _ms(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000
+
+
+def _moto() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise SystemExit("moto server did not start: pip install 'moto[server]>=5'")
+            time.sleep(0.2)
+
+
+def bench_store(name: str, root, versions: int, samples: int) -> dict[str, tuple[float, float]]:
+    writer = LakeWriter(root)
+    t0 = time.perf_counter()
+    for i in range(versions):
+        writer.write_snapshot(snapshot_at(i))
+    build = time.perf_counter() - t0
+    path = table_path(root, PORTFOLIO)
+    uri, options = str(path), storage_options(path)
+    ours, bare = [], []
+    for k in range(samples):
+        snap = snapshot_at(versions + k)
+        start = time.perf_counter()
+        writer.write_snapshot(snap)
+        ours.append(time.perf_counter() - start)
+        data = legs_table(snap)
+        start = time.perf_counter()
+        write_deltalake(uri, data, mode="overwrite", storage_options=options)
+        bare.append(time.perf_counter() - start)
+    writer.stop()
+    latest = DeltaTable(uri, storage_options=options).version()
+    rng = random.Random(7)
+    old = [rng.randrange(0, versions // 2) for _ in range(samples)]
+    open_ours, open_bare, latest_ours, latest_bare = [], [], [], []
+    for v in old:
+        start = time.perf_counter()
+        LakeReader(root).portfolio(v)
+        open_ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        DeltaTable(uri, version=v, storage_options=options).to_pyarrow_table()
+        open_bare.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        LakeReader(root).portfolio()
+        latest_ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        DeltaTable(uri, storage_options=options).to_pyarrow_table()
+        latest_bare.append(time.perf_counter() - start)
+    print(f"{name}: built {versions} versions in {build:.1f} s ({build / versions * 1000:.0f} ms each); "
+          f"table now at version {latest}", flush=True)
+    return {"commit v6": _ms(ours), "commit bare": _ms(bare), "open old v6": _ms(open_ours),
+            "open old bare": _ms(open_bare), "open latest v6": _ms(latest_ours),
+            "open latest bare": _ms(latest_bare)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", type=int, default=150)
+    parser.add_argument("--samples", type=int, default=20)
+    args = parser.parse_args()
+    proc, endpoint = _moto()
+    try:
+        options = s3_options(endpoint, "us-east-1", "bench", "bench-secret")
+        s3 = S3Root("s3://v6-bench/lake", options)
+        s3_client(s3).create_bucket(Bucket="v6-bench")
+        with tempfile.TemporaryDirectory() as tmp:
+            results = {"local disk": bench_store("local disk", Path(tmp) / "lake", args.versions, args.samples),
+                       "moto S3": bench_store("moto S3", s3, args.versions, args.samples)}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(f"\n{args.versions} versions, {args.samples} samples each (ms, p50 / p95)")
+    print(f"{'':18}" + "".join(f"{store:>22}" for store in results))
+    for metric in next(iter(results.values())):
+        print(f"{metric:18}" + "".join(f"{r[metric][0]:>12.1f} / {r[metric][1]:>7.1f}" for r in results.values()))
+    print("\nratio v6 / bare (p50)")
+    for store, r in results.items():
+        print(f"{store:12} commit {r['commit v6'][0] / r['commit bare'][0]:.2f}x   "
+              f"open old {r['open old v6'][0] / r['open old bare'][0]:.2f}x   "
+              f"open latest {r['open latest v6'][0] / r['open latest bare'][0]:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Child processes for the S3 concurrency tests: `python -m tests.s3.proc COMMAND ROOT ...`.
+
+The S3 endpoint and credentials come from the standard AWS environment the parent sets.
+- `append ROOT TAG COUNT`: COUNT audit commits (one event each, id TAG-i), printing each version.
+- `write ROOT COUNT`: a LakeWriter committing snapshots 0..COUNT-1, printing each version.
+- `claim ROOT OWNER START TICKETS`: at wall time START, claim tickets 0..TICKETS-1; prints the won ids.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from tests.lake.factory import snapshot_at
+from v6core.lake import AuditEvent, AuditLog, LakeLockedError, LakeWriter
+from v6core.lake.s3store import S3ClaimStore
+from v6core.lake.storage import lake_root
+
+
+def main() -> int:
+    command, root = sys.argv[1], lake_root(sys.argv[2])
+    if command == "append":
+        tag, count = sys.argv[3], int(sys.argv[4])
+        log = AuditLog(root)
+        for i in range(count):
+            log.append_audit([AuditEvent(f"{tag}-{i}", "confirmed", event_id=f"{tag}-{i}")])
+            print(i, flush=True)
+    elif command == "write":
+        writer = LakeWriter(root, batch_size=2)
+        try:
+            writer.acquire()
+        except LakeLockedError as exc:
+            print(exc, file=sys.stderr, flush=True)
+            return 3
+        print("locked", flush=True)
+        for i in range(int(sys.argv[3])):
+            print(writer.write_snapshot(snapshot_at(i)), flush=True)
+        writer.stop()
+    elif command == "claim":
+        owner, start, tickets = sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+        store = S3ClaimStore(root)
+        time.sleep(max(0.0, start - time.time()))
+        won = [f"T{i:03d}" for i in range(tickets) if store.claim(f"T{i:03d}.confirm", {"owner": owner})]
+        print(json.dumps(won), flush=True)
+    else:
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

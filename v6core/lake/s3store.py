@@ -1,0 +1,246 @@
+"""What the lake needs from object storage besides Delta tables: a writer lease and per-ticket claims.
+
+Both rest on S3 conditional writes, the only primitive every S3-compatible store shares that two
+hosts cannot both win: `PUT … If-None-Match: *` (create if absent) and `PUT … If-Match: <etag>`
+(replace only what I read). There is no flock on object storage and no local file decides anything.
+
+- `S3WriterLease` (`<root>/.writer.lease`): one snapshot writer per lake. The holder renews it every
+  `ttl / 3` seconds; another process takes it over only once it has expired, judged on the store's
+  own clock (the object's Last-Modified against the Date of the store's reply), never a host clock.
+- `S3ClaimStore` (`<root>/_claims/<key>`): the orders' ClaimStore on S3; a ticket's confirmation is
+  claimed by exactly one caller; `claim()` is True for that one and False for everyone else, forever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from v6core.lake.schemas import LakeError, LakeLockedError, LakeLockLostError
+from v6core.lake.storage import S3Root
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = ".writer.lease"
+# How long a silent writer keeps the lease (seconds; renewed every third of it). Read from the
+# environment because the writer is built without settings; the holder records it in the object.
+DEFAULT_LEASE_SECONDS = float(os.environ.get("V6_LAKE_LEASE_SECONDS", "30") or 30)
+CLAIMS_PREFIX = "_claims"          # the same folder as LocalClaimStore
+_CLAIM_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.#-]{0,127}$")
+
+
+def s3_client(root: S3Root) -> Any:
+    """A boto3 S3 client for the root's endpoint and credentials (path-style when deltalake uses it)."""
+    import boto3
+    from botocore.config import Config
+
+    opts = root.storage_options
+    style = "path" if opts.get("AWS_VIRTUAL_HOSTED_STYLE_REQUEST") == "false" else "virtual"
+    return boto3.client(
+        "s3", endpoint_url=opts.get("AWS_ENDPOINT_URL") or None, region_name=opts.get("AWS_REGION"),
+        aws_access_key_id=opts.get("AWS_ACCESS_KEY_ID"), aws_secret_access_key=opts.get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=opts.get("AWS_SESSION_TOKEN"),
+        config=Config(s3={"addressing_style": style}, retries={"max_attempts": 3, "mode": "standard"},
+                      connect_timeout=5, read_timeout=15))
+
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _lost_race(exc: Exception) -> bool:
+    """412 PreconditionFailed, or 409 ConditionalRequestConflict (another conditional write in flight)."""
+    return _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+def _server_now(response: dict[str, Any]) -> datetime | None:
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    return parsedate_to_datetime(date) if date else None
+
+
+def s3_log_size(table: S3Root) -> int:
+    """Bytes under a table's `_delta_log/` prefix."""
+    client, total = s3_client(table), 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=table.bucket,
+                                                                  Prefix=f"{table.key}/_delta_log/"):
+        total += sum(int(o["Size"]) for o in page.get("Contents", ()))
+    return total
+
+
+class S3WriterLease:
+    """The lake's writer lock on object storage: a lease object written with conditional puts.
+
+    Same surface as the local WriterLock (`acquire`, `verify`, `release`, `held`, `lost`). The lease
+    is lost for good (sticky, like a replaced lock file) when a renewal finds the object replaced
+    (another process took it over) or when no renewal succeeded for a whole `ttl` (another process
+    may take it now): the writer stops writing until v6 restarts, and says so.
+    """
+
+    def __init__(self, root: S3Root, ttl: float = DEFAULT_LEASE_SECONDS, account: str = "") -> None:
+        self.root, self.ttl, self.account = root, float(ttl), account
+        self.key = f"{root.key}/{LEASE_NAME}".lstrip("/")
+        self.owner = uuid.uuid4().hex
+        self._client = s3_client(root)
+        self._etag: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lost = ""
+        self._renewed = 0.0                 # time.monotonic() of the last successful put
+
+    def _body(self) -> bytes:
+        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
+                           "account": self.account, "ttl_seconds": self.ttl}).encode()
+
+    def _put(self, **condition: str) -> str:
+        return self._client.put_object(Bucket=self.root.bucket, Key=self.key, Body=self._body(),
+                                       ContentType="application/json", **condition)["ETag"]
+
+    def holder(self) -> dict[str, Any] | None:
+        """The lease object's content plus `expired` (on the store's clock), or None if nobody holds it."""
+        try:
+            got = self._client.get_object(Bucket=self.root.bucket, Key=self.key)
+        except Exception as exc:  # noqa: BLE001 - botocore's NoSuchKey is generated per client
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise
+        info = json.loads(got["Body"].read() or b"{}")
+        now = _server_now(got) or got["LastModified"]
+        age = (now - got["LastModified"]).total_seconds()
+        info.update(etag=got["ETag"], age_seconds=age, expired=age > float(info.get("ttl_seconds", self.ttl)))
+        return info
+
+    def acquire(self) -> None:
+        if self.lost:
+            raise LakeLockLostError(self.lost)
+        if self.held:
+            return
+        try:
+            self._etag = self._put(IfNoneMatch="*")
+        except Exception as exc:  # noqa: BLE001
+            if not _lost_race(exc):
+                raise LakeError(self.root.redact(f"writer lease on {self.root}: {exc}")) from None
+            current = self.holder()
+            if current is not None and not current["expired"]:
+                raise LakeLockedError(
+                    f"lake {self.root} is written by {current.get('host', '?')} pid {current.get('pid', '?')} "
+                    f"(lease renewed {current['age_seconds']:.0f} s ago); opening read-only") from None
+            try:   # expired (its holder died or hangs): take it over, unless someone else just did
+                self._etag = self._put(IfMatch=current["etag"]) if current else self._put(IfNoneMatch="*")
+            except Exception as exc2:  # noqa: BLE001
+                if _lost_race(exc2):
+                    raise LakeLockedError(f"lake {self.root}: another process took the writer lease just now; "
+                                          "opening read-only") from None
+                raise LakeError(self.root.redact(f"writer lease on {self.root}: {exc2}")) from None
+            log.warning("lake: took over the expired writer lease of %s", current and current.get("host"))
+        self._renewed = time.monotonic()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._renew_loop, name="v6-lake-lease", daemon=True)
+        self._thread.start()
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            etag = self._etag
+            if etag is None:
+                return
+            try:
+                self._etag = self._put(IfMatch=etag)
+                self._renewed = time.monotonic()
+            except Exception as exc:  # noqa: BLE001
+                if _lost_race(exc):
+                    self._lose("was taken over by another process")
+                    return
+                if _code(exc) in ("NoSuchKey", "404"):
+                    self._lose("was deleted")
+                    return
+                log.warning("lake: renewing the writer lease failed (retrying): %s", self.root.redact(str(exc)))
+
+    def _lose(self, how: str) -> None:
+        self._etag = None
+        self.lost = (f"lake writer stopped: its lease {self.root}/{LEASE_NAME} {how}, so another v6 may "
+                     f"now write this lake. History is no longer recorded by this process (pid {os.getpid()}); "
+                     f"restart v6 to resume")
+        log.error("%s", self.lost)
+
+    def verify(self) -> None:
+        """Raise LakeLockLostError unless the lease is still ours and was renewed within its ttl."""
+        if not self.lost and self._etag is not None and time.monotonic() - self._renewed > self.ttl:
+            self._lose(f"could not be renewed for {self.ttl:g} s")
+        if self.lost:
+            raise LakeLockLostError(self.lost)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        etag, self._etag = self._etag, None
+        if etag is None:
+            return
+        try:
+            current = self.holder()
+            if current is not None and current["etag"] == etag:
+                self._client.delete_object(Bucket=self.root.bucket, Key=self.key)
+        except Exception as exc:  # noqa: BLE001 - it expires by itself
+            log.warning("lake: releasing the writer lease failed: %s", self.root.redact(str(exc)))
+
+    @property
+    def held(self) -> bool:
+        return self._etag is not None and not self.lost
+
+
+class S3ClaimStore:
+    """The orders' ClaimStore (v6core.orders.claims) on object storage: `<root>/_claims/<key>`.
+
+    `claim` is a PUT with `If-None-Match: *`: exactly one caller, on any host, gets 200; everyone
+    else gets 412 (or 409 while the winner's write is in flight) and False. Durable on return.
+    """
+
+    def __init__(self, root: S3Root) -> None:
+        self.root = root
+        self._client = s3_client(root)
+
+    @classmethod
+    def for_lake(cls, root: S3Root) -> S3ClaimStore:
+        return cls(root)
+
+    def _key(self, key: str) -> str:
+        if not _CLAIM_KEY.match(key):
+            raise ValueError(f"invalid claim key {key!r}")
+        return f"{self.root.key}/{CLAIMS_PREFIX}/{key}".lstrip("/")
+
+    def claim(self, key: str, record: Mapping[str, Any]) -> bool:
+        body = json.dumps(dict(record), default=str, sort_keys=True).encode("utf-8")
+        try:
+            self._client.put_object(Bucket=self.root.bucket, Key=self._key(key), Body=body,
+                                    IfNoneMatch="*", ContentType="application/json")
+            return True
+        except Exception as exc:  # noqa: BLE001 - botocore's errors are generated per client
+            if _lost_race(exc):
+                return False
+            raise LakeError(self.root.redact(f"claim {key} on {self.root}: {exc}")) from None
+
+    def holder(self, key: str) -> dict[str, Any] | None:
+        try:
+            got = self._client.get_object(Bucket=self.root.bucket, Key=self._key(key))
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise LakeError(self.root.redact(f"reading claim {key} on {self.root}: {exc}")) from None
+        try:
+            record = json.loads(got["Body"].read() or b"{}")
+        except ValueError:
+            record = {}
+        return record if isinstance(record, dict) else {}
+
+    def release(self, key: str) -> None:
+        self._client.delete_object(Bucket=self.root.bucket, Key=self._key(key))
