@@ -90,7 +90,8 @@ def test_a_signal_for_a_symbol_not_held_becomes_a_ticket_with_a_live_quote(gatew
     desk = OrderDesk(rt.settings, rt, AuditLog(tmp_path / "lake"), request_timeout=10.0)
     desk.start()
     try:
-        signal = SimpleNamespace(actionable=True, action="BUY", symbol="TSLA", entry=gw.spot("TSLA"),
+        signal = SimpleNamespace(actionable=True, state="ACCEPTED", action="BUY", symbol="TSLA",
+                                 entry=gw.spot("TSLA"),
                                  stop=None, target=None, record_id="sig-1")
         ticket = desk.draft_from_signal(signal, "session-1")
         assert ticket.contract.con_id == tsla
