@@ -16,6 +16,7 @@ the audit tables, appending from the journal every acknowledged row the table la
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -178,5 +179,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _exit_now(code: int) -> None:
+    """Leave without interpreter teardown: the work is fsynced and printed by now, and a native
+    thread of the Delta/Arrow runtime sometimes aborts the process while Python finalizes
+    ("terminate called without an active exception", exit -6), which would turn a finished
+    repair into a reported failure."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        status = main()
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    _exit_now(status or 0)
