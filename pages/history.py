@@ -15,7 +15,7 @@ import polars as pl
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages import common
+from pages.components import common
 
 UTC = timezone.utc
 VERSION_KEY = "history_version"

@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
-from pages import common
-from pages import tickets as tw
-from pages.common import DASH, fmt_money, plain, refresh_seconds, render_page, session_id
+from pages.components import common
+from pages.components import tickets as tw
+from pages.components.common import DASH, fmt_money, plain, refresh_seconds, render_page, session_id
 from v6core.orders import AlreadyConfirmed, OrderDeskError, TicketBlocked, TicketState
 
 CANCEL_ALL_KEY = "v6_cancel_all_open"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages import common
+from pages.components import common
 from v6core.models import GreekSource, PortfolioSnapshot
 
 GREEK_NAMES = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
@@ -83,24 +85,40 @@ def _metric_rows(values: dict[str, str], per_row: int = 3) -> None:
             column.metric(label, value, border=True)
 
 
+@dataclass(frozen=True, slots=True)
+class OverviewData:
+    """What the page draws from one snapshot, shared by every session (read-only)."""
+
+    account: dict[str, str]
+    greeks: dict[str, str]
+    attention: pd.DataFrame
+    figure: go.Figure | None
+
+
+def build(snapshot: PortfolioSnapshot) -> OverviewData:
+    figure = greeks_by_underlying_figure(snapshot) if snapshot.underlyings else None
+    return OverviewData(account_metrics(snapshot), greek_metrics(snapshot), attention_frame(snapshot), figure)
+
+
 def overview(services) -> None:
     snapshot = services.runtime.snapshot()
+    data = common.per_snapshot("overview", snapshot, None, lambda: build(snapshot))
     st.title("Overview")
     if not has_data(snapshot):
         st.info(f"Connecting to the gateway ({common.connection_line(snapshot.connection)}); "
                 "figures appear as data arrives.")
 
     st.subheader("Account")
-    _metric_rows(account_metrics(snapshot))
+    _metric_rows(data.account)
     st.subheader("Portfolio Greeks")
-    _metric_rows(greek_metrics(snapshot))
+    _metric_rows(data.greeks)
 
     st.subheader("Alerts")
     # The runtime raises the alerts (disconnected, stale, computed Greeks, flags, limits); the page
     # only shows them, and names the legs behind them.
     for alert in snapshot.alerts:
         _ALERT_WRITERS.get(alert.level, st.info)(common.plain(alert.message))
-    attention = attention_frame(snapshot)
+    attention = data.attention
     if not attention.empty:
         with st.expander(f"Legs needing attention ({len(attention)})"):
             st.dataframe(attention, hide_index=True, key="attention")
@@ -108,8 +126,8 @@ def overview(services) -> None:
         st.success("No alerts.")
 
     st.subheader("Greeks by underlying")
-    if snapshot.underlyings:
-        st.plotly_chart(greeks_by_underlying_figure(snapshot), key="greeks_by_underlying")
+    if data.figure is not None:
+        st.plotly_chart(data.figure, key="greeks_by_underlying")
     else:
         st.caption("No positions yet.")
 

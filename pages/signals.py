@@ -12,7 +12,7 @@ import json
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from pages import common
+from pages.components import common
 from v6core.signals.service import live_price, plan_rows
 
 TICKET_KEY = "ticket_id"               # the ticket the Orders page opens

@@ -2,7 +2,7 @@
 
 `start_services` never blocks on the gateway: the runtime connects in its own thread and the
 pages render "connecting" until data arrives. Pages get the one instance through
-`pages.common.get_services()` (a `st.cache_resource` factory).
+`pages.components.common.get_services()` (a `st.cache_resource` factory).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages import common
-from pages.common import DASH, fmt_age, fmt_greek, fmt_money, plain, session_id
+from pages.components import common
+from pages.components.common import DASH, fmt_age, fmt_greek, fmt_money, plain, session_id
 from v6core.orders import (
     ORDER_TYPES,
     TIFS,
@@ -172,7 +172,7 @@ def show_preview(ticket: Ticket) -> None:
 
 
 def _utcnow():
-    from pages.common import utcnow
+    from pages.components.common import utcnow
 
     return utcnow()
 

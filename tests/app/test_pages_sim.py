@@ -1,6 +1,6 @@
 """Every page against the real runtime and the embedded simulator (V6_MODE=sim, lake in tmp).
 
-One module-scoped services instance (the same object `pages.common.get_services()` hands to the
+One module-scoped services instance (the same object `pages.components.common.get_services()` hands to the
 pages); the simulator is frozen so the figures shown can be compared exactly with the snapshot.
 """
 
@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from pages import common
+from pages.components import common
 from tests.app.conftest import open_page, unescape
 from tests.app.synthetic import remove_stand_in
 from v6core import risk

@@ -27,8 +27,8 @@ class LakeOnlyServices:
 
 @pytest.fixture
 def history_page(small_lake, monkeypatch):
-    """`pages.common.get_services()` returns services whose `.lake` reads the small lake."""
-    from pages import common
+    """`pages.components.common.get_services()` returns services whose `.lake` reads the small lake."""
+    from pages.components import common
 
     root, snapshots = small_lake
     services = LakeOnlyServices(settings=load_settings(lake_path=root), lake=LakeReader(root),

@@ -9,11 +9,11 @@ import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from pages import common
+from pages.components import common
 from tests.orders.conftest import ready, signal_record, wait_until
 from v6core.orders import TicketState
 
-APP = str(common.__file__).replace("pages/common.py", "app.py")
+APP = str(common.__file__).replace("pages/components/common.py", "app.py")
 SESSION = "apptest-session-1"
 
 

@@ -1,0 +1,1 @@
+"""Shared page components (not pages: Streamlit lists only files directly under `pages/`)."""
