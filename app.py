@@ -14,13 +14,17 @@ import logging
 
 import streamlit as st
 
-from pages.components import common
-from v6core.config import SettingsError
+from pages.components import startup
+
+st.set_page_config(page_title="v6", page_icon=":material/monitoring:", layout="wide")
+# Before anything heavier is imported: a fresh server shows this within a moment of the request.
+_starting = startup.starting_notice()
+
+from pages.components import common  # noqa: E402 (after the first screen, on purpose)
+from v6core.config import SettingsError  # noqa: E402
 
 AUTH_KEY = "v6_authenticated"
 log = logging.getLogger("v6.app")
-
-st.set_page_config(page_title="v6", page_icon=":material/monitoring:", layout="wide")
 
 # Every page of the app, by section: (file, title, icon, URL path). Each URL is a deep link.
 PAGES = {
@@ -35,7 +39,6 @@ PAGES = {
         ("pages/orders.py", "Orders", ":material/receipt_long:", "orders"),
     ],
 }
-_services_ready = False
 
 
 def _only_page(body, title: str) -> None:
@@ -44,10 +47,6 @@ def _only_page(body, title: str) -> None:
 
 
 def _start():
-    global _services_ready
-    starting = None if _services_ready else st.empty()
-    if starting is not None:
-        starting.info("Connecting: starting v6 (gateway, history, order desk)…", icon=":material/hourglass_top:")
     try:
         services = common.get_services()
     except SettingsError as exc:
@@ -58,9 +57,7 @@ def _start():
         _only_page(lambda exc=exc: st.error(f"v6 could not start ({type(exc).__name__}); see the server log."),
                    "Start failed")
         st.stop()
-    if starting is not None:
-        starting.empty()
-    _services_ready = True
+    startup.services_started(_starting)
     common.set_operator_zone(services.settings.time_zone)
     return services
 

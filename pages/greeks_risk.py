@@ -5,16 +5,20 @@ The curves and grids come from `v6core.risk` (vectorised); this page only format
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pages.components.startup import ensure_app_shell
 
-import numpy as np
-import pandas as pd
-import plotly.graph_objects as go
-import streamlit as st
+ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
 
-from pages.components import common
-from v6core import risk
-from v6core.models import PortfolioSnapshot
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from pages.components import common  # noqa: E402
+from v6core import risk  # noqa: E402
+from v6core.models import PortfolioSnapshot  # noqa: E402
 
 PORTFOLIO = "Portfolio"
 

@@ -6,15 +6,19 @@ fragments that rerun on the sidebar's interval.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from pages.components.startup import ensure_app_shell
 
-import pandas as pd
-import streamlit as st
+ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
 
-from pages.components import common
-from pages.components import tickets as tw
-from pages.components.common import DASH, fmt_money, plain, refresh_seconds, render_page, session_id
-from v6core.orders import AlreadyConfirmed, OrderDeskError, TicketBlocked, TicketState
+from datetime import datetime, timezone  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from pages.components import common  # noqa: E402
+from pages.components import tickets as tw  # noqa: E402
+from pages.components.common import DASH, fmt_money, plain, refresh_seconds, render_page, session_id  # noqa: E402
+from v6core.orders import AlreadyConfirmed, OrderDeskError, TicketBlocked, TicketState  # noqa: E402
 
 CANCEL_ALL_KEY = "v6_cancel_all_open"
 RESEND_KEY = "v6_resend_ticket"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pages.components.startup import ensure_app_shell
 
-import pandas as pd
-import plotly.graph_objects as go
-import streamlit as st
-from plotly.subplots import make_subplots
+ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
 
-from pages.components import common
-from v6core.models import GreekSource, PortfolioSnapshot
+from dataclasses import dataclass  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+from plotly.subplots import make_subplots  # noqa: E402
+
+from pages.components import common  # noqa: E402
+from v6core.models import GreekSource, PortfolioSnapshot  # noqa: E402
 
 GREEK_NAMES = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
 _ALERT_WRITERS = {"error": st.error, "warning": st.warning, "info": st.info}

@@ -9,16 +9,20 @@ sidebar's interval; a click on a control or a close button is never overtaken by
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from datetime import datetime
+from pages.components.startup import ensure_app_shell
 
-import pandas as pd
-import streamlit as st
+ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
 
-from pages.components import common
-from pages.components.tickets import close_buttons
-from v6core.models import PortfolioSnapshot, Strategy
+import math  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from pages.components import common  # noqa: E402
+from pages.components.tickets import close_buttons  # noqa: E402
+from v6core.models import PortfolioSnapshot, Strategy  # noqa: E402
 
 UNGROUPED = "ungrouped"
 # Each expander costs a dataframe and the close widgets: page them so 500 legs stay fast.

@@ -16,6 +16,7 @@ from typing import Any
 import streamlit as st
 
 from pages.components.formatting import DASH, age_seconds, fmt_age, plain, utcnow
+from pages.components.startup import ensure_app_shell
 
 log = logging.getLogger("v6.pages")
 
@@ -139,21 +140,6 @@ def sidebar(services, links: list[tuple[str, list[Any]]]) -> None:
 def settings_error_screen(error: Exception) -> None:
     st.error(f"v6 cannot start: {plain(error)}")
     st.caption("Fix the setting (environment `V6_*`, `.env` or `.streamlit/secrets.toml`) and reload.")
-
-
-def ensure_app_shell() -> None:
-    """Make sure this run went through app.py (password gate, sidebar) before a page draws.
-
-    Until the first `st.navigation` call of the process, Streamlit treats a `pages/` folder next to
-    the main script the old way and runs a file of it on its own when the URL names it (e.g. the
-    first request after start is `/orders`): that would skip the gate. Switch that mode off and
-    rerun, so the same page is drawn again through app.py.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 def _guarded(body: Callable[[Any], None], services) -> None:

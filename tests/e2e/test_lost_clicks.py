@@ -66,7 +66,7 @@ def arrived(page, title: str) -> bool:
 
 def navigate(page, title: str) -> bool:
     """One click on the sidebar link; True when the page arrived."""
-    page.locator("[data-testid='stSidebar'] a", has_text=re.compile(f"^{re.escape(title)}$")).click()
+    page.locator("[data-testid='stSidebar'] a", has_text=title).first.click()
     return arrived(page, title)
 
 
