@@ -30,12 +30,17 @@ TOUR = ("Greeks & risk", "Overview", "Positions")      # ends on Positions
 BUSY_LOOP = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cpu_load():
-    """One busy-loop process per core for the test's duration (bounded in time)."""
-    workers = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=LOAD_SECONDS)])
-               for _ in range(os.cpu_count() or 1)]
-    yield len(workers)
+    """Starts one busy-loop process per core (bounded in time) when called; stopped at the end."""
+    workers: list[subprocess.Popen] = []
+
+    def start() -> int:
+        workers.extend(subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=LOAD_SECONDS)])
+                       for _ in range(os.cpu_count() or 1))
+        return len(workers)
+
+    yield start
     for worker in workers:
         worker.terminate()
     for worker in workers:
@@ -102,7 +107,8 @@ def test_no_click_is_lost_with_refresh_on_under_cpu_load(browser, app_url, cpu_l
     page = context.new_page()
     page.set_default_timeout(ARRIVAL_WAIT_MS)
     page.goto(app_url)                                    # warm the server (its first run starts it)
-    heading(page, "Overview").wait_for(state="visible", timeout=120_000)
+    heading(page, "Overview").wait_for(state="visible", timeout=300_000)
+    busy = cpu_load()                                     # then load every core for the whole test
     slider = page.locator("[data-testid='stSidebar'] [data-testid='stSlider']")
     assert "1" in slider.inner_text(), "refresh must be on at 1 s"
 
@@ -139,7 +145,7 @@ def test_no_click_is_lost_with_refresh_on_under_cpu_load(browser, app_url, cpu_l
     context.close()
     report = (f"lost navigations {len(lost_navigations)}/{navigations} {lost_navigations}; "
               f"lost ticket actions {len(lost_actions)}/{actions} {lost_actions}; "
-              f"{cpu_load} busy-loop processes; {took:.0f} s")
+              f"{busy} busy-loop processes; {took:.0f} s")
     print(report)
     (ARTIFACTS / "lost_clicks.txt").write_text(report + "\n")
     assert not lost_navigations and not lost_actions, report
