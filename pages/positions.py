@@ -18,6 +18,7 @@ from dataclasses import dataclass  # noqa: E402
 from datetime import datetime  # noqa: E402
 
 import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from pages.components import common  # noqa: E402
@@ -111,7 +112,7 @@ class Group:
     strategy_id: str
     title: str
     explanation: str
-    style: object                             # the Styler of this strategy's legs
+    table: pa.Table                           # this strategy's legs, the shown columns
     strategy: Strategy | None
     legs: tuple                               # the snapshot's Leg objects, for the close buttons
 
@@ -134,18 +135,24 @@ def filtered(book: Book, underlyings: tuple[str, ...], kinds: tuple[str, ...]) -
 
 
 def build_groups(snapshot: PortfolioSnapshot, book: Book, frame: pd.DataFrame) -> list[Group]:
-    """One Group per strategy (snapshot order, ungrouped last)."""
+    """One Group per strategy (snapshot order, ungrouped last).
+
+    Plain Arrow slices, not Stylers: Streamlit re-marshals a Styler's display values on every
+    draw of every session (~70 ms per table here), which would undo the sharing. Each strategy's
+    P&L is coloured in its expander's title; the All legs view colours every leg's P&L."""
+    table = pa.Table.from_pandas(frame.loc[:, list(SHOWN_COLUMNS)], preserve_index=False)
+    con_ids = frame["con_id"].to_numpy()
     order = {sid: i for i, sid in enumerate(book.strategies)}
     legs_by_con_id = {leg.contract.con_id: leg for leg in snapshot.legs}
     groups = sorted(frame.groupby("strategy_id", sort=False).indices.items(),
                     key=lambda item: order.get(item[0], len(order)))
     out = []
     for strategy_id, rows in groups:
-        part = frame.take(rows)
         strategy = book.strategies.get(strategy_id)
         title = strategy_title(strategy, len(rows)) if strategy else f"Ungrouped · {len(rows)} leg(s)"
-        legs = tuple(legs_by_con_id[c] for c in part["con_id"] if c in legs_by_con_id)
-        out.append(Group(strategy_id, title, strategy.explanation if strategy else "", styled(part), strategy, legs))
+        legs = tuple(legs_by_con_id[c] for c in con_ids[rows] if c in legs_by_con_id)
+        out.append(Group(strategy_id, title, strategy.explanation if strategy else "", table.take(rows),
+                         strategy, legs))
     return out
 
 
@@ -195,7 +202,7 @@ def strategy_expanders(groups: list[Group]) -> None:
         with st.expander(group.title, expanded=position < EXPANDED_BY_DEFAULT, key=f"strategy_{group.strategy_id}"):
             if group.explanation:
                 st.caption(common.plain(group.explanation))
-            st.dataframe(group.style, column_config=COLUMN_CONFIG, hide_index=True,
+            st.dataframe(group.table, column_config=COLUMN_CONFIG, hide_index=True,
                          key=f"legs_{group.strategy_id}")
             if group.strategy is not None and group.legs:
                 close_buttons(group.strategy, list(group.legs))
