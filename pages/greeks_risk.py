@@ -28,7 +28,7 @@ GREEK_COLUMNS = {
     "Theta $/day": st.column_config.NumberColumn(format="%+,.2f"),
     "Vega $/vol pt": st.column_config.NumberColumn(format="%+,.2f"),
     "Dollar delta": st.column_config.NumberColumn(format="%+,.0f"),
-    "Beta delta (SPY sh)": st.column_config.NumberColumn(format="%+,.1f"),
+    "Beta-weighted delta (SPY sh)": st.column_config.NumberColumn(format="%+,.1f"),
     "P&L": st.column_config.NumberColumn(format="%+,.2f", help="Unrealized P&L ($)"),
     "Day P&L": st.column_config.NumberColumn(format="%+,.2f"),
     "Underlying price": st.column_config.NumberColumn(format="%,.2f"),
@@ -40,7 +40,7 @@ def _greek_values(g) -> tuple[float, ...]:
     return (g.delta, g.gamma, g.theta, g.vega, g.dollar_delta, g.beta_delta)
 
 
-_GREEK_NAMES = ["Delta", "Gamma", "Theta $/day", "Vega $/vol pt", "Dollar delta", "Beta delta (SPY sh)"]
+_GREEK_NAMES = ["Delta", "Gamma", "Theta $/day", "Vega $/vol pt", "Dollar delta", "Beta-weighted delta (SPY sh)"]
 
 
 def underlyings_frame(snapshot: PortfolioSnapshot) -> pd.DataFrame:

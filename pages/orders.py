@@ -10,7 +10,7 @@ from pages.components.startup import ensure_app_shell
 
 ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
 
-from datetime import datetime, timezone  # noqa: E402
+from datetime import datetime  # noqa: E402
 
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
@@ -228,20 +228,21 @@ def _cancel_all_dialog() -> None:
 
 def _fills(services) -> None:
     snapshot = services.runtime.snapshot()
-    today = datetime.now(timezone.utc).date()
-    fills = [f for f in snapshot.fills if f.time.astimezone(timezone.utc).date() == today]
+    today = datetime.now(common.operator_zone()).date()        # the operator's day
+    fills = [f for f in snapshot.fills if common.local(f.time).date() == today]
     st.subheader(f"Today's fills ({len(fills)})")
     if not fills:
         st.caption("No fills today.")
         return
     table = pd.DataFrame([{
-        "Time": f.time, "Ticket": f.order_ref or DASH, "Order id": f.order_id, "Contract": f.contract.label,
-        "Side": f.side, "Qty": f.quantity, "Price": f.price,
-        "Commission": fmt_money(f.commission), "Realized P&L": fmt_money(f.realized_pnl, signed=True),
-        "Exec id": f.exec_id,
+        "Time": common.fmt_time(f.time, exchange=True), "Contract": f.contract.label, "Side": f.side,
+        "Qty": f.quantity, "Price": f.price, "Realized P&L": f.realized_pnl, "Commission": f.commission,
+        "Ticket": f.order_ref or DASH, "Order id": f.order_id, "Exec id": f.exec_id,
     } for f in sorted(fills, key=lambda f: f.time, reverse=True)])
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"Price": st.column_config.NumberColumn(format="%.2f")})
+    st.dataframe(common.style_pnl(table, ("Realized P&L",)), hide_index=True, width="stretch",
+                 column_config={"Price": st.column_config.NumberColumn(format="%,.2f"),
+                                "Realized P&L": st.column_config.NumberColumn(format="%+,.2f"),
+                                "Commission": st.column_config.NumberColumn(format="%,.2f")})
 
 
 def _audit_trail(desk) -> None:
@@ -260,8 +261,11 @@ def _audit_trail(desk) -> None:
     if trail.height == 0:
         st.caption("No audit rows for this ticket.")
         return
-    st.dataframe(trail.sort("ts").select("ts", "event", "status", "order_id", "perm_id", "session_id", "detail")
-                 .to_pandas(), hide_index=True, width="stretch")
+    frame = trail.sort("ts").select("ts", "event", "status", "order_id", "perm_id", "session_id", "detail").to_pandas()
+    frame["ts"] = [common.fmt_time(t) for t in frame["ts"]]
+    frame = frame.astype(object).where(frame.notna(), DASH)         # no literal "None" in the table
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={"ts": st.column_config.TextColumn(f"Time ({common.zone_name()})")})
 
 
 render_page(body, refresh=False)

@@ -111,7 +111,7 @@ def ticket_table(ticket: Ticket) -> pd.DataFrame:
         ("Action", ticket.action),
         ("Quantity", f"{ticket.quantity:g}"),
         ("Order type", ticket.order_type),
-        ("Limit price", f"{ticket.limit_price:.2f}" if ticket.order_type == "LMT" and ticket.limit_price is not None
+        ("Limit price", common.fmt_price(ticket.limit_price) if ticket.order_type == "LMT" and ticket.limit_price is not None
          else (DASH if ticket.order_type == "LMT" else "market")),
         ("Time in force", ticket.tif),
     ]
@@ -132,7 +132,7 @@ def ticket_table(ticket: Ticket) -> pd.DataFrame:
 
 
 def _price(value: float | None) -> str:
-    return DASH if value is None else f"{value:.2f}"
+    return common.fmt_price(value)
 
 
 def show_ticket(ticket: Ticket) -> None:
@@ -152,15 +152,18 @@ def show_preview(ticket: Ticket) -> None:
     cols[3].metric("Notional", fmt_money(preview.notional, decimals=0))
     if w.warning:
         st.warning("IB: " + plain(w.warning))
-    quote_rows = [{"con_id": q.con_id, "bid": q.bid, "ask": q.ask, "last": q.last,
-                   "age": fmt_age((preview.made_at - q.time).total_seconds()) if q.time else DASH}
+    labels = {ticket.contract.con_id: ticket.contract.label,
+              **{leg.contract.con_id: leg.contract.label for leg in ticket.combo_legs}}
+    quote_rows = [{"Contract": labels.get(q.con_id, "another leg"), "Bid": common.fmt_price(q.bid),
+                   "Ask": common.fmt_price(q.ask), "Last": common.fmt_price(q.last),
+                   "Age": fmt_age((preview.made_at - q.time).total_seconds()) if q.time else DASH}
                   for q in preview.quotes]
     if quote_rows:
         st.caption("Quote at preview")
         st.dataframe(pd.DataFrame(quote_rows), hide_index=True, width="stretch")
     names = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
     greeks = pd.DataFrame({
-        "Greek": names,
+        "Greek": [common.GREEK_LABELS[n] for n in names],
         "Before": [fmt_greek(n, getattr(preview.greeks_before, n)) for n in names],
         "This order": [fmt_greek(n, getattr(preview.order_greeks, n)) for n in names],
         "After": [fmt_greek(n, getattr(preview.greeks_after, n)) for n in names],
