@@ -20,11 +20,12 @@ st.set_page_config(page_title="v6", page_icon=":material/monitoring:", layout="w
 # Before anything heavier is imported: a fresh server shows this within a moment of the request.
 _starting = startup.starting_notice()
 
-from pages.components import common  # noqa: E402 (after the first screen, on purpose)
+from pages.components import common, rerun_guard  # noqa: E402 (after the first screen, on purpose)
 from v6core.config import SettingsError  # noqa: E402
 
 AUTH_KEY = "v6_authenticated"
 log = logging.getLogger("v6.app")
+rerun_guard.install()       # a fragment's timer never turns a pending page switch back
 
 # Every page of the app, by section: (file, title, icon, URL path). Each URL is a deep link.
 PAGES = {

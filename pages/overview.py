@@ -105,9 +105,9 @@ def build(snapshot: PortfolioSnapshot) -> OverviewData:
 
 
 def overview(services) -> None:
+    st.title("Overview")
     snapshot = services.runtime.snapshot()
     data = common.per_snapshot("overview", snapshot, None, lambda: build(snapshot))
-    st.title("Overview")
     if not has_data(snapshot):
         st.info(f"Connecting to the gateway ({common.connection_line(snapshot.connection)}); "
                 "figures appear as data arrives.")

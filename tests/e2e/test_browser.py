@@ -44,6 +44,15 @@ def metric_value(page, label: str):
     return page.locator("[data-testid='stMetric']").filter(has=labelled).locator("[data-testid='stMetricValue']")
 
 
+def readme_copy(name: str) -> None:
+    """README's pictures (docs/screenshot-NAME.png): refreshed on request only
+    (V6_UPDATE_SCREENSHOTS=1), so a test run leaves the work tree clean."""
+    readme_shot = ROOT / "docs" / f"screenshot-{name}.png"
+    if not readme_shot.exists() or os.environ.get("V6_UPDATE_SCREENSHOTS") == "1":
+        readme_shot.parent.mkdir(exist_ok=True)
+        shutil.copy(ARTIFACTS / f"{name}.png", readme_shot)
+
+
 def shoot(page, name: str, whole: bool = True) -> None:
     """Screenshot; `whole` grows the viewport to the page's height (the main pane scrolls inside)."""
     page.wait_for_selector(SCRIPT_IDLE, timeout=60_000)
@@ -84,11 +93,7 @@ def test_overview_shows_account_greeks_and_connection(page, app_server):
     expect(sidebar.get_by_text(re.compile(r"Account DU\d+"))).to_be_visible()
     no_exception_box(page)
     shoot(page, "overview", whole=False)
-    readme_shot = ROOT / "docs" / "screenshot-overview.png"
-    if not readme_shot.exists() or os.environ.get("V6_UPDATE_SCREENSHOTS") == "1":
-        # README's picture: refreshed on request only, so a test run leaves the work tree clean
-        readme_shot.parent.mkdir(exist_ok=True)
-        shutil.copy(ARTIFACTS / "overview.png", readme_shot)
+    readme_copy("overview")
     no_exception_box(page)
 
 
@@ -116,7 +121,10 @@ def test_positions_by_strategy_and_all_legs(page, app_server):
     page.get_by_text("All legs", exact=True).click()
     expect(page.locator("[data-testid='stDataFrame']")).to_have_count(1)
     no_exception_box(page)
-    shoot(page, "positions")
+    page.get_by_text("By strategy", exact=True).click()
+    expect(expanders.first).to_be_visible()
+    shoot(page, "positions", whole=False)
+    readme_copy("positions")
 
 
 def test_greeks_and_risk_draws_tables_graph_and_grid(page, app_server):
@@ -128,7 +136,8 @@ def test_greeks_and_risk_draws_tables_graph_and_grid(page, app_server):
     expect(page.locator("[data-testid='stDataFrame']")).to_have_count(2)
     expect(page.get_by_text("T+0 (today)").first).to_be_visible()
     no_exception_box(page)
-    shoot(page, "greeks_risk")
+    shoot(page, "greeks_risk", whole=False)
+    readme_copy("greeks_risk")
 
 
 @pytest.mark.parametrize("title", ["History", "Signals", "Orders"])

@@ -102,6 +102,7 @@ def ticket_action(page, button: str, before: str) -> str:
     return "" if picker.inner_text() != before else "the ticket shown is the previous one"
 
 
+@pytest.mark.timeout(2400)
 def test_no_click_is_lost_with_refresh_on_under_cpu_load(browser, app_url, cpu_load):
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     page = context.new_page()
@@ -122,6 +123,7 @@ def test_no_click_is_lost_with_refresh_on_under_cpu_load(browser, app_url, cpu_l
         navigations += 1
         if not navigate(page, title):
             lost_navigations.append(f"#{navigations} {title}")
+        print(f"navigation #{navigations} {title} at {time.monotonic() - started:.0f} s", flush=True)
     if not heading(page, "Positions").is_visible():
         navigations += 1
         if not navigate(page, "Positions"):
@@ -132,6 +134,7 @@ def test_no_click_is_lost_with_refresh_on_under_cpu_load(browser, app_url, cpu_l
         button = "Close this leg" if actions % 2 == 0 else "Close as separate legs"
         actions += 1
         why = ticket_action(page, button, last_ticket)
+        print(f"action #{actions} {button}: {why or 'ok'} at {time.monotonic() - started:.0f} s", flush=True)
         if why:
             lost_actions.append(f"#{actions} {button}: {why}")
         else:
