@@ -75,10 +75,14 @@ def navigate(page, title: str) -> bool:
     return arrived(page, title)
 
 
+# The picker's text and the value of its input (the selected label may live in either).
+PICKER_TEXT = "el => el.innerText + ' ' + Array.from(el.querySelectorAll('input')).map(i => i.value).join(' ')"
+
+
 def current_ticket(page) -> str:
-    """The Orders page's ticket picker text (ticket id · contract · state), or ''."""
+    """The Orders page's ticket picker (ticket id · order · state), or ''."""
     picker = page.locator("[data-testid='stSelectbox']", has_text="Ticket").first
-    return picker.inner_text(timeout=ARRIVAL_WAIT_MS) if picker.count() else ""
+    return picker.evaluate(PICKER_TEXT) if picker.count() else ""
 
 
 def ticket_action(page, button: str, before: str) -> str:
@@ -99,7 +103,10 @@ def ticket_action(page, button: str, before: str) -> str:
         picker.wait_for(state="visible", timeout=ARRIVAL_WAIT_MS)
     except PlaywrightTimeout:
         return "no ticket on Orders"
-    return "" if picker.inner_text() != before else "the ticket shown is the previous one"
+    shown = picker.evaluate(PICKER_TEXT)
+    if not re.search(r"T-[0-9a-f]+", shown):
+        return f"no ticket id in the picker ({shown!r})"
+    return "" if shown != before else "the ticket shown is the previous one"
 
 
 @pytest.mark.timeout(2400)
@@ -111,6 +118,7 @@ def test_no_click_is_lost_with_refresh_on_under_cpu_load(browser, app_url, cpu_l
     heading(page, "Overview").wait_for(state="visible", timeout=300_000)
     busy = cpu_load()                                     # then load every core for the whole test
     slider = page.locator("[data-testid='stSidebar'] [data-testid='stSlider']")
+    slider.wait_for(state="visible", timeout=120_000)
     assert "1" in slider.inner_text(), "refresh must be on at 1 s"
 
     lost_navigations: list[str] = []
