@@ -9,8 +9,8 @@ appears at once.
 
 from __future__ import annotations
 
-import hmac
 import logging
+import math
 
 import streamlit as st
 
@@ -21,6 +21,7 @@ st.set_page_config(page_title="v6", page_icon=":material/monitoring:", layout="w
 _starting = startup.starting_notice()
 
 from pages.components import common, rerun_guard  # noqa: E402 (after the first screen, on purpose)
+from v6core.auth import GATE  # noqa: E402
 from v6core.config import SettingsError  # noqa: E402
 
 AUTH_KEY = "v6_authenticated"
@@ -64,7 +65,8 @@ def _start():
 
 
 def _password_gate(expected: str) -> None:
-    """Stops the run until this session has entered `expected` (compared in constant time)."""
+    """Stops the run until this session has entered `expected`. Wrong attempts are limited per
+    session and process-wide (`v6core.auth.GATE`), with a growing lockout."""
     if not expected or st.session_state.get(AUTH_KEY):
         return
 
@@ -74,10 +76,20 @@ def _password_gate(expected: str) -> None:
             entered = st.text_input("Password", type="password")
             submitted = st.form_submit_button("Log in")
         if submitted:
-            if hmac.compare_digest(entered.encode("utf-8"), expected.encode("utf-8")):
+            attempt = GATE.attempt(common.session_id(), entered, expected)
+            if attempt.accepted:
                 st.session_state[AUTH_KEY] = True
                 st.rerun()
-            st.error("Wrong password.")
+            if attempt.refused_unchecked:
+                log.warning("password attempt refused during a lockout")
+                st.error(f"Too many wrong passwords: try again in {math.ceil(attempt.retry_after)} s. "
+                         "An attempt before then is not checked and extends the wait.")
+            elif attempt.retry_after > 0:
+                log.warning("wrong password; gate locked for %.0f s", attempt.retry_after)
+                st.error(f"Wrong password. Too many wrong passwords: try again in "
+                         f"{math.ceil(attempt.retry_after)} s.")
+            else:
+                st.error("Wrong password.")
 
     _only_page(login, "Log in")
     st.stop()

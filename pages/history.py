@@ -20,6 +20,7 @@ import streamlit as st  # noqa: E402
 from plotly.subplots import make_subplots  # noqa: E402
 
 from pages.components import common  # noqa: E402
+from pages.components import pnl_explain  # noqa: E402
 
 UTC = timezone.utc
 VERSION_KEY = "history_version"
@@ -341,7 +342,7 @@ def history(services) -> None:
                f"to {fmt_time(versions['snapshot_time'][-1])}")
     version = choose_version(lake, versions)
     marked = None
-    tabs = st.tabs(["Portfolio", "Diff", "Over time", "Versions", "Maintenance"])
+    tabs = st.tabs(["Portfolio", "Diff", "P&L explained", "Over time", "Versions", "Maintenance"])
     with tabs[0]:
         if version is None:
             st.info("Pick a moment after the first snapshot.")
@@ -351,10 +352,12 @@ def history(services) -> None:
     with tabs[1]:
         diff_section(lake, versions, version if version is not None else int(versions["version"][-1]))
     with tabs[2]:
-        chart_section(lake, marked)
+        pnl_explain.history_section(lake, versions, services.settings.risk_free_rate)
     with tabs[3]:
-        versions_section(versions)
+        chart_section(lake, marked)
     with tabs[4]:
+        versions_section(versions)
+    with tabs[5]:
         maintenance_section(lake)
 
 

@@ -13,7 +13,7 @@ import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 from plotly.subplots import make_subplots  # noqa: E402
 
-from pages.components import common  # noqa: E402
+from pages.components import common, pnl_explain  # noqa: E402
 from v6core.models import GreekSource, PortfolioSnapshot  # noqa: E402
 
 GREEK_NAMES = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
@@ -41,6 +41,23 @@ def account_metrics(snapshot: PortfolioSnapshot) -> dict[str, str]:
         "Buying power": money(account.buying_power),
         "Margin use": common.fmt_pct(account.margin_use_pct) if live else common.DASH,
     }
+
+
+def pnl_source_note(snapshot: PortfolioSnapshot) -> str:
+    """Where the P&L figures come from: IB's own, or v6's computation where IB sent none."""
+    sources = {"Daily": snapshot.daily_pnl_source, "Unrealized": snapshot.unrealized_pnl_source,
+               "Realized": snapshot.realized_pnl_source}
+    if len(set(sources.values())) == 1:
+        return f"Daily, unrealized and realized P&L: {snapshot.daily_pnl_source}"
+    return " · ".join(f"{name} P&L: {source}" for name, source in sources.items())
+
+
+def closed_today_frame(snapshot: PortfolioSnapshot) -> pd.DataFrame:
+    """Legs closed (wholly or partly) today: IB's realized P&L and the day's commissions on each."""
+    return pd.DataFrame([(c.contract.label, c.quantity_closed, c.realized_pnl, c.commissions, c.fills,
+                          "partly" if c.still_held else "closed")
+                         for c in snapshot.closed_today],
+                        columns=["Leg", "Qty closed", "Realized P&L", "Commissions", "Fills", "Status"])
 
 
 def greek_metrics(snapshot: PortfolioSnapshot) -> dict[str, str]:
@@ -114,19 +131,32 @@ def overview(services) -> None:
 
     st.subheader("Account")
     _metric_rows(data.account)
+    if has_data(snapshot):
+        st.caption(common.plain(pnl_source_note(snapshot)))
+    closed = closed_today_frame(snapshot)
+    if not closed.empty:
+        st.subheader(f"Closed today ({len(closed)})")
+        st.dataframe(common.style_pnl(closed, ("Realized P&L",)), hide_index=True, key="closed_today", column_config={
+            "Qty closed": st.column_config.NumberColumn(format="%,g"),
+            "Realized P&L": st.column_config.NumberColumn(format="%+,.2f", help="IB's, from the commission reports"),
+            "Commissions": st.column_config.NumberColumn(format="%,.2f", help="Every fill of this leg today"),
+        })
     st.subheader("Portfolio Greeks")
     _metric_rows(data.greeks)
+
+    pnl_explain.today_section(getattr(services, "lake", None), services.settings.risk_free_rate)
 
     st.subheader("Alerts")
     # The runtime raises the alerts (disconnected, stale, computed Greeks, flags, limits); the page
     # only shows them, and names the legs behind them.
-    for alert in snapshot.alerts:
+    lake_alerts = common.lake_alerts(services)       # history / audit recording, from the services
+    for alert in (*lake_alerts, *snapshot.alerts):
         _ALERT_WRITERS.get(alert.level, st.info)(common.plain(alert.message))
     attention = data.attention
     if not attention.empty:
         with st.expander(f"Legs needing attention ({len(attention)})"):
             st.dataframe(attention, hide_index=True, key="attention")
-    if not snapshot.alerts and attention.empty:
+    if not snapshot.alerts and not lake_alerts and attention.empty:
         st.success("No alerts.")
 
     st.subheader("Greeks by underlying")

@@ -67,9 +67,10 @@ def legs_frame(snapshot: PortfolioSnapshot, now: datetime | None = None) -> pd.D
     frame["Expiry"] = pd.to_datetime(frame["Expiry"])
     for name in ("Strike", "Underlying price", "Avg cost", "Mark", "Mkt value", "P&L", "P&L %", "Day P&L",
                  "Delta/contract", "IV %", "Quote age"):
-        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        frame[name] = common.displayable(pd.to_numeric(frame[name], errors="coerce").astype("float64"))
     frame["DTE"] = frame["DTE"].astype("Int64")
-    frame["Qty"] = frame["Qty"].round().astype("Int64")
+    # NaN, inf or 1e306 shares cannot be an integer column: blank, the leg's flag says why
+    frame["Qty"] = common.displayable(frame["Qty"].astype("float64")).round().astype("Int64")
     frame = frame.sort_values(["Underlying", "Expiry", "Strike", "Right"], na_position="first", kind="stable")
     return frame.reset_index(drop=True)
 
@@ -172,7 +173,7 @@ def positions(services) -> None:
 
     st.caption(f"{len(frame)} leg(s) in {frame['strategy_id'].nunique()} group(s) · Greeks are position "
                "Greeks (per-contract × quantity × multiplier); theta in $/day, vega in $ per vol point · "
-               f"snapshot #{snapshot.seq}")
+               f"P&L is IB's{_v6_pnl_note(snapshot)} · snapshot #{snapshot.seq}")
     view = st.segmented_control("View", ["By strategy", "All legs"], default="By strategy",
                                 key="positions_view", label_visibility="collapsed")
     if view == "All legs":
@@ -183,6 +184,11 @@ def positions(services) -> None:
     groups = common.per_snapshot("positions.groups", snapshot, options,
                                  lambda: build_groups(snapshot, book, frame))
     strategy_expanders(groups)
+
+
+def _v6_pnl_note(snapshot: PortfolioSnapshot) -> str:
+    computed = sum(1 for leg in snapshot.legs if leg.pnl_source != "IB")
+    return f", except {computed} leg(s) computed by v6 from the quote (IB sent none)" if computed else ""
 
 
 def strategy_expanders(groups: list[Group]) -> None:

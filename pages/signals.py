@@ -17,6 +17,7 @@ import streamlit as st  # noqa: E402
 from streamlit.errors import StreamlitAPIException  # noqa: E402
 
 from pages.components import common  # noqa: E402
+from v6core.signals.schema import SignalState  # noqa: E402
 from v6core.signals.service import live_price, plan_rows  # noqa: E402
 
 TICKET_KEY = "ticket_id"               # the ticket the Orders page opens
@@ -28,10 +29,12 @@ def _summary_rows(latest, snapshot) -> list[dict]:
     rows = []
     for symbol, record in latest.items():
         rows.append({
-            "Symbol": symbol, "Status": record.status.value,
+            "Symbol": symbol, "State": record.state.value,
+            "Actionable": "actionable" if record.actionable else "not actionable",
+            "Why not": record.not_actionable_reason.removeprefix("not actionable: "),
             "Action": record.action.value if record.action else common.DASH,
             "Confidence": record.confidence.value if record.confidence else common.DASH,
-            "Score": record.confidence_score, "Actionable": record.actionable,
+            "Score": record.confidence_score,
             "Live": live_price(snapshot, symbol), "Entry": record.entry, "Stop": record.stop,
             "Target": record.target, "R/R": record.risk_reward, "Analyst": record.analyst,
             "At (UTC)": record.created_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -61,7 +64,7 @@ def _analyse_controls(services, symbols: list[str], symbol: str) -> None:
 
 def _create_ticket(services, record) -> None:
     if not record.actionable:
-        st.caption("Not actionable (HOLD, LOW confidence, rejected, or the answer tried to give orders): no ticket.")
+        st.caption(f"Not actionable, no ticket: {common.plain(record.not_actionable_reason)}.")
         return
     desk = services.orders
     available = getattr(desk, "trading_available", True)
@@ -83,17 +86,41 @@ def _create_ticket(services, record) -> None:
         st.caption("Trading is unavailable (audit log not open): tickets cannot be drafted.")
 
 
+def _state_banner(record) -> None:
+    """What the record is, first and in its own colour: the reason before any figure."""
+    analyst = common.plain(record.analyst)
+    if record.state is SignalState.SUSPECT:
+        whose = (f"the {analyst} answer stepped outside its contract" if record.is_llm else
+                 f"the LLM answer of this run stepped outside its contract; this {analyst} "
+                 "fallback is shown for review only")
+        st.error(f"SUSPECT · not actionable: {whose} (order structure, unknown fields, tool call "
+                 "or order text).", icon="⛔")
+        for flag in record.suspect_flags:
+            st.text(flag)
+    elif record.state is SignalState.REJECTED:
+        st.warning(f"REJECTED · not a signal, not actionable ({analyst})", icon="🚫")
+        st.text(record.reject_reason)
+    elif record.actionable:
+        st.success(f"ACCEPTED · actionable: {record.action.value} {record.confidence.value} "
+                   f"({record.confidence_score:g}) · {analyst}", icon="✅")
+    else:
+        st.info(f"ACCEPTED · {common.plain(record.not_actionable_reason)} · {analyst}")
+
+
 def _signal_detail(services, record, snapshot) -> None:
     live = live_price(snapshot, record.symbol)
-    if not record.accepted:
-        st.error(f"REJECTED: not a signal ({record.analyst})")
-        st.text(record.reject_reason)
-    else:
+    _state_banner(record)
+    if record.state is SignalState.ACCEPTED:
         cols = st.columns(4)
         cols[0].metric("Action", record.action.value)
         cols[1].metric("Confidence", f"{record.confidence.value} ({record.confidence_score:g})")
         cols[2].metric("Risk/reward", common.DASH if record.risk_reward is None else f"{record.risk_reward:.2f}")
         cols[3].metric("Live price", common.DASH if live is None else f"{live:,.2f}")
+    elif record.state is SignalState.SUSPECT:
+        # What it proposed, small and labelled: review material, not a signal to act on.
+        st.caption("What the suspect answer proposed (for review only, not actionable):")
+        st.text(f"{record.action.value} {record.confidence.value} ({record.confidence_score:g})")
+    if record.accepted:
         st.caption(f"Analyst: {common.plain(record.analyst)} · trend {common.plain(record.trend)} · "
                    f"{common.plain(', '.join(record.timeframes))} · checked against "
                    f"{common.DASH if record.reference_price is None else f'{record.reference_price:,.2f}'} · "
@@ -102,10 +129,12 @@ def _signal_detail(services, record, snapshot) -> None:
         if rows:
             st.dataframe(rows, hide_index=True)
     for flag in record.flags:
+        if flag in record.suspect_flags:
+            continue                   # already shown, first, in the banner
         st.warning("Flag (no action was taken on it):")
         st.text(flag)
     if record.accepted:
-        st.subheader("Reasoning")
+        st.subheader("Reasoning" if not record.suspect else "Reasoning (suspect answer)")
         st.text(record.reasoning)
         if record.key_factors:
             st.dataframe({"Key factors": list(record.key_factors)}, hide_index=True)

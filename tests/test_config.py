@@ -27,3 +27,21 @@ def test_llm_url_without_model_is_refused():
         load_settings(llm_base_url="http://127.0.0.1:9/v1")
     assert "llm_model" in str(e.value)
 
+
+
+@pytest.mark.parametrize("name", ["max_order_quantity", "max_order_notional", "max_delta_change",
+                                  "stale_after", "connect_timeout"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_inf_and_nan_are_refused_for_limits_and_timeouts(name, value):
+    with pytest.raises(SettingsError, match=f"V6_{name.upper()}: Input should be a finite number"):
+        load_settings(**{name: value})
+
+
+def test_a_nan_beta_is_refused():
+    with pytest.raises(SettingsError, match=r"V6_BETAS\.SPY: Input should be a finite number"):
+        load_settings(betas={"SPY": float("nan")})
+
+
+def test_an_empty_lake_path_is_refused():
+    with pytest.raises(SettingsError, match="V6_LAKE_PATH: must not be empty"):
+        load_settings(lake_path="")

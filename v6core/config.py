@@ -6,12 +6,14 @@ A bad value fails at start with a message that names the setting and what it acc
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 SECRETS_PATH = Path(".streamlit/secrets.toml")
 
@@ -29,9 +31,15 @@ class _SecretsTomlSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self._data: dict[str, Any] = {}
         if path.is_file():
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            try:
+                raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+                raise SettingsError(f"{path.resolve()}: cannot be read as TOML ({exc}); fix or remove the file") from None
             table = raw.get("v6", {})
-            self._data = {k.lower(): v for k, v in table.items()} if isinstance(table, dict) else {}
+            if not isinstance(table, dict):
+                raise SettingsError(f"{path.resolve()}: `v6` must be a table ([v6] with key = value lines), "
+                                    f"got {type(table).__name__}")
+            self._data = {k.lower(): v for k, v in table.items()}
             for key, value in raw.items():
                 if key.lower().startswith("v6_"):
                     self._data[key.lower()[3:]] = value
@@ -47,6 +55,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="V6_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
         env_nested_delimiter="__",
+        # inf passes every "> 0" bound and NaN fails no comparison: a limit of inf or a beta of
+        # NaN would switch a check off silently. No setting takes either.
+        allow_inf_nan=False,
     )
 
     # --- gateway
@@ -58,6 +69,7 @@ class Settings(BaseSettings):
     sim_seed: int = 7
     sim_tick_rate: float = Field(3.0, gt=0, le=100)    # ticks per second per contract
     sim_time_speed: float = Field(1.0, gt=0)
+    sim_fresh: bool = False                            # V6_SIM_FRESH=1: start the paper account from the seeded book
     connect_timeout: float = Field(4.0, gt=0)
 
     # --- reconnect and circuit breaker
@@ -112,6 +124,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"unknown time zone {v!r} (use an IANA name such as America/New_York)") from exc
         return v.strip()
 
+    @field_validator("lake_path", mode="before")
+    @classmethod
+    def _lake_path_given(cls, v: Any) -> Any:
+        if v is None or not str(v).strip():
+            raise ValueError("must not be empty (an empty path would put the lake in the "
+                             "server's working directory)")
+        return v
+
+    @field_validator("betas")
+    @classmethod
+    def _upper_beta_symbols(cls, v: dict[str, float]) -> dict[str, float]:
+        return {k.strip().upper(): beta for k, beta in v.items()}
+
     @field_validator("allowed_symbols", "watchlist")
     @classmethod
     def _upper(cls, v: list[str]) -> list[str]:
@@ -140,7 +165,7 @@ def _describe(err: dict[str, Any]) -> str:
     name = ".".join(str(p) for p in err.get("loc", ())) or "settings"
     ctx = err.get("ctx") or {}
     accepted = ctx.get("expected")
-    msg = f"V6_{name.upper()}: {err.get('msg')}"
+    msg = f"V6_{name.upper()}: {str(err.get('msg')).removeprefix('Value error, ')}"
     if accepted:
         msg += f" (accepted: {accepted})"
     if "input" in err and not isinstance(err["input"], dict) and "key" not in name and "password" not in name:
@@ -154,3 +179,19 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError("invalid settings: " + "; ".join(_describe(e) for e in exc.errors())) from None
+    except PydanticSettingsError as exc:
+        raise SettingsError(_describe_parse_error(exc)) from None
+
+
+_SOURCE_NAMES = {"EnvSettingsSource": "the environment", "DotEnvSettingsSource": "the .env file"}
+
+
+def _describe_parse_error(exc: Exception) -> str:
+    """pydantic-settings could not even parse a value (a list or mapping that is not JSON)."""
+    found = re.search(r'field "(\w+)" from source "(\w+)"', str(exc))
+    if not found:
+        return f"invalid settings: {exc}"
+    name, source = found.groups()
+    example = {"betas": '{"SPY": 1.0, "QQQ": 1.15}'}.get(name, '["SPY", "QQQ"]')
+    return (f"invalid settings: V6_{name.upper()} in {_SOURCE_NAMES.get(source, source)} is not "
+            f"valid JSON; write it as JSON, e.g. {example}")

@@ -26,6 +26,11 @@ KNOWN_SEC_TYPES = frozenset({"STK", "OPT"})
 UNSET_LIMIT = 1e300
 # ib_async leaves vega/theta at IB's "not computed" sentinel -2 (it converts the others to None).
 IB_GREEK_SENTINEL = -2.0
+# No account holds more than this many shares or contracts of one thing; beyond it a position
+# is a broker glitch (IB has sent 1e306), shown flagged and kept out of every total.
+MAX_PLAUSIBLE_QUANTITY = 1e9
+# Per-share (or per-contract, IB style) average cost beyond this is a glitch too.
+MAX_PLAUSIBLE_COST = 1e9
 
 
 def clean_number(value: Any) -> float | None:
@@ -66,7 +71,7 @@ class EdgeContract(_Edge):
     expiry: date | None = None
     strike: float | None = None
     right: str | None = None
-    multiplier: float = Field(1.0, gt=0)
+    multiplier: float = 1.0            # a non-positive one is flagged by contract_from_ib, not replaced
     local_symbol: str = ""
     exchange: str = ""
     trading_class: str = ""
@@ -92,31 +97,55 @@ class EdgeContract(_Edge):
         return {"CALL": "C", "PUT": "P"}.get(text, text)
 
 
+def _multiplier(contract: Any, sec_type: str, flags: list[str]) -> float:
+    """IB's multiplier; empty means the usual (100 for options, 1 otherwise). A non-positive one
+    is kept as sent and flagged: replacing it would hide that IB's data is wrong."""
+    raw = getattr(contract, "multiplier", None)
+    usual = 100.0 if sec_type == "OPT" else 1.0
+    if raw in (None, ""):
+        return usual
+    multiplier = clean_number(raw)
+    if multiplier is None:
+        flags.append(f"unreadable multiplier {str(raw)[:20]!r}")
+        return usual
+    if multiplier <= 0:
+        flags.append(f"non-positive multiplier {multiplier:g}")
+    return multiplier
+
+
 def contract_from_ib(contract: Any) -> tuple[ContractInfo | None, tuple[str, ...]]:
-    """ContractInfo from an ib_async Contract; None when it cannot even be identified (no conId)."""
+    """ContractInfo from an ib_async Contract; None only when it cannot be identified (no conId).
+
+    A contract with an unreadable field (an expiry that is not a date) is still returned, without
+    that field and flagged "contract rejected: ...", so the position shows instead of vanishing.
+    """
     flags: list[str] = []
     sec_type = str(getattr(contract, "secType", "") or "")
-    multiplier = clean_number(getattr(contract, "multiplier", None))
-    if multiplier is None or multiplier <= 0:
-        multiplier = 100.0 if sec_type == "OPT" else 1.0
+    multiplier = _multiplier(contract, sec_type, flags)
     strike = clean_number(getattr(contract, "strike", None))
+    fields = dict(
+        con_id=int(clean_number(getattr(contract, "conId", 0)) or 0),
+        symbol=str(getattr(contract, "symbol", "") or ""),
+        sec_type=sec_type,
+        currency=str(getattr(contract, "currency", "") or "USD"),
+        expiry=getattr(contract, "lastTradeDateOrContractMonth", "") or None,
+        strike=strike if strike else None,
+        right=getattr(contract, "right", None),
+        multiplier=multiplier,
+        local_symbol=str(getattr(contract, "localSymbol", "") or ""),
+        exchange=str(getattr(contract, "exchange", "") or ""),
+        trading_class=str(getattr(contract, "tradingClass", "") or ""),
+    )
     try:
-        edge = EdgeContract(
-            con_id=int(getattr(contract, "conId", 0) or 0),
-            symbol=str(getattr(contract, "symbol", "") or ""),
-            sec_type=sec_type,
-            currency=str(getattr(contract, "currency", "") or "USD"),
-            expiry=getattr(contract, "lastTradeDateOrContractMonth", "") or None,
-            strike=strike if strike else None,
-            right=getattr(contract, "right", None),
-            multiplier=multiplier,
-            local_symbol=str(getattr(contract, "localSymbol", "") or ""),
-            exchange=str(getattr(contract, "exchange", "") or ""),
-            trading_class=str(getattr(contract, "tradingClass", "") or ""),
-        )
+        edge = EdgeContract(**fields)
     except (ValidationError, TypeError, ValueError) as exc:
+        reason = f"contract rejected: {_short(exc)}"
         log.warning("contract rejected at the edge: %r (%s)", contract, _short(exc))
-        return None, (f"contract rejected: {_short(exc)}",)
+        try:   # keep what identifies it, drop the unreadable fields
+            edge = EdgeContract(**{**fields, "expiry": None, "right": None})
+        except (ValidationError, TypeError, ValueError):
+            return None, (reason,)
+        flags.append(reason)
     if edge.sec_type not in KNOWN_SEC_TYPES:
         flags.append(f"unknown security type {edge.sec_type}")
     if edge.sec_type == "OPT":
@@ -219,28 +248,40 @@ def greeks_from_ib(computation: Any) -> tuple[Greeks | None, tuple[str, ...]]:
 
 class EdgePosition(_Edge):
     account: str = Field(min_length=1)
-    quantity: float
+    quantity: float                    # as IB sent it: may be NaN or absurd, then flagged
     avg_cost: float
 
-    @field_validator("quantity", "avg_cost")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("not a finite number")
-        return value
+
+def _plausible(name: str, raw: Any, limit: float, flags: list[str]) -> float:
+    """The number as sent (NaN when unreadable); a flag says why it cannot be trusted."""
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        flags.append(f"position rejected: {name} {str(raw)[:20]!r} is not a number")
+        return math.nan
+    if not math.isfinite(number):
+        flags.append(f"position rejected: {name} {number} is not a finite number")
+    elif abs(number) > limit:
+        flags.append(f"implausible {name} {number:.3g}")
+    return number
 
 
 def position_from_ib(account: Any, quantity: Any, avg_cost: Any) -> tuple[EdgePosition | None, tuple[str, ...]]:
-    """Validated (account, signed quantity, IB-style avgCost); flags a negative average cost."""
+    """Validated (account, signed quantity, IB-style avgCost). Absurd numbers (NaN, inf, 1e306)
+    are kept as sent and flagged so the position shows, out of every total; only a position
+    without an account is dropped (None). A negative average cost is flagged too."""
+    flags: list[str] = []
+    number = _plausible("quantity", quantity, MAX_PLAUSIBLE_QUANTITY, flags)
+    cost = _plausible("average cost", avg_cost, MAX_PLAUSIBLE_COST, flags)
     try:
-        edge = EdgePosition(account=str(account or ""), quantity=float(quantity),
-                            avg_cost=float(avg_cost))
+        edge = EdgePosition(account=str(account or ""), quantity=number, avg_cost=cost)
     except (ValidationError, TypeError, ValueError) as exc:
         log.warning("position rejected: account=%r qty=%r avgCost=%r (%s)", account, quantity,
                     avg_cost, _short(exc))
         return None, (f"position rejected: {_short(exc)}",)
-    flags = (f"negative average cost {edge.avg_cost:g}",) if edge.avg_cost < 0 else ()
-    return edge, flags
+    if cost < 0:
+        flags.append(f"negative average cost {cost:g}")
+    return edge, tuple(flags)
 
 
 class EdgePortfolioItem(_Edge):

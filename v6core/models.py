@@ -52,7 +52,10 @@ class ContractInfo:
     @property
     def label(self) -> str:
         if self.is_option and self.expiry is not None:
-            return f"{self.symbol} {self.expiry:%Y-%m-%d} {self.strike:g}{self.right}"
+            try:
+                return f"{self.symbol} {self.expiry:%Y-%m-%d} {self.strike:g}{self.right}"
+            except (TypeError, ValueError):    # malformed fields must not break a page or a build
+                return f"{self.symbol} conId {self.con_id}"
         return self.symbol
 
 
@@ -129,6 +132,8 @@ class Leg:
     strategy_id: str = ""
     flags: tuple[str, ...] = ()        # validation problems, shown on the leg, kept out of totals
     stale: bool = False
+    pnl_source: str = "IB"             # "IB": unrealized P&L is IB's (PnL single / portfolio);
+                                       # "v6": computed here from the quote mark (IB sent none)
 
     @property
     def cost_basis(self) -> float:
@@ -187,7 +192,9 @@ class AccountValues:
 
     @property
     def margin_use_pct(self) -> float | None:
-        if self.net_liquidation and self.init_margin is not None and self.net_liquidation > 0:
+        # a negative margin is a broker glitch (flagged by an alert), not a margin use
+        if (self.net_liquidation and self.init_margin is not None and self.net_liquidation > 0
+                and self.init_margin >= 0):
             return self.init_margin / self.net_liquidation * 100.0
         return None
 
@@ -255,6 +262,24 @@ class FillView:
     realized_pnl: float | None = None
 
 
+# Where the snapshot's account P&L figures come from, best first.
+PNL_FROM_IB_ACCOUNT = "IB account P&L"
+PNL_FROM_IB_POSITIONS = "IB per-position P&L"
+PNL_FROM_V6 = "v6, computed from quotes"
+
+
+@dataclass(slots=True, frozen=True)
+class ClosedLeg:
+    """A contract with a closing trade today: IB's realized P&L and the day's commissions on it."""
+    contract: ContractInfo
+    quantity_closed: float             # shares/contracts closed today (closing fills only)
+    realized_pnl: float                # IB's realizedPNL from the commission reports, summed
+    commissions: float                 # every fill of this contract today
+    fills: int
+    last_fill_at: datetime
+    still_held: bool = False           # partly closed: some of the position remains
+
+
 @dataclass(slots=True, frozen=True)
 class Alert:
     level: str                         # "error" / "warning" / "info"
@@ -281,6 +306,10 @@ class PortfolioSnapshot:
     fills: tuple[FillView, ...] = ()
     alerts: tuple[Alert, ...] = ()
     positions_version: int = 0         # bumps when the set or size of positions changes
+    daily_pnl_source: str = PNL_FROM_V6
+    unrealized_pnl_source: str = PNL_FROM_V6
+    realized_pnl_source: str = PNL_FROM_V6
+    closed_today: tuple[ClosedLeg, ...] = ()
     # lookup tables built once per snapshot, so pages resolving 1,000 legs stay O(n)
     _quotes_by_id: dict[int, Quote] = field(init=False, repr=False, compare=False)
     _underlyings_by_symbol: dict[str, UnderlyingSummary] = field(init=False, repr=False, compare=False)

@@ -1,24 +1,60 @@
 """Wires one process's services: runtime, Delta lake writer/reader, audit, order desk, signals.
 
 `start_services` never blocks on the gateway: the runtime connects in its own thread and the
-pages render "connecting" until data arrives. Pages get the one instance through
-`pages.components.common.get_services()` (a `st.cache_resource` factory).
+pages render "connecting" until data arrives. A start that fails halfway stops everything it had
+started (runtime, embedded simulator, lake writer and its lock, order follower) before raising.
+
+`process_services()` is THE process-wide instance: held here, under a lock, started once. It is
+deliberately not in `st.cache_resource`: any browser client can empty that cache (the
+`clear_cache` BackMsg of the menu's "Clear cache"), and services kept there would be started a
+second time (a second runtime and simulator, a lake locked by its own pid, trading off). Pages
+reach it through `pages.components.common.get_services()`.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from v6core.config import Settings, load_settings
-from v6core.lake import AuditLog, LakeLockedError, LakeReader, LakeWriter
-from v6core.orders import OrderDesk
-from v6core.runtime import Runtime
-from v6core.signals import SignalService
+from v6core.models import Alert
+
+if TYPE_CHECKING:  # the heavy parts are imported when services start, not when pages import this
+    from v6core.lake import AuditLog, HealthMonitor, LakeReader, LakeWriter, TableHealth
+    from v6core.orders import OrderDesk
+    from v6core.runtime import Runtime
+    from v6core.signals import SignalService
 
 log = logging.getLogger(__name__)
+
+
+class DeskAudit:
+    """The audit log as the order desk uses it: a damaged audit table refuses the ticket action
+    with TradingUnavailable naming the table and the repair, instead of a raw Delta error."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+
+    def __getattr__(self, name: str) -> Any:
+        from v6core.lake import TableDamagedError
+        from v6core.orders import TradingUnavailable
+
+        attr = getattr(self._audit, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except TableDamagedError as exc:
+                raise TradingUnavailable(str(exc)) from exc
+        return guarded
 
 
 @dataclass
@@ -31,49 +67,141 @@ class Services:
     orders: OrderDesk
     signals: SignalService
     lake_error: str = ""               # why history is read-only (another process holds the lake)
+    health: HealthMonitor | None = None
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def read_only(self) -> bool:
         return self.writer is None
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def lake_alerts(self) -> list[Alert]:
+        """What is wrong with recording history and the audit trail, for the sidebar and Overview.
+
+        Cheap (reads attributes the writer thread sets); empty when everything records normally.
+        """
+        from v6core.lake.health import repair_command
+
+        alerts: list[Alert] = []
+        root = self.settings.lake_path
+        for table in self.table_health():
+            if not table.ok:
+                alerts.append(Alert("error", f"Lake table {table.table} is damaged: {table.problem}. "
+                                             f"{table.meaning} Repair: stop v6, run "
+                                             f"`{repair_command(root, table.table)}`, start v6."))
+        writer = self.writer
+        if writer is not None:
+            if writer.lock_lost:
+                alerts.append(Alert("error", writer.lock_lost))
+            elif writer.last_error:
+                alerts.append(Alert("error", "Lake writer failing, history is not being recorded: "
+                                             + writer.last_error))
+        return alerts
+
+    def table_health(self) -> list[TableHealth]:
+        """Per lake table: readable or damaged, and what that means (checked at most every 15 s)."""
+        return self.health.tables() if self.health is not None else []
+
     def stop(self) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        for name, part in (("orders", self.orders), ("writer", self.writer), ("runtime", self.runtime)):
-            if part is None:
-                continue
-            try:
-                part.stop()
-            except Exception:  # shutdown must go on for the other parts
-                log.exception("stopping %s failed", name)
+        _stop_parts([("orders", self.orders), ("writer", self.writer), ("runtime", self.runtime)])
+
+
+def _stop_runtime(runtime: Runtime) -> None:
+    runtime.stop()
+    # A runtime whose start failed after its simulator began listening is not "started", so its
+    # stop() does nothing: the simulator is stopped here.
+    if runtime.sim is not None:
+        runtime.sim.stop()
+
+
+def _stop_parts(parts: list[tuple[str, object | None]]) -> None:
+    """Stop each part in the order given; one failing stop never keeps the others running."""
+    for name, part in parts:
+        if part is None:
+            continue
+        try:
+            if name == "runtime":
+                _stop_runtime(part)  # type: ignore[arg-type]
+            else:
+                part.stop()  # type: ignore[attr-defined]
+        except Exception:  # shutdown must go on for the other parts
+            log.exception("stopping %s failed", name)
 
 
 def start_services(settings: Settings | None = None) -> Services:
+    from v6core.lake import AuditLog, HealthMonitor, LakeLockedError, LakeReader, LakeWriter
+    from v6core.orders import OrderDesk
+    from v6core.runtime import Runtime
+    from v6core.signals import SignalService
+
     settings = settings or load_settings()
     root = settings.lake_path
     root.mkdir(parents=True, exist_ok=True)
 
-    runtime = Runtime(settings)
-    runtime.start()
-
-    writer: LakeWriter | None = LakeWriter(root, runtime.snapshot, interval=settings.snapshot_interval)
-    audit: AuditLog | None = None
-    lake_error = ""
+    started: list[tuple[str, object | None]] = []    # newest first: stopped in that order
     try:
-        writer.start()
-        audit = AuditLog(root)
-    except LakeLockedError as exc:
-        # Another v6 process owns the lake: history stays readable, trading needs the audit log.
-        writer, lake_error = None, str(exc)
-        log.warning("%s", exc)
+        runtime = Runtime(settings)
+        started.insert(0, ("runtime", runtime))
+        runtime.start()
 
-    orders = OrderDesk(settings, runtime, audit)
-    orders.start()
-    services = Services(
-        settings=settings, runtime=runtime, lake=LakeReader(root), audit=audit, writer=writer,
-        orders=orders, signals=SignalService(settings, runtime, root), lake_error=lake_error,
-    )
+        writer: LakeWriter | None = LakeWriter(root, runtime.snapshot,
+                                               interval=settings.snapshot_interval)
+        audit: AuditLog | None = None
+        lake_error = ""
+        try:
+            started.insert(0, ("writer", writer))
+            writer.start()   # only LakeLockedError: a damaged table is retried by the writer and shown
+            audit = AuditLog(root)
+        except LakeLockedError as exc:
+            # Another v6 process owns the lake: history stays readable, trading needs the audit log.
+            started.pop(0)
+            writer, lake_error = None, str(exc)
+            log.warning("%s", exc)
+
+        orders = OrderDesk(settings, runtime, DeskAudit(audit) if audit is not None else None)
+        started.insert(0, ("orders", orders))
+        orders.start()
+        services = Services(
+            settings=settings, runtime=runtime, lake=LakeReader(root), audit=audit, writer=writer,
+            orders=orders, signals=SignalService(settings, runtime, root), lake_error=lake_error,
+            health=HealthMonitor(root),
+        )
+    except BaseException:
+        log.error("starting services failed; stopping what had started")
+        _stop_parts(started)
+        raise
     atexit.register(services.stop)
     return services
+
+
+# ------------------------------------------------------------------ the process-wide instance
+
+_PROCESS_LOCK = threading.Lock()
+_process_services: Services | None = None
+
+
+def process_services(start: Callable[[], Services] | None = None) -> Services:
+    """The one Services of this process, started on first use (by `start`, default
+    `start_services(load_settings())`). Concurrent first callers wait for the one start; a start
+    that raises leaves nothing behind and the next call tries again."""
+    global _process_services
+    with _PROCESS_LOCK:
+        current = _process_services
+        if current is None or getattr(current, "stopped", False):
+            current = _process_services = (start or (lambda: start_services(load_settings())))()
+        return current
+
+
+def forget_process_services() -> Services | None:
+    """Drop the reference without stopping anything (tests that build their own services use it
+    between cases); returns what was held. No page or client action calls this."""
+    global _process_services
+    with _PROCESS_LOCK:
+        held, _process_services = _process_services, None
+        return held

@@ -17,22 +17,26 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
-from v6core import greeks as greek_math
+from v6core import greeks as greek_math, greeks_warmup
+from v6core.alerts import account_alerts, connection_and_leg_alerts, limit_alerts  # noqa: F401 (re-export)
 from v6core.config import Settings
+from v6core.ib_edge import MAX_PLAUSIBLE_COST, MAX_PLAUSIBLE_QUANTITY
 from v6core.models import (
-    AccountValues, Alert, ConnectionStatus, ConnState, ContractInfo, FillView, Greeks, GreekSource,
+    AccountValues, ConnectionStatus, ConnState, ContractInfo, FillView, Greeks,
     Leg, OrderView, PortfolioSnapshot, PositionGreeks, Quote, UnderlyingSummary,
 )
+from v6core.pnl import account_pnl, closed_legs_today
 from v6core.strategies import group_and_tag
 
 log = logging.getLogger(__name__)
 
 NEW_YORK = ZoneInfo("America/New_York")
+GREEKS_PENDING = "no Greeks: pending (the local Greeks model is still compiling)"
 # Any flag keeps a leg's Greeks out of the totals (as `group_strategies` does for strategies).
 # These flags make a leg untrustworthy as a whole: its P&L stays out too and it joins no strategy.
 EXCLUDING_FLAG_PREFIXES = ("unknown security type", "unknown account", "position rejected",
-                           "option contract lacks")
-MAX_LEG_ALERTS = 20
+                           "option contract lacks", "contract rejected", "implausible",
+                           "non-positive multiplier", "unreadable multiplier")
 
 
 @dataclass
@@ -107,7 +111,33 @@ def today_new_york(now: datetime) -> date:
 
 
 def _finite_sum(values) -> float:
-    return math.fsum(v for v in values if v is not None)
+    # a non-finite figure never reaches a total (fsum raises on inf - inf; one leg must not
+    # take the snapshot down): the leg carrying it is flagged and excluded anyway
+    return math.fsum(v for v in values if v is not None and math.isfinite(v))
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _implausible(pos: PositionRecord) -> list[str]:
+    """The edge flags absurd numbers; this catches any that reach the builder another way."""
+    flags = []
+    for name, value, limit in (("quantity", pos.quantity, MAX_PLAUSIBLE_QUANTITY),
+                               ("average cost", pos.avg_cost, MAX_PLAUSIBLE_COST)):
+        if not math.isfinite(value) or abs(value) > limit:
+            flags.append(f"implausible {name} {value:.3g}")
+    return flags
+
+
+def _unevaluated_leg(pos: PositionRecord, exc: Exception) -> Leg:
+    """A leg whose figures could not be computed: shown with the reason, out of every total."""
+    return Leg(account=pos.account, contract=pos.contract, quantity=pos.quantity,
+               avg_price=math.nan, mark=None, market_value=None, unrealized_pnl=None,
+               realized_pnl=None, daily_pnl=None, dte=None, greeks=None,
+               position_greeks=PositionGreeks(), quote_time=None,
+               flags=tuple(pos.flags) + (f"position rejected: could not be evaluated "
+                                         f"({type(exc).__name__}: {exc})",), stale=True)
 
 
 class SnapshotBuilder:
@@ -158,45 +188,55 @@ class SnapshotBuilder:
 
         # pass 1: everything but the Greeks that need computing
         rows = []
+        broken: list[Leg] = []
         fallback_rows: list[int] = []
         requests = []
         for (account, con_id), pos in sorted(state.positions.items(), key=lambda kv: kv[0]):
-            contract = pos.contract
-            flags = list(pos.flags) + list(pos.portfolio_flags)
-            if allowed is not None and account not in allowed:
-                flags.append(f"unknown account {account}")
-            record = state.quotes.get(con_id)
-            quote = record.quote if record else None
-            if record is not None:
-                flags.extend(record.flags)
-            stale = self._is_stale(record, state, connected, now)
-            symbol = contract.symbol
-            if symbol not in spots:
-                spots[symbol] = self._spot(state, symbol)[0]
-            spot = spots[symbol]
-            dte = (contract.expiry - today).days if contract.expiry is not None else None
-            if dte is not None and dte < 0:
-                flags.append("expired")
-            greeks: Greeks | None = None
-            if contract.sec_type == "STK":
-                greeks = greek_math.STOCK_GREEKS
-            elif contract.is_option and contract.expiry is not None and contract.strike:
-                if record is not None and record.ib_greeks is not None:
-                    greeks = record.ib_greeks
-                else:
-                    if record is not None:
-                        flags.extend(record.greek_flags)
-                    fallback_rows.append(len(rows))
-                    requests.append(greek_math.GreekRequest(
-                        con_id=con_id, spot=spot, strike=contract.strike,
-                        is_call=contract.right == "C", expiry=contract.expiry,
-                        iv=quote.iv if quote is not None else None,
-                        mid=quote.mark if quote is not None else None,
-                    ))
-            rows.append([pos, contract, flags, quote, stale, spot, dte, greeks])
+            try:
+                contract = pos.contract
+                flags = list(pos.flags) + list(pos.portfolio_flags)
+                if not any(f.startswith(EXCLUDING_FLAG_PREFIXES) for f in flags):
+                    flags.extend(_implausible(pos))
+                if allowed is not None and account not in allowed:
+                    flags.append(f"unknown account {account}")
+                record = state.quotes.get(con_id)
+                quote = record.quote if record else None
+                if record is not None:
+                    flags.extend(record.flags)
+                stale = self._is_stale(record, state, connected, now)
+                symbol = contract.symbol
+                if symbol not in spots:
+                    spots[symbol] = self._spot(state, symbol)[0]
+                spot = spots[symbol]
+                dte = (contract.expiry - today).days if contract.expiry is not None else None
+                if dte is not None and dte < 0:
+                    flags.append("expired")
+                greeks: Greeks | None = None
+                if contract.sec_type == "STK":
+                    greeks = greek_math.STOCK_GREEKS
+                elif contract.is_option and contract.expiry is not None and contract.strike:
+                    if record is not None and record.ib_greeks is not None:
+                        greeks = record.ib_greeks
+                    else:
+                        if record is not None:
+                            flags.extend(record.greek_flags)
+                        fallback_rows.append(len(rows))
+                        requests.append(greek_math.GreekRequest(
+                            con_id=con_id, spot=spot, strike=contract.strike,
+                            is_call=contract.right == "C", expiry=contract.expiry,
+                            iv=quote.iv if quote is not None else None,
+                            mid=quote.mark if quote is not None else None,
+                        ))
+                rows.append([pos, contract, flags, quote, stale, spot, dte, greeks])
+            except Exception as exc:   # one leg never fails the build
+                log.exception("leg %s could not be evaluated", pos.contract.label)
+                broken.append(_unevaluated_leg(pos, exc))
 
         # one vectorised call for every option IB gave no usable Greeks for
-        if requests:
+        if requests and greeks_warmup.is_warming():
+            for row_index in fallback_rows:      # never wait for the compiler on the loop
+                rows[row_index][2].append(GREEKS_PENDING)
+        elif requests:
             try:
                 computed = greek_math.fill_greeks_explained(requests, now, rate)
             except Exception:  # a bad batch must not take the snapshot down
@@ -213,36 +253,51 @@ class SnapshotBuilder:
         legs: list[Leg] = []
         included: list[bool] = []
         for pos, contract, flags, quote, stale, spot, dte, greeks in rows:
-            excluded = any(f.startswith(EXCLUDING_FLAG_PREFIXES) for f in flags)
-            multiplier = contract.multiplier
-            if greeks is None and not excluded and not any(f.startswith("no Greeks") for f in flags):
-                flags.append("no Greeks: kept out of totals")
-            if flags or greeks is None:
-                position = PositionGreeks()
-            else:
-                if spot is None:
-                    spot = greeks.und_price
-                position = greek_math.position_greeks(
-                    greeks, pos.quantity, multiplier, spot,
-                    self.settings.betas.get(contract.symbol, 1.0), spy_price)
-            mark = quote.mark if quote is not None else None
-            if mark is None:
-                mark = pos.market_price
-            avg_price = pos.avg_cost / multiplier if multiplier else pos.avg_cost
-            if mark is not None:
-                market_value = mark * pos.quantity * multiplier
-                unrealized = market_value - avg_price * pos.quantity * multiplier
-            else:
-                market_value, unrealized = pos.market_value, pos.unrealized_pnl
-            legs.append(Leg(
-                account=pos.account, contract=contract, quantity=pos.quantity,
-                avg_price=avg_price, mark=mark, market_value=market_value,
-                unrealized_pnl=unrealized, realized_pnl=pos.realized_pnl,
-                daily_pnl=pos.daily_pnl, dte=dte, greeks=greeks, position_greeks=position,
-                quote_time=quote.time if quote is not None else None,
-                flags=tuple(dict.fromkeys(flags)), stale=stale,
-            ))
-            included.append(not excluded)
+            try:
+                excluded = any(f.startswith(EXCLUDING_FLAG_PREFIXES) for f in flags)
+                multiplier = contract.multiplier
+                if greeks is None and not excluded and not any(f.startswith("no Greeks") for f in flags):
+                    flags.append("no Greeks: kept out of totals")
+                if flags or greeks is None:
+                    position = PositionGreeks()
+                else:
+                    if spot is None:
+                        spot = greeks.und_price
+                    position = greek_math.position_greeks(
+                        greeks, pos.quantity, multiplier, spot,
+                        self.settings.betas.get(contract.symbol, 1.0), spy_price)
+                mark = quote.mark if quote is not None else None
+                if mark is None:
+                    mark = pos.market_price
+                avg_price = pos.avg_cost / multiplier if multiplier else pos.avg_cost
+                if mark is not None:
+                    market_value = mark * pos.quantity * multiplier
+                else:
+                    market_value = pos.market_value
+                # IB's unrealized P&L (its marks, to the cent); computed from the quote only when
+                # IB sent none, and labelled so
+                pnl_source = "IB"
+                unrealized = pos.unrealized_pnl
+                if unrealized is None and mark is not None:
+                    unrealized = market_value - avg_price * pos.quantity * multiplier
+                    pnl_source = "v6"
+                elif unrealized is None:
+                    pnl_source = "v6"
+                legs.append(Leg(
+                    account=pos.account, contract=contract, quantity=pos.quantity,
+                    avg_price=avg_price, mark=mark, market_value=_finite(market_value),
+                    unrealized_pnl=_finite(unrealized), realized_pnl=_finite(pos.realized_pnl),
+                    daily_pnl=_finite(pos.daily_pnl), dte=dte, greeks=greeks, position_greeks=position,
+                    quote_time=quote.time if quote is not None else None,
+                    flags=tuple(dict.fromkeys(flags)), stale=stale, pnl_source=pnl_source,
+                ))
+                included.append(not excluded)
+            except Exception as exc:   # one leg never fails the build
+                log.exception("leg %s could not be evaluated", contract.label)
+                legs.append(_unevaluated_leg(pos, exc))
+                included.append(False)
+        legs.extend(broken)
+        included.extend(False for _ in broken)
 
         # strategies over the legs that are trustworthy as a whole
         trusted_index = [i for i, ok in enumerate(included) if ok]
@@ -259,12 +314,14 @@ class SnapshotBuilder:
         for leg in legs:
             totals = totals + leg.position_greeks
         underlyings = self._underlyings(state, legs, included)
-        unrealized = _finite_sum(l.unrealized_pnl for l, ok in zip(legs, included) if ok)
-        realized = _finite_sum(l.realized_pnl for l, ok in zip(legs, included) if ok)
-        daily = state.pnl[0]
-        if daily is None:
-            dailies = [l.daily_pnl for l, ok in zip(legs, included) if ok and l.daily_pnl is not None]
-            daily = math.fsum(dailies) if dailies else None
+        closed_today = closed_legs_today(
+            state.fills.values(), {con_id for _, con_id in state.positions}, today)
+        # IB's account P&L counts only for an account this login manages (else its legs are
+        # flagged "unknown account" and nothing of it belongs in the totals)
+        managed = not state.managed_accounts or state.account_name in state.managed_accounts
+        pnl = account_pnl(state.pnl if managed else (None, None, None),
+                          [l for l, ok in zip(legs, included) if ok], closed_today)
+        daily, unrealized, realized = pnl[0]
 
         account = self._account(state)
         quotes = tuple(r.quote for _, r in sorted(state.quotes.items()))
@@ -274,8 +331,11 @@ class SnapshotBuilder:
             seq=seq, built_at=now, connection=connection, account=account,
             legs=tuple(legs), strategies=strategies, underlyings=underlyings, totals=totals,
             unrealized_pnl=unrealized, realized_pnl=realized, daily_pnl=daily,
+            daily_pnl_source=pnl[1][0], unrealized_pnl_source=pnl[1][1],
+            realized_pnl_source=pnl[1][2], closed_today=closed_today,
             quotes=quotes, orders=orders, fills=fills,
-            alerts=self._alerts(connection, legs) + limit_alerts(self.settings, totals, account, daily),
+            alerts=(connection_and_leg_alerts(connection, legs) + account_alerts(account)
+                    + limit_alerts(self.settings, totals, account, daily)),
             positions_version=state.positions_version,
         )
 
@@ -321,51 +381,6 @@ class SnapshotBuilder:
             realized_pnl=realized if realized is not None else fields.get("realized_pnl"),
             updated_at=state.account_updated_at,
         )
-
-    def _alerts(self, connection: ConnectionStatus, legs: list[Leg]) -> tuple[Alert, ...]:
-        alerts: list[Alert] = []
-        if connection.state == ConnState.DISCONNECTED:
-            why = f": {connection.last_error}" if connection.last_error else ""
-            alerts.append(Alert("error", f"Disconnected from the gateway{why}; showing the last known data"))
-        elif connection.state == ConnState.DEGRADED:
-            alerts.append(Alert("warning", "Gateway connectivity degraded; data may be stale"))
-        if connection.breaker == "open":
-            alerts.append(Alert("error", "Connection attempts paused by the circuit breaker "
-                                         "after repeated failures"))
-        stale = sum(1 for leg in legs if leg.stale)
-        if stale:
-            alerts.append(Alert("warning", f"{stale} leg(s) with stale quotes"))
-        computed = sum(1 for leg in legs if leg.greeks is not None
-                       and leg.greeks.source == GreekSource.COMPUTED)
-        if computed:
-            alerts.append(Alert("info", f"{computed} leg(s) with Greeks computed locally "
-                                        "(IB sent none or unusable ones)"))
-        flagged = [leg for leg in legs if leg.flags]
-        for leg in flagged[:MAX_LEG_ALERTS]:
-            alerts.append(Alert("warning", f"{leg.contract.label}: {'; '.join(leg.flags)}"))
-        if len(flagged) > MAX_LEG_ALERTS:
-            alerts.append(Alert("warning", f"{len(flagged) - MAX_LEG_ALERTS} more flagged leg(s)"))
-        return tuple(alerts)
-
-
-def limit_alerts(settings: Settings, totals: PositionGreeks, account: AccountValues,
-                 daily_pnl: float | None) -> tuple[Alert, ...]:
-    """Portfolio limit breaches (settings `limit_*`), stated with the figure and the limit."""
-    alerts: list[Alert] = []
-    if abs(totals.beta_delta) > settings.limit_beta_delta:
-        alerts.append(Alert("error", f"Limit breach: beta-weighted delta {totals.beta_delta:+,.0f} SPY sh "
-                                     f"beyond ±{settings.limit_beta_delta:,.0f}"))
-    if abs(totals.vega) > settings.limit_vega:
-        alerts.append(Alert("error", f"Limit breach: vega {totals.vega:+,.0f} $/vol pt "
-                                     f"beyond ±{settings.limit_vega:,.0f}"))
-    margin_use = account.margin_use_pct
-    if margin_use is not None and margin_use > settings.limit_margin_use_pct:
-        alerts.append(Alert("error", f"Limit breach: margin use {margin_use:.1f}% "
-                                     f"above {settings.limit_margin_use_pct:g}%"))
-    if daily_pnl is not None and daily_pnl < -settings.limit_daily_loss:
-        alerts.append(Alert("error", f"Limit breach: daily P&L {daily_pnl:+,.0f} $ "
-                                     f"below -{settings.limit_daily_loss:,.0f}"))
-    return tuple(alerts)
 
 
 class SnapshotStore:

@@ -1,5 +1,7 @@
 """Group position legs into the strategies a trader would name: pure, deterministic, explained.
 
+Longer than ~450 lines on purpose: one greedy matcher whose shapes read best side by side.
+
 Per account and underlying, a greedy matcher tries the most specific shapes first and takes as
 many units of each as the quantities allow, then moves on:
 

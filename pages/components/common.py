@@ -8,17 +8,17 @@
 
 from __future__ import annotations
 
-import streamlit as st
-
 from pages.components.formatting import (  # noqa: F401 (re-exported)
     DASH,
     EXCHANGE_TZ,
     GREEK_DECIMALS,
     GREEK_LABELS,
     GREEK_WORDS,
+    HUGE,
     LEG_COLUMN_CONFIG,
     age_seconds,
     colored,
+    displayable,
     fmt_age,
     fmt_date,
     fmt_greek,
@@ -46,6 +46,7 @@ from pages.components.shell import (  # noqa: F401 (re-exported)
     REFRESH_KEY,
     SESSION_KEY,
     connection_line,
+    lake_alerts,
     ensure_app_shell,
     no_legs_notice,
     refresh_seconds,
@@ -54,13 +55,16 @@ from pages.components.shell import (  # noqa: F401 (re-exported)
     settings_error_screen,
     sidebar,
 )
+import v6core.services as _wiring  # the real module (imported after app.py's first screen)
 from v6core.config import load_settings
 
 
-# Keep this factory tiny and stable: Streamlit keys the cache on its source, so any edit here
-# starts a second runtime (and a second IB connection) in a running server.
-@st.cache_resource(show_spinner=False)
 def get_services():
-    from v6core.services import start_services
+    """The process-wide services (one runtime, one IB connection for every tab). They live in
+    `v6core.services`, not in `st.cache_resource`, which any client's "Clear cache" empties."""
+    from v6core.services import start_services  # looked up per call: tests substitute the module
 
-    return start_services(load_settings())
+    return _wiring.process_services(lambda: start_services(load_settings()))
+
+
+get_services.clear = _wiring.forget_process_services  # type: ignore[attr-defined]  # tests only

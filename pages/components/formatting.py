@@ -25,6 +25,22 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 _zone: tzinfo | None = None
 
 
+# Beyond this a figure is a broker glitch (IB has sent 1e306 shares): shown as "1.0e+306", never
+# as a 300-digit number. Legs carrying such figures are flagged and kept out of totals in the core.
+HUGE = 1e15
+
+
+def _huge(value: float, signed: bool) -> str | None:
+    if abs(value) < HUGE:
+        return None
+    return f"{value:+.1e}" if signed else f"{value:.1e}"
+
+
+def displayable(column):
+    """A numeric table column with non-finite and absurd values blanked (flags explain them)."""
+    return column.where(column.abs() < HUGE)
+
+
 def _missing(value: Any) -> bool:
     if value is None:
         return True
@@ -45,7 +61,11 @@ def fmt_money(value: float | None, *, signed: bool = False, decimals: int = 2) -
     """`$1,234.56`; signed: `+$1,234.56` / `-$1,234.56`."""
     if _missing(value):
         return DASH
-    value = round(float(value), decimals) + 0.0
+    value = float(value)
+    sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
+    if (huge := _huge(abs(value), False)) is not None:
+        return f"{sign}${huge}"
+    value = round(value, decimals) + 0.0
     sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
     return f"{sign}${abs(value):,.{decimals}f}"
 
@@ -54,6 +74,8 @@ def fmt_number(value: float | None, *, decimals: int = 2, signed: bool = True) -
     """`+1,234.57` (signed by default: Greeks and quantities have a direction)."""
     if _missing(value):
         return DASH
+    if (huge := _huge(float(value), signed)) is not None:
+        return huge
     value = round(float(value), decimals) + 0.0  # no "-0.0" for tiny negatives
     return f"{value:+,.{decimals}f}" if signed and value != 0 else f"{value:,.{decimals}f}"
 
@@ -61,6 +83,8 @@ def fmt_number(value: float | None, *, decimals: int = 2, signed: bool = True) -
 def fmt_pct(value: float | None, *, decimals: int = 1, signed: bool = False) -> str:
     if _missing(value):
         return DASH
+    if (huge := _huge(float(value), signed)) is not None:
+        return f"{huge}%"
     return f"{value:+,.{decimals}f}%" if signed else f"{value:,.{decimals}f}%"
 
 

@@ -108,6 +108,14 @@ def _draw_connection_status(services) -> None:
     st.caption(f"Data age {fmt_age(age_seconds(snapshot.built_at, now))} · snapshot #{snapshot.seq}")
     if getattr(services, "lake_error", ""):
         st.caption("History read-only: " + plain(services.lake_error))
+    for alert in lake_alerts(services):
+        (st.error if alert.level == "error" else st.warning)(plain(alert.message))
+
+
+def lake_alerts(services) -> list:
+    """The lake's alerts (writer failing, lock lost, damaged tables); none from a stand-in without them."""
+    alerts = getattr(services, "lake_alerts", None)
+    return list(alerts()) if callable(alerts) else []
 
 
 def _nearest_choice(seconds: float) -> int:
@@ -143,8 +151,13 @@ def settings_error_screen(error: Exception) -> None:
 
 
 def _guarded(body: Callable[[Any], None], services) -> None:
+    from v6core.lake import LakeError
+
     try:
         body(services)
+    except LakeError as exc:  # a damaged table: the message names it and the repair command
+        log.warning("page stopped by the lake: %s", exc)
+        st.error(plain(str(exc)))
     except Exception as exc:  # the operator sees one line; the traceback goes to the log
         log.exception("page failed")
         st.error(f"This page hit an unexpected error ({type(exc).__name__}); details are in the server log.")

@@ -143,7 +143,7 @@ def test_greeks_and_risk_equal_the_snapshot_and_risk_module(sim_services, frozen
     for u in frozen.underlyings:
         for column, value in (("Delta", u.greeks.delta), ("Gamma", u.greeks.gamma),
                               ("Theta $/day", u.greeks.theta), ("Vega $/vol pt", u.greeks.vega),
-                              ("Beta delta (SPY sh)", u.greeks.beta_delta)):
+                              ("Beta-weighted delta (SPY sh)", u.greeks.beta_delta)):
             assert by_underlying.loc[u.symbol, column] == pytest.approx(value), (u.symbol, column)
     assert by_underlying.loc["Portfolio", "Delta"] == pytest.approx(frozen.totals.delta)
     assert len(at.dataframe[1].value) == len(frozen.strategies)

@@ -86,7 +86,8 @@ def test_overview_shows_account_greeks_and_connection(page, app_server):
     expect(metric_value(page, "Delta (shares)")).to_have_text(SIGNED_ONE_DECIMAL)
     expect(metric_value(page, "Theta ($/day)")).to_have_text(re.compile(r"^[+-]?[\d,]+\.\d{2}$"))
     expect(metric_value(page, "Unrealized P&L")).to_have_text(MONEY)
-    expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(1)   # after positions arrived
+    # after positions arrived (the other chart, "today so far", needs two recorded versions)
+    expect(page.locator(".st-key-greeks_by_underlying [data-testid='stPlotlyChart']")).to_have_count(1)
     sidebar = page.locator("[data-testid='stSidebar']")
     expect(sidebar.get_by_text("SIM", exact=True)).to_be_visible()
     expect(sidebar.get_by_text("connected", exact=True)).to_be_visible(timeout=30_000)

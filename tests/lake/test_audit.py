@@ -45,17 +45,17 @@ def test_retried_audit_append_is_idempotent(lake_root, monkeypatch):
     first = _event("T1", "drafted", 1)
     assert log.append_audit([first]) == 1
     assert log.append_audit([first]) == 0
-    real = lake.write_deltalake
+    real = lake.audit.write_deltalake
 
     def lands_then_raises(*args, **kwargs):
         real(*args, **kwargs)
         raise OSError("timeout after commit")
 
     confirmed = _event("T1", "confirmed", 2)
-    monkeypatch.setattr(lake, "write_deltalake", lands_then_raises)
+    monkeypatch.setattr(lake.audit, "write_deltalake", lands_then_raises)
     with pytest.raises(OSError):
         log.append_audit([confirmed])
-    monkeypatch.setattr(lake, "write_deltalake", real)
+    monkeypatch.setattr(lake.audit, "write_deltalake", real)
     assert log.append_audit([confirmed, _event("T1", "sent", 3)]) == 1
     assert log.audit("T1")["event"].to_list() == ["drafted", "confirmed", "sent"]
 

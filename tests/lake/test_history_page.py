@@ -98,7 +98,7 @@ def test_history_page_browses_versions_times_and_diffs(history_page):
     assert gone["delta_change"].tolist() == [pytest.approx(-10.0)]
 
     # The long-range chart: one point per snapshot, the selected version marked.
-    chart = at.get("plotly_chart")
+    chart = [c for c in at.get("plotly_chart") if c.key == "history_chart"]   # (the other: P&L explained)
     assert len(chart) == 1
     assert not at.exception
 

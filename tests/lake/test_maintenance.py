@@ -14,7 +14,7 @@ from v6core.lake import (
     GREEKS_HISTORY, PORTFOLIO, LakeMaintenance, LakeReader, LakeWriter, VersionUnavailableError,
     legs_table, log_size,
 )
-from v6core.lake_cli import main
+from v6core.lake.__main__ import main
 
 REPO = Path(__file__).resolve().parents[2]
 COUNT = 105

@@ -116,7 +116,7 @@ def test_rewriting_a_snapshot_never_duplicates(lake_root):
 
 
 def test_commit_that_lands_but_reports_failure_is_not_retried_twice(lake_root, monkeypatch):
-    real = lake.write_deltalake
+    real = lake.writer.write_deltalake
     fail = {"on": True}
 
     def lands_then_raises(*args, **kwargs):
@@ -126,7 +126,7 @@ def test_commit_that_lands_but_reports_failure_is_not_retried_twice(lake_root, m
 
     writer = LakeWriter(lake_root)
     writer.write_snapshot(snapshot_at(0))
-    monkeypatch.setattr(lake, "write_deltalake", lands_then_raises)
+    monkeypatch.setattr(lake.writer, "write_deltalake", lands_then_raises)
     # Portfolio: the writer sees its own commit landed and reports the version.
     assert writer.write_snapshot(snapshot_at(1)) == 1
     # Aggregates: the append landed but raised; the batch stays pending and the retry adds nothing.
@@ -140,7 +140,7 @@ def test_commit_that_lands_but_reports_failure_is_not_retried_twice(lake_root, m
 
 
 def test_failed_commit_is_retried_by_the_next_tick(lake_root, monkeypatch):
-    real = lake.write_deltalake
+    real = lake.writer.write_deltalake
     calls = {"n": 0}
 
     def fails_first(*args, **kwargs):
@@ -149,7 +149,7 @@ def test_failed_commit_is_retried_by_the_next_tick(lake_root, monkeypatch):
             raise OSError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(lake, "write_deltalake", fails_first)
+    monkeypatch.setattr(lake.writer, "write_deltalake", fails_first)
     source = _Source(snapshot_at(0))
     writer = LakeWriter(lake_root, source, interval=3600, poll=0.02)
     writer.start()

@@ -9,7 +9,7 @@ from concurrent.futures import Future
 import pytest
 
 from tests.orders.conftest import signal_record, wait_until
-from v6core import orders as orders_module
+from v6core.orders import checks as order_checks  # where the tick rule lives
 from v6core.models import WhatIfResult
 from v6core.orders import OrderDeskError, TicketBlocked, TicketState, order_legs
 
@@ -50,7 +50,8 @@ def test_signal_ticket_is_a_stock_limit_at_the_entry_with_stop_and_target(stack)
 def test_signal_for_a_stock_not_held_is_quoted_through_its_underlying(stack):
     spy = stack.gw.spot("SPY")
     ticket = stack.desk.draft_from_signal(signal_record("SPY", "BUY", spy), "sess-a")
-    assert ticket.contract.con_id == 0          # qualified by symbol when it is placed
+    # qualified and quoted on demand when drafted (runtime.ensure_quotes), so it carries its conId
+    assert ticket.contract.con_id == stack.gw.lookup("SPY").con_id
     result = stack.desk.check(ticket.ticket_id, "sess-a")
     assert result.ok, result.problems
     assert result.order_greeks.delta == pytest.approx(1.0)
@@ -223,7 +224,7 @@ def test_confirmed_order_reaches_the_sim_exactly_as_confirmed_and_fills_with_com
 
 def test_gateway_refusal_at_preview_is_shown_with_its_reason(stack, monkeypatch):
     # Make the desk's own tick rule looser than the exchange's, so the gateway is the one to refuse.
-    monkeypatch.setattr(orders_module, "min_tick", lambda contract, price: 0.001)
+    monkeypatch.setattr(order_checks, "min_tick", lambda contract, price: 0.001)
     ticket = draft_aapl(stack, limit=round(aapl_spot(stack) * 0.8, 2) + 0.005)
     with pytest.raises(OrderDeskError, match="110: The price does not conform to the minimum price variation"):
         stack.desk.preview(ticket.ticket_id, "sess-a")
@@ -236,7 +237,7 @@ def test_gateway_refusal_at_preview_is_shown_with_its_reason(stack, monkeypatch)
 def test_gateway_rejection_at_placement_is_shown_with_its_reason(stack, monkeypatch):
     # The exchange refuses at placement what passed every check and the what-if: here the desk's
     # tick rule is loosened and the what-if answer is stood in, so only the gateway can refuse.
-    monkeypatch.setattr(orders_module, "min_tick", lambda contract, price: 0.001)
+    monkeypatch.setattr(order_checks, "min_tick", lambda contract, price: 0.001)
     monkeypatch.setattr(stack.runtime, "what_if", lambda spec: _done(WhatIfResult(
         init_margin_change=1.0, maint_margin_change=1.0, init_margin_after=None, maint_margin_after=None,
         equity_with_loan_after=None, commission=1.0, min_commission=1.0, max_commission=1.0)))

@@ -32,8 +32,8 @@ def reference_greeks(spot, strike, t_years, rate, iv, right) -> dict[str, float]
             "theta": theta_year / 365.0, "vega": spot * density * sqrt_t / 100.0}
 
 
-def test_snapshot_shows_every_seeded_leg_with_greeks(make_runtime):
-    rt = make_runtime(mode="sim")
+def test_snapshot_shows_every_seeded_leg_with_greeks(make_runtime, tmp_path):
+    rt = make_runtime(mode="sim", lake_path=tmp_path / "lake")   # its own paper account
     gw = rt.sim
     snap = wait_ready(rt, gw)
     seeded = {p.contract.con_id: p for p in gw.seeded_positions()}

@@ -143,7 +143,8 @@ def test_edge_rejects_bad_prices_and_greeks_without_raising():
     assert g is None and "incomplete" in flags[0]
     g, flags = greeks_from_ib(OptionComputation(0, 0.3, -0.4, 1.0, 0, 0.01, 0.2, -0.1, 100))
     assert g.source == GreekSource.IB and g.delta == -0.4 and not flags
-    assert position_from_ib("DU1", nan, 1.0)[0] is None
+    edge, flags = position_from_ib("DU1", nan, 1.0)       # kept and flagged, never dropped
+    assert math.isnan(edge.quantity) and flags[0].startswith("position rejected: quantity nan")
     assert position_from_ib("DU1", 2, -5.0)[1] == ("negative average cost -5",)
     assert contract_from_ib(Contract(conId=0, symbol="X", secType="STK"))[0] is None
 

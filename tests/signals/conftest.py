@@ -131,10 +131,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def completion_body(content: str | None, tool_calls: list | None = None, model: str = "test-model") -> dict:
+def completion_body(content: str | None, tool_calls: list | None = None, model: str = "test-model",
+                    function_call: dict | None = None) -> dict:
     message: dict = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    if function_call:
+        message["function_call"] = function_call       # the legacy (pre-tools) form
     return {"id": "chatcmpl-test", "object": "chat.completion", "created": 1_700_000_000,
             "model": model,
             "choices": [{"index": 0, "message": message,
@@ -148,6 +151,7 @@ class ChatServer:
     Replies are scripted: each request takes the next script entry (the last one repeats):
       {"content": "..."}                      a completion with that text
       {"tool_calls": [...]}                   a completion asking for a tool call
+      {"function_call": {...}}                the legacy single function call
       {"sleep": s, "content": "..."}          answer after `s` seconds
       {"status": 400, "error": "..."}         an HTTP error
       {"reject_response_format": True}        400 when the request asks for response_format
@@ -181,7 +185,8 @@ class ChatServer:
                     time.sleep(step["sleep"])
                 if "status" in step:
                     return self._send(step["status"], {"error": {"message": step.get("error", "error")}})
-                self._send(200, completion_body(step.get("content"), step.get("tool_calls")))
+                self._send(200, completion_body(step.get("content"), step.get("tool_calls"),
+                                                function_call=step.get("function_call")))
 
             def _send(self, status: int, payload: dict) -> None:
                 data = json.dumps(payload).encode()

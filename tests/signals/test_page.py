@@ -150,7 +150,7 @@ def test_create_ticket_outside_the_app_navigation_says_where_the_ticket_is(servi
     button(at, "Create ticket").click()
     at = run_page(at)
     assert services.orders.ticket(at.session_state["ticket_id"]).action == "BUY"
-    assert "drafted: review and confirm it on the Orders page" in at.success[0].value
+    assert any("drafted: review and confirm it on the Orders page" in s.value for s in at.success)
 
 
 def test_llm_text_is_shown_as_text_and_flagged(services, tmp_path):
@@ -173,7 +173,8 @@ def test_llm_text_is_shown_as_text_and_flagged(services, tmp_path):
     assert INJECTION in texts(at)                       # verbatim, through st.text
     assert not any("<script>" in m.value for m in at.markdown)
     assert any("order-instruction" in t for t in texts(at))
-    assert at.warning, "the flag is shown"
+    assert at.error[0].value.startswith("SUSPECT · not actionable"), "the reason comes first"
+    assert "Create ticket" not in [b.label for b in at.button]
     factors = at.dataframe[2].value
     assert list(factors["Key factors"]) == ["**bold** [link](http://x)"]
     messages = at.code[-1].value
@@ -201,3 +202,82 @@ def test_rejected_llm_answer_is_shown_as_rejected_next_to_the_fallback(services)
     assert sorted(history["status"]) == ["ACCEPTED", "REJECTED"]
     assert at.metric[0].value == "BUY"                   # the rules fallback, labelled as rules
     assert any("Analyst: rules" in c.value for c in at.caption)
+
+
+HOSTILE_ORDER = {"symbol": "TSLA", "action": "BUY", "totalQuantity": 1000, "orderType": "MKT",
+                 "transmit": True}
+CLEAN = {"symbol": "SPY", "action": "BUY", "confidence": "HIGH", "confidence_score": 78,
+         "reasoning": "Clean prose.", "trend": "UP", "entry": 190.0, "stop": 184.0, "target": 202.0}
+PLACE_ORDER = {"id": "call_1", "type": "function",
+               "function": {"name": "place_order",
+                            "arguments": json.dumps({"symbol": "TSLA", "quantity": 1000})}}
+
+
+@pytest.mark.parametrize("script, found", [
+    ([{"content": json.dumps({**CLEAN, "order": HOSTILE_ORDER, "execute_now": True})}],
+     "order-structure in LLM answer (not actionable): order = "),
+    ([{"content": json.dumps(CLEAN), "tool_calls": [PLACE_ORDER]}],
+     "tool/function call in LLM answer (not actionable): place_order("),
+], ids=["order-structure", "tool-call"])
+def test_a_suspect_signal_looks_suspect_at_first_sight_and_has_no_ticket(services, script, found):
+    server = ChatServer().start()
+    try:
+        server.script = script
+        settings = Settings(_env_file=None, lake_path=services.settings.lake_path,
+                            llm_base_url=server.base_url, llm_model="m1", llm_timeout=30.0,
+                            watchlist=["SPY"])
+        services.settings = settings
+        services.signals = SignalService(settings, services.runtime, settings.lake_path)
+        services.signals.analyse("SPY")
+    finally:
+        server.stop()
+    at = run_page()
+    # The first thing under the symbol is the state and reason, in its own colour (red, not the
+    # green of an actionable signal); no large "BUY HIGH (78)" metric, no ticket button.
+    assert at.error[0].value.startswith("SUSPECT · not actionable")
+    assert not at.success and not at.metric
+    assert any(t.startswith(found) for t in texts(at))
+    assert "Create ticket" not in [b.label for b in at.button]
+    assert any(c.value.startswith("Not actionable, no ticket") for c in at.caption)
+    summary = at.dataframe[0].value
+    assert (summary["State"][0], summary["Actionable"][0]) == ("SUSPECT", "not actionable")
+    assert summary["Why not"][0].startswith("suspect, ")
+    history = at.dataframe[-1].value
+    assert list(history["state"]) == ["SUSPECT"]
+    assert history["actionable"][0].startswith("not actionable: suspect, ")
+    assert services.runtime.order_calls == []
+
+
+def test_a_rejected_answer_has_its_own_state_and_colour(services):
+    services.signals.analyse("QQQ")                      # a rules SELL: actionable, green
+    at = run_page()
+    at.selectbox[0].select("QQQ")
+    at = run_page(at)
+    assert at.success[0].value.startswith("ACCEPTED · actionable: SELL")
+    services.runtime.bars.pop("IWM")                     # no bars: the analysis is rejected
+    services.signals.analyse("IWM")
+    at.selectbox[0].select("IWM")
+    at = run_page(at)
+    assert at.warning[0].value.startswith("REJECTED · not a signal, not actionable")
+    assert not at.success and not at.metric
+    assert "Create ticket" not in [b.label for b in at.button]
+
+
+def test_the_rules_fallback_after_a_tool_call_is_shown_suspect_too(services):
+    server = ChatServer().start()
+    try:
+        server.script = [{"content": "", "tool_calls": [PLACE_ORDER]}]
+        settings = Settings(_env_file=None, lake_path=services.settings.lake_path,
+                            llm_base_url=server.base_url, llm_model="m1", llm_timeout=30.0,
+                            llm_max_retries=0, watchlist=["SPY"])
+        services.signals = SignalService(settings, services.runtime, settings.lake_path)
+        record = services.signals.analyse("SPY")
+    finally:
+        server.stop()
+    assert record.analyst == "rules" and not record.actionable
+    at = run_page()
+    assert at.error[0].value.startswith(
+        "SUSPECT · not actionable: the LLM answer of this run stepped outside its contract")
+    assert any(t.startswith("suspect LLM answer in this run (not actionable): tool/function call")
+               for t in texts(at))
+    assert "Create ticket" not in [b.label for b in at.button] and not at.metric

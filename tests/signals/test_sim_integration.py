@@ -87,7 +87,7 @@ def test_page_with_the_real_services(tmp_path, monkeypatch):
         assert not at.exception
         summary = at.dataframe[0].value
         assert list(summary["Symbol"]) == ["AAPL", "SPY"]
-        assert list(summary["Status"]) == ["ACCEPTED", "ACCEPTED"]
+        assert list(summary["State"]) == ["ACCEPTED", "ACCEPTED"]
         assert summary["Live"].notna().all()
         assert len(at.dataframe[-1].value) == 1                # SPY history from Delta
         assert services.runtime.sim.orders() == []

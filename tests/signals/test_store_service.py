@@ -164,3 +164,30 @@ def test_plan_rows_compare_levels_with_the_live_price():
     assert rows[0] == {"Level": "Entry", "Price": 100.0, "vs live %": -50.0}
     assert [r["Level"] for r in rows] == ["Entry", "Stop", "Target", "Support", "Resistance"]
     assert plan_rows(accepted(), None)[0]["vs live %"] is None
+
+
+def test_a_table_written_before_the_state_columns_takes_them_and_old_rows_are_judged(tmp_path):
+    """Rows stored by an earlier v6 (no state/actionable columns, the old tool-call flag) read
+    back as suspect and not actionable; new appends add the columns by schema merge."""
+    from deltalake import write_deltalake
+
+    from v6core.signals.store import record_to_row
+
+    store = SignalStore(tmp_path)
+    old_columns = [f for f in SIGNALS_SCHEMA if f.name not in ("state", "actionable",
+                                                               "not_actionable_reason")]
+    old_schema = pa.schema(old_columns)
+    old = accepted(analyst="llm:m", flags=(
+        "LLM answered with a tool/function call (ignored: no tools exist)",))
+    row = {k: v for k, v in record_to_row(old).items() if k in old_schema.names}
+    write_deltalake(str(store.path), pa.Table.from_pylist([row], schema=old_schema))
+
+    store.append([accepted(minutes=1)])
+    frame = store.read("SPY")
+    assert frame["record_id"].to_list() == ["SPY-1", "SPY-0"]
+    assert frame["state"].to_list() == ["ACCEPTED", "SUSPECT"]
+    assert frame["actionable"].to_list() == [True, False]
+    assert frame["not_actionable_reason"][1].startswith("not actionable: suspect, LLM answered")
+    stored = pl.read_delta(str(store.path)).sort("created_at")
+    assert stored["state"].to_list() == [None, "ACCEPTED"]      # the old row was never rewritten
+    assert not store.history("SPY")[1].actionable

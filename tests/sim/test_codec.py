@@ -19,8 +19,9 @@ def test_message_is_length_prefixed_and_every_field_nul_terminated():
 
 
 def test_values_encode_as_ib_expects():
-    payload = encode_message([True, False, None, 1.5, "x", 1.7976931348623157e308])[4:]
-    assert split_fields(payload) == ["1", "0", "", "1.5", "x", ""]
+    """An unset double goes out as TWS writes it (Java's Double.MAX_VALUE), not as an empty field."""
+    payload = encode_message([True, False, None, 1.5, "x", 1.7976931348623157e308, 2**31 - 1])[4:]
+    assert split_fields(payload) == ["1", "0", "", "1.5", "x", "1.7976931348623157E308", "2147483647"]
 
 
 def test_reader_reassembles_partial_and_joined_frames():

@@ -291,7 +291,9 @@ def test_option_con_ids_unique_and_stable_across_days_and_seeds():
     assert all(monday.options[k].con_id == friday.options[k].con_id for k in shared)
 
 
-def test_delayed_market_data_type_uses_delayed_ticks(gw):
+def test_delayed_market_data_type_still_gets_live_data_when_live_is_available(gw):
+    """TWS: under reqMarketDataType(3) 'if live data is available, it will always be returned
+    instead of delayed data' - the sim has live data, so ticks 1/2 (not 66/67), type 1, no 10167."""
     held = next(p.contract for p in gw.seeded_positions() if p.contract.symbol == "QQQ")
 
     async def go():
@@ -305,12 +307,12 @@ def test_delayed_market_data_type_uses_delayed_ticks(gw):
             ticker = ib.reqMktData(contract)
             ticker.updateEvent += lambda t: types.update(tick.tickType for tick in t.ticks)
             await until(lambda: ticker.bid == ticker.bid and ticker.modelGreeks and ticker.close > 0
-                        and {66, 67} <= types, what="delayed quotes")
+                        and {1, 2} <= types, what="live quotes")
             return ticker, types, errors.codes()
         finally:
             ib.disconnect()
 
     ticker, types, codes = run(go)
-    assert ticker.marketDataType == 3 and 10167 in codes
-    assert {66, 67} <= types and not {1, 2} & types
+    assert ticker.marketDataType == 1 and 10167 not in codes
+    assert {1, 2} <= types and not {66, 67, 68} & types
     assert ticker.modelGreeks.delta < 0

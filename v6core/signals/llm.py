@@ -1,8 +1,9 @@
 """The LLM analyst: any OpenAI-compatible chat-completions endpoint through the `openai` client.
 
-The model's answer is data. It is parsed as JSON, validated against `SignalAnswer`, and scanned
-for order instructions, which are flagged and otherwise ignored: this module has no access to the
-runtime or the order desk, passes no tools to the model, and never acts on what the text says.
+The model's answer is data. It is parsed as JSON, validated against `SignalAnswer`, and screened
+(`screening`): order text, order-like structures at any depth, fields outside the schema and tool
+calls are flagged, and a flagged answer is suspect, never actionable. This module has no access
+to the runtime or the order desk, passes no tools to the model, and never acts on the answer.
 
 Attempts are bounded: one request plus `llm_max_retries` retries on invalid output, each retry
 telling the model why its previous answer was rejected. A timeout, an unreachable endpoint or an
@@ -23,35 +24,14 @@ from pydantic import ValidationError
 from v6core.config import Settings
 from v6core.signals.prompt import build_messages, prompt_hash
 from v6core.signals.schema import AnalystInput, SignalAnswer
+from v6core.signals.screening import (describe_tool_calls, find_order_instructions,
+                                      find_order_structures, find_unknown_fields)
+
+__all__ = ["LLMAnalyst", "LLMOutcome", "find_order_instructions", "parse_json_object"]
 
 log = logging.getLogger(__name__)
 
 MAX_RAW_CHARS = 8000
-
-# Text that tells someone (or something) to trade. Found anywhere in the model's answer, it is
-# flagged on the record and shown to the operator; nothing reads it as a command.
-ORDER_INSTRUCTION_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
-    r"\b(place|submit|send|execute|transmit|route|enter)\s+(?:an?\s+|the\s+|this\s+|my\s+|your\s+)?"
-    r"(?:\w+\s+){0,2}orders?\b",
-    r"\b(buy|sell|short)\s+(?:to\s+open\s+)?\d[\d,]*\s*(shares?|contracts?|lots?|units?)\b",
-    r"\bplace_?order\b|\bcancel_?all\b|\bwhat_?if\b",
-    r"\bmarket\s+order\b",
-    r"\bignore\s+(?:all\s+|any\s+)?(?:previous|prior|above|earlier|your)\s+(?:instructions|rules)\b",
-    r"\b(without|skip|bypass)\s+(?:the\s+)?(?:human\s+|operator\s+)?(confirmation|approval|review)\b",
-    r"\bexecute\s+(?:the\s+|this\s+)?(trade|signal)\b",
-    r"\bauto[- ]?(trade|execute)\b",
-))
-
-
-def find_order_instructions(text: str) -> tuple[str, ...]:
-    """Flags for each order instruction found in `text` (empty when none)."""
-    flags = []
-    for pattern in ORDER_INSTRUCTION_PATTERNS:
-        for match in pattern.finditer(text or ""):
-            start, end = max(0, match.start() - 30), min(len(text), match.end() + 30)
-            snippet = " ".join(text[start:end].split())
-            flags.append(f"order-instruction in LLM text (ignored): ...{snippet}...")
-    return tuple(dict.fromkeys(flags))
 
 
 def parse_json_object(text: str) -> dict[str, Any]:
@@ -133,10 +113,8 @@ class LLMAnalyst:
         if not response.choices:
             return "", ()
         message = response.choices[0].message
-        flags: tuple[str, ...] = ()
-        if getattr(message, "tool_calls", None) or getattr(message, "function_call", None):
-            flags = ("LLM answered with a tool/function call (ignored: no tools exist)",)
-        return message.content or "", flags
+        # No tools are offered: a model that calls one is off the contract, whatever else it says.
+        return message.content or "", describe_tool_calls(message)
 
     def analyse(self, inp: AnalystInput) -> LLMOutcome:
         messages = build_messages(inp)
@@ -160,7 +138,11 @@ class LLMAnalyst:
             flags.extend(call_flags)
             flags.extend(find_order_instructions(text))
             try:
-                answer = SignalAnswer.model_validate(parse_json_object(text), context=context)
+                fields = parse_json_object(text)
+                # Structure outside the schema is found before validation, which ignores it.
+                flags.extend(find_order_structures(fields))
+                flags.extend(find_unknown_fields(fields, SignalAnswer.model_fields))
+                answer = SignalAnswer.model_validate(fields, context=context)
             except ValidationError as exc:
                 reason = "answer failed validation: " + describe_validation_error(exc)
             except ValueError as exc:

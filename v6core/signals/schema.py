@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from v6core.signals.screening import is_suspect_flag
+
 
 class Action(str, Enum):
     BUY = "BUY"
@@ -34,6 +36,17 @@ class Confidence(str, Enum):
 class Status(str, Enum):
     ACCEPTED = "ACCEPTED"
     REJECTED = "REJECTED"
+
+
+class SignalState(str, Enum):
+    """What a record is, at first sight: a usable signal, a suspect answer, or no signal at all."""
+
+    ACCEPTED = "ACCEPTED"
+    SUSPECT = "SUSPECT"                # valid fields, but the answer stepped outside its contract
+    REJECTED = "REJECTED"
+
+
+NOT_ACTIONABLE = "not actionable"
 
 
 # Score bands: HIGH >= 70, MEDIUM 40..<70, LOW < 40 (score 0..100).
@@ -238,14 +251,41 @@ class SignalRecord:
         return self.status is Status.ACCEPTED
 
     @property
+    def suspect_flags(self) -> tuple[str, ...]:
+        return tuple(f for f in self.flags if is_suspect_flag(f))
+
+    @property
     def suspect(self) -> bool:
-        """The analyst's text tried to give orders: keep it for review, never one click from a ticket."""
-        return any(f.startswith("order-instruction") for f in self.flags)
+        """The answer gave orders, carried order structures or unknown fields, or called a tool:
+        keep it for review, never one click from a ticket."""
+        return bool(self.suspect_flags)
+
+    @property
+    def state(self) -> SignalState:
+        if not self.accepted:
+            return SignalState.REJECTED
+        return SignalState.SUSPECT if self.suspect else SignalState.ACCEPTED
 
     @property
     def actionable(self) -> bool:
-        return (self.accepted and not self.suspect and self.action in (Action.BUY, Action.SELL)
+        return (self.state is SignalState.ACCEPTED and self.action in (Action.BUY, Action.SELL)
                 and self.confidence in (Confidence.HIGH, Confidence.MEDIUM))
+
+    @property
+    def not_actionable_reason(self) -> str:
+        """Why no ticket can come from this record, the weightiest reason first; "" when one can.
+        Always starts with "not actionable", so every list and the stored row say it in words."""
+        if self.actionable:
+            return ""
+        if not self.accepted:
+            why = f"rejected, {self.reject_reason or 'no signal'}"
+        elif self.suspect:
+            why = f"suspect, {self.suspect_flags[0]}"
+        elif self.action in (Action.HOLD, None):
+            why = "HOLD, nothing to trade"
+        else:
+            why = f"{self.confidence.value if self.confidence else 'no'} confidence"
+        return f"{NOT_ACTIONABLE}: {why}"
 
     @property
     def is_llm(self) -> bool:

@@ -26,6 +26,7 @@ from v6core.signals.llm import LLMAnalyst, LLMOutcome
 from v6core.signals.prompt import build_messages, input_payload, prompt_hash
 from v6core.signals.rules import RULES_ANALYST, InsufficientData, analyse_with_rules
 from v6core.signals.schema import AnalystInput, SignalRecord
+from v6core.signals.screening import SUSPECT_RUN
 from v6core.signals.store import SignalStore, row_to_record
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,10 @@ class SignalService:
         """`history(symbol)` as display columns (lists joined into text)."""
         frame = self.history(symbol)
         return frame.select(
-            "created_at", "status", "action", "confidence", "confidence_score", "analyst",
+            "created_at", "state",
+            pl.when(pl.col("actionable")).then(pl.lit("actionable"))
+            .otherwise(pl.col("not_actionable_reason")).alias("actionable"),
+            "status", "action", "confidence", "confidence_score", "analyst",
             "entry", "stop", "target", "risk_reward", "reference_price", "reject_reason",
             pl.col("flags").list.join(" | "), "attempts", "final", "prompt_hash", "run_id",
         )
@@ -266,6 +270,10 @@ class SignalService:
             if record.accepted:
                 return records
             fallback_flags = (f"fallback: the LLM answer was rejected ({outcome.reason})",)
+            if record.suspect:
+                # The model stepped outside its contract in this run: the fallback is shown for
+                # review but is not actionable either (rerun the analysis to get a clean one).
+                fallback_flags += (f"{SUSPECT_RUN}: {record.suspect_flags[0]}",)
         records.append(self._rules_record(inp, run_id, fallback_flags,
                                           not_before=records[-1].created_at if records else None))
         return records

@@ -53,14 +53,20 @@ SIGNALS_SCHEMA = pa.schema([
     pa.field("flags", _STRINGS),
     pa.field("attempts", pa.int32(), nullable=False),
     pa.field("final", pa.bool_(), nullable=False),
+    # Derived from the fields above, stored so that the table itself says what a row is to
+    # anyone reading it (added by schema merge to tables written before they existed).
+    pa.field("state", pa.string()),
+    pa.field("actionable", pa.bool_()),
+    pa.field("not_actionable_reason", pa.string()),
 ])
 _COLUMNS = SIGNALS_SCHEMA.names
+_DERIVED_COLUMNS = ("state", "actionable", "not_actionable_reason")
 _TUPLE_COLUMNS = ("key_factors", "timeframes", "flags")
 
 
 def record_to_row(record: SignalRecord) -> dict[str, Any]:
     row = {name: getattr(record, name) for name in _COLUMNS}
-    for name in ("status", "action", "confidence"):
+    for name in ("status", "action", "confidence", "state"):
         row[name] = None if row[name] is None else row[name].value
     for name in _TUPLE_COLUMNS:
         row[name] = list(row[name])
@@ -68,7 +74,7 @@ def record_to_row(record: SignalRecord) -> dict[str, Any]:
 
 
 def row_to_record(row: dict[str, Any]) -> SignalRecord:
-    values = {name: row.get(name) for name in _COLUMNS}
+    values = {name: row.get(name) for name in _COLUMNS if name not in _DERIVED_COLUMNS}
     values["status"] = Status(values["status"])
     values["action"] = None if values["action"] is None else Action(values["action"])
     values["confidence"] = None if values["confidence"] is None else Confidence(values["confidence"])
@@ -77,6 +83,11 @@ def row_to_record(row: dict[str, Any]) -> SignalRecord:
     for name in ("reasoning", "reject_reason", "raw_answer"):
         values[name] = values[name] or ""
     return SignalRecord(**values)
+
+
+def _derived(record: SignalRecord) -> dict[str, Any]:
+    return {"state": record.state.value, "actionable": record.actionable,
+            "not_actionable_reason": record.not_actionable_reason}
 
 
 def empty_frame() -> pl.DataFrame:
@@ -103,6 +114,7 @@ class SignalStore:
             write_deltalake(
                 str(self.path), table, mode="append",
                 configuration=TABLE_CONFIGURATION if creating else None,
+                schema_mode=None if creating else "merge",
                 commit_properties=CommitProperties(custom_metadata={"writer": "v6.signals"}),
             )
             return DeltaTable(str(self.path)).version()
@@ -114,7 +126,18 @@ class SignalStore:
         frame = pl.read_delta(str(self.path))
         if symbol is not None:
             frame = frame.filter(pl.col("symbol") == symbol.upper())
-        return frame.select(_COLUMNS).sort("created_at", descending=True, maintain_order=True)
+        stored_actionable = (frame["actionable"].fill_null(True) if "actionable" in frame.columns
+                             else pl.Series("actionable", [True] * frame.height, dtype=pl.Boolean))
+        frame = frame.select(c for c in _COLUMNS if c not in _DERIVED_COLUMNS)
+        # What a row is follows from its fields: rows stored before the derived columns existed
+        # get them now, and a row is never more actionable than either its fields or its stored
+        # flag say.
+        derived = pl.DataFrame([_derived(row_to_record(row)) for row in frame.iter_rows(named=True)],
+                               schema={"state": pl.String, "actionable": pl.Boolean,
+                                       "not_actionable_reason": pl.String})
+        derived = derived.with_columns(pl.col("actionable") & stored_actionable)
+        return pl.concat([frame, derived], how="horizontal").sort(
+            "created_at", descending=True, maintain_order=True)
 
     def history(self, symbol: str) -> list[SignalRecord]:
         return [row_to_record(r) for r in self.read(symbol).iter_rows(named=True)]

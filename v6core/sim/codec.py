@@ -12,6 +12,8 @@ from typing import Iterable
 
 MAX_FRAME = 16 * 1024 * 1024          # a length beyond this is garbage, not a message
 UNSET_DOUBLE = 1.7976931348623157e308
+UNSET_INTEGER = 2**31 - 1
+UNSET_DOUBLE_TEXT = "1.7976931348623157E308"   # Java's Double.MAX_VALUE, as TWS writes it
 
 _LEN = struct.Struct(">I")
 
@@ -31,7 +33,7 @@ def encode_field(value: object) -> str:
         if math.isnan(value):
             return "nan"
         if value == UNSET_DOUBLE:
-            return ""
+            return UNSET_DOUBLE_TEXT
         return repr(value)
     return str(value)
 

@@ -16,6 +16,8 @@ class Faults:
         self._bad: dict[int, str] = {}
         self._delay = 0.0
         self._on_drop_all = on_drop_all
+        self._extra_positions: list[tuple[str, ...]] = []
+        self._account_overrides: dict[str, str] = {}
 
     # ---- Greeks
     def withhold_greeks(self, con_ids: Iterable[int]) -> None:
@@ -37,6 +39,19 @@ class Faults:
         with self._lock:
             self._delay = float(seconds)
 
+    # ---- absurd broker numbers
+    def inject_positions(self, rows: Iterable[Iterable[object]]) -> None:
+        """Also report these positions, verbatim, as a broken gateway would. Each row is the wire
+        text of POSITION_DATA after the account: conId, symbol, secType, expiry, strike, right,
+        multiplier, exchange, currency, localSymbol, tradingClass, position, avgCost."""
+        with self._lock:
+            self._extra_positions = [tuple(str(v) for v in row) for row in rows]
+
+    def override_account_values(self, values: dict[str, object]) -> None:
+        """Send these account values (tag -> wire text, e.g. InitMarginReq "-5000") instead."""
+        with self._lock:
+            self._account_overrides = {k: str(v) for k, v in values.items()}
+
     def drop_all_clients(self) -> None:
         """Close every client connection at once, like a gateway restart."""
         if self._on_drop_all is not None:
@@ -47,11 +62,21 @@ class Faults:
             self._withheld.clear()
             self._bad.clear()
             self._delay = 0.0
+            self._extra_positions = []
+            self._account_overrides = {}
 
     # ---- read side (sim loop)
     @property
     def delay(self) -> float:
         return self._delay
+
+    def extra_positions(self) -> list[tuple[str, ...]]:
+        with self._lock:
+            return list(self._extra_positions)
+
+    def account_override(self, tag: str, value: str) -> str:
+        with self._lock:
+            return self._account_overrides.get(tag, value)
 
     def greeks_mode(self, con_id: int) -> str | None:
         """None: normal; "withhold" or one of BAD_GREEK_KINDS."""

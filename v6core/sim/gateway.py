@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from concurrent.futures import Future
 from datetime import date
+from pathlib import Path
 from typing import Callable, TypeVar
 
 from v6core.models import ContractInfo
+from v6core.sim import persistence
 from v6core.sim.account import Account, SimPosition
 from v6core.sim.faults import Faults
 from v6core.sim.market import Market
@@ -16,6 +19,12 @@ from v6core.sim.orders import SimOrder
 from v6core.sim.server import SimServer
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def account_id_for(seed: int) -> str:
+    """The paper account id a seed gets (DU + 7 digits), stable across runs."""
+    return f"DU{(1_000_000 + seed * 7919) % 10_000_000:07d}"
 
 
 class SimGateway:
@@ -26,7 +35,11 @@ class SimGateway:
     """
 
     def __init__(self, seed: int = 7, host: str = "127.0.0.1", port: int = 0,
-                 tick_rate: float = 3.0, time_speed: float = 1.0) -> None:
+                 tick_rate: float = 3.0, time_speed: float = 1.0,
+                 state_path: Path | str | None = None, fresh: bool = False) -> None:
+        """`state_path`: keep the paper account there across restarts (None: a fresh seeded book
+        every start); `fresh`: start from the seeded book even if a saved account exists (the
+        saved one is replaced at the first order event)."""
         if tick_rate <= 0:
             raise ValueError("tick_rate must be > 0")
         if time_speed <= 0:
@@ -34,12 +47,38 @@ class SimGateway:
         self.seed = seed
         self.host = host
         self.port = port
-        self.account_id = f"DU{(1_000_000 + seed * 7919) % 10_000_000:07d}"
-        self._market = Market(seed, time_speed)
-        self._account = Account(self.account_id, self._market, seed)
-        self._server = SimServer(seed, tick_rate, self._market, self._account)
+        self.account_id = account_id_for(seed)
+        self._tick_rate, self._time_speed = tick_rate, time_speed
+        self._build()
+        self.state_path = Path(state_path) if state_path is not None else None
+        self.restored = False                 # True when the account came from the state file
+        if self.state_path is not None:
+            if not fresh:
+                self._restore(self.state_path)
+            self._server.state_path = self.state_path
+            if fresh:
+                self._server.mark_changed()   # the fresh book replaces the saved one at stop
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _build(self) -> None:
+        self._market = Market(self.seed, self._time_speed)
+        self._account = Account(self.account_id, self._market, self.seed)
+        self._server = SimServer(self.seed, self._tick_rate, self._market, self._account)
+
+    def _restore(self, path: Path) -> None:
+        state = persistence.load(path)
+        if state is None:
+            return
+        try:
+            persistence.restore(self._server, state)
+        except (ValueError, KeyError, TypeError) as exc:
+            aside = path.with_name(f"{path.name}.unusable")
+            log.warning("sim: cannot restore %s (%s); kept as %s, starting a fresh book", path, exc, aside)
+            path.replace(aside)
+            self._build()
+            return
+        self.restored = True
 
     # ---- lifecycle
     def start(self) -> int:
@@ -190,6 +229,16 @@ class SimGateway:
 
     def client_count(self) -> int:
         return self._call(lambda: len([s for s in self._server.sessions if s.client_id is not None]))
+
+    def subscription_counts(self) -> dict[str, int]:
+        """Live subscriptions over all client sessions: market data, account P&L, position P&L."""
+        def read() -> dict[str, int]:
+            sessions = [s for s in self._server.sessions if s.client_id is not None]
+            pnl = [c for s in sessions for c in s.pnl_reqs.values()]
+            return {"market_data": sum(len(s.subs) for s in sessions),
+                    "pnl": sum(1 for c in pnl if c is None),
+                    "pnl_single": sum(1 for c in pnl if c is not None)}
+        return self._call(read)
 
     # ---- listening
     def stop_listening(self) -> None:

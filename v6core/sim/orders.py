@@ -6,7 +6,6 @@ events into OPEN_ORDER / ORDER_STATUS / EXECUTION_DATA / COMMISSION_REPORT / ERR
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -152,8 +151,27 @@ class OrderEngine:
         self.sink = sink
         self.orders: dict[tuple[int, int], LiveOrder] = {}
         self.fills: list[Fill] = []
-        self._perm_ids = itertools.count(1_000_000 + seed * 1000 + 1)
-        self._exec_seq = itertools.count(1)
+        self._next_perm_id = 1_000_000 + seed * 1000 + 1
+        self._next_exec_seq = 1
+
+    # ---- id sequences (kept across restarts by v6core.sim.persistence)
+    def _take_perm_id(self) -> int:
+        self._next_perm_id += 1
+        return self._next_perm_id - 1
+
+    def _take_exec_seq(self) -> int:
+        self._next_exec_seq += 1
+        return self._next_exec_seq - 1
+
+    def peek_perm_id(self) -> int:
+        return self._next_perm_id
+
+    def peek_exec_seq(self) -> int:
+        return self._next_exec_seq
+
+    def resume_ids(self, next_perm_id: int, next_exec_seq: int) -> None:
+        self._next_perm_id = max(self._next_perm_id, next_perm_id)
+        self._next_exec_seq = max(self._next_exec_seq, next_exec_seq)
 
     # ---- validation
     def _validate(self, req: OrderRequest) -> tuple[int, str] | None:
@@ -259,7 +277,7 @@ class OrderEngine:
             contract = req.contract
         return LiveOrder(
             order_id=req.order_id, client_id=client_id,
-            perm_id=0 if req.what_if else next(self._perm_ids), order_ref=req.order_ref,
+            perm_id=0 if req.what_if else self._take_perm_id(), order_ref=req.order_ref,
             contract=contract, legs=legs, action=req.action, quantity=float(req.quantity),
             order_type=req.order_type, limit_price=req.limit_price, tif=req.tif or "DAY",
             account=self.account.account_id,
@@ -270,7 +288,7 @@ class OrderEngine:
         if req.sec_type == "BAG":
             contract = ContractInfo(con_id=BAG_CON_ID, symbol=req.symbol, sec_type="BAG")
         order = LiveOrder(
-            order_id=req.order_id, client_id=client_id, perm_id=next(self._perm_ids),
+            order_id=req.order_id, client_id=client_id, perm_id=self._take_perm_id(),
             order_ref=req.order_ref, contract=contract,
             legs=[leg for leg in req.legs if leg[0] is not None], action=req.action,
             quantity=float(req.quantity or 0), order_type=req.order_type,
@@ -339,7 +357,7 @@ class OrderEngine:
             realized = self.account.apply_fill(info, signed, price, commission)
             self.market.add_volume(info.con_id, int(abs(signed)))
             fill = Fill(
-                exec_id=f"{order.perm_id:08x}.{next(self._exec_seq):08x}.01.01",
+                exec_id=f"{order.perm_id:08x}.{self._take_exec_seq():08x}.01.01",
                 order_id=order.order_id, client_id=order.client_id, perm_id=order.perm_id,
                 contract=info, side="BOT" if signed > 0 else "SLD", quantity=abs(signed),
                 price=price, time=now, commission=commission, realized=realized,

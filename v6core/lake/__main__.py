@@ -1,7 +1,11 @@
-"""Command line for the Delta lake: `python -m v6core.lake {versions,checkpoint,compact,vacuum} --lake PATH`.
+"""Command line for the Delta lake: `python -m v6core.lake [--lake PATH] {versions,checkpoint,compact,vacuum,health,repair}`.
 
 Maintenance works on every table folder under the lake root and prints the `_delta_log` size of each
 table before and after. Vacuum prints the retention it keeps before it deletes anything.
+`health` names damaged tables; `repair TABLE [--dry-run]` (v6 stopped) brings one back to its last
+readable version, moving what it cannot read to `<lake>/_quarantine/` (never deleting it) and, for
+the audit tables, appending from the journal every acknowledged row the table lacks.
+--lake defaults to the configured lake (V6_LAKE_PATH, else data/lake).
 """
 
 from __future__ import annotations
@@ -13,7 +17,12 @@ from pathlib import Path
 
 import polars as pl
 
-from v6core.lake import LakeMaintenance, LakeReader, MaintenanceResult, results_frame
+from v6core.lake.health import TABLES, check_lake
+from v6core.lake.maintenance import LakeMaintenance, MaintenanceResult, results_frame
+from v6core.lake.reader import LakeReader
+from v6core.lake.repair import describe, repair_table
+from v6core.lake.schemas import LakeError, LakeLockedError
+from v6core.lake.writer import WriterLock
 
 
 def _print_frame(frame: pl.DataFrame) -> None:
@@ -37,9 +46,46 @@ def _report(results: list[MaintenanceResult], list_files: bool = False) -> None:
                 print(f"{r.table}/{f}")
 
 
+def _configured_lake() -> Path:
+    try:
+        from v6core.config import load_settings
+
+        return load_settings().lake_path
+    except Exception:  # noqa: BLE001 - a broken setting elsewhere must not stop a repair
+        return Path("data/lake")
+
+
+def _health(lake: Path) -> int:
+    damaged = 0
+    for health in check_lake(lake):
+        state = "ok" if health.ok else f"DAMAGED: {health.problem}. {health.meaning}"
+        print(f"{health.table:16} {state}")
+        damaged += not health.ok
+    if damaged:
+        print(f"repair with: python -m v6core.lake --lake {lake} repair TABLE [--dry-run] (v6 stopped)")
+    return 1 if damaged else 0
+
+
+def _repair(lake: Path, table: str, dry_run: bool) -> int:
+    lock = WriterLock(lake)
+    try:
+        if not dry_run:
+            lock.acquire()                      # v6 must not write while log entries move
+        print(describe(repair_table(lake, table, dry_run=dry_run)))
+    except LakeLockedError as exc:
+        print(f"repair {table}: stop v6 first, it is writing this lake ({exc})", file=sys.stderr)
+        return 1
+    except LakeError as exc:
+        print(f"repair {table}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        lock.release()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m v6core.lake", description=__doc__.splitlines()[0])
-    parser.add_argument("--lake", type=Path, required=True, help="lake root folder")
+    parser.add_argument("--lake", type=Path, default=None, help="lake root folder (default: the configured one)")
     sub = parser.add_subparsers(dest="command", required=True)
     versions = sub.add_parser("versions", help="list portfolio snapshot versions")
     versions.add_argument("--last", type=int, default=20, help="show only the newest N (0: all)")
@@ -52,11 +98,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     vacuum.add_argument("--retention-hours", type=float, default=None,
                         help="keep files removed less than N hours ago (default: each table's own)")
     vacuum.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    sub.add_parser("health", help="check every table: does its log replay, are its data files there")
+    repair = sub.add_parser("repair", help="bring a damaged table back to its last readable version (stop v6 first)")
+    repair.add_argument("table", choices=TABLES)
+    repair.add_argument("--dry-run", action="store_true", help="say what would be moved, change nothing")
     args = parser.parse_args(argv)
+    if args.lake is None:
+        args.lake = _configured_lake()
 
     if not args.lake.is_dir():
         print(f"no lake at {args.lake}", file=sys.stderr)
         return 2
+    if args.command == "health":
+        return _health(args.lake)
+    if args.command == "repair":
+        return _repair(args.lake, args.table, args.dry_run)
     maintenance = LakeMaintenance(args.lake)
     if args.command == "versions":
         frame = LakeReader(args.lake).versions()
