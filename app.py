@@ -1,26 +1,47 @@
-"""v6 operator dashboard: navigation, optional password gate, sidebar. Pages live in `pages/`.
+"""v6 operator dashboard: navigation, optional password gate, sidebar. Pages live in `pages/`,
+shared widgets in `pages/components/` (never a page).
 
 Startup never waits for the gateway: `get_services()` starts the runtime thread and returns, and
-the pages show "connecting" until the first data arrives.
+the pages show "connecting" until the first data arrives. The very first run of a process (which
+also imports the core and opens the lake) draws a "starting" notice first, so the first screen
+appears at once.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import streamlit as st
 
-from pages import common
-from v6core.auth import GATE
-from v6core.config import SettingsError
-
-ROOT = Path(__file__).resolve().parent
-AUTH_KEY = "v6_authenticated"
-log = logging.getLogger("v6.app")
+from pages.components import startup
 
 st.set_page_config(page_title="v6", page_icon=":material/monitoring:", layout="wide")
+# Before anything heavier is imported: a fresh server shows this within a moment of the request.
+_starting = startup.starting_notice()
+
+from pages.components import common, rerun_guard  # noqa: E402 (after the first screen, on purpose)
+from v6core.auth import GATE  # noqa: E402
+from v6core.config import SettingsError  # noqa: E402
+
+AUTH_KEY = "v6_authenticated"
+log = logging.getLogger("v6.app")
+rerun_guard.install()       # a fragment's timer never turns a pending page switch back
+
+# Every page of the app, by section: (file, title, icon, URL path). Each URL is a deep link.
+PAGES = {
+    "Live": [
+        ("pages/overview.py", "Overview", ":material/dashboard:", "overview"),
+        ("pages/positions.py", "Positions", ":material/list:", "positions"),
+        ("pages/greeks_risk.py", "Greeks & risk", ":material/ssid_chart:", "greeks_risk"),
+    ],
+    "Research and trading": [
+        ("pages/history.py", "History", ":material/history:", "history"),
+        ("pages/signals.py", "Signals", ":material/insights:", "signals"),
+        ("pages/orders.py", "Orders", ":material/receipt_long:", "orders"),
+        ("pages/trade.py", "Trade", ":material/swap_horiz:", "trade"),
+    ],
+}
 
 
 def _only_page(body, title: str) -> None:
@@ -30,14 +51,18 @@ def _only_page(body, title: str) -> None:
 
 def _start():
     try:
-        return common.get_services()
+        services = common.get_services()
     except SettingsError as exc:
         _only_page(lambda exc=exc: common.settings_error_screen(exc), "Settings error")
+        st.stop()
     except Exception as exc:  # anything else at start: one line on screen, traceback in the log
         log.exception("starting services failed")
         _only_page(lambda exc=exc: st.error(f"v6 could not start ({type(exc).__name__}); see the server log."),
                    "Start failed")
-    st.stop()
+        st.stop()
+    startup.services_started(_starting)
+    common.set_operator_zone(services.settings.time_zone)
+    return services
 
 
 def _password_gate(expected: str) -> None:
@@ -71,42 +96,19 @@ def _password_gate(expected: str) -> None:
     st.stop()
 
 
-def _placeholder(title: str, issue: str):
-    def page() -> None:
-        st.title(title)
-        st.info(f"{title} arrives with its issue ({issue}).")
-
-    page.__name__ = f"placeholder_{title.lower()}"
-    return page
-
-
-def _file_or_placeholder(file: str, title: str, icon: str, issue: str) -> st.Page:
-    url_path = Path(file).stem
-    if (ROOT / file).is_file():
-        return st.Page(file, title=title, icon=icon, url_path=url_path)
-    return st.Page(_placeholder(title, issue), title=title, icon=icon, url_path=url_path)
-
-
 services = _start()
 _password_gate(services.settings.password.get_secret_value())
 common.session_id()
-common.sidebar(services)
-
-navigation = st.navigation({
-    "Live": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
-                default=True),
-        st.Page("pages/positions.py", title="Positions", icon=":material/list:", url_path="positions"),
-        st.Page("pages/greeks_risk.py", title="Greeks & risk", icon=":material/ssid_chart:",
-                url_path="greeks_risk"),
-    ],
-    "Research and trading": [
-        _file_or_placeholder("pages/history.py", "History", ":material/history:", "the Delta lake issue"),
-        _file_or_placeholder("pages/signals.py", "Signals", ":material/insights:", "the signals issue"),
-        _file_or_placeholder("pages/orders.py", "Orders", ":material/receipt_long:", "the orders issue"),
-        _file_or_placeholder("pages/trade.py", "Trade", ":material/swap_horiz:", "issue #14"),
-    ],
-})
+sections = {
+    section: [st.Page(file, title=title, icon=icon, url_path=url_path) for file, title, icon, url_path in pages]
+    for section, pages in PAGES.items()
+}
+# Streamlit serves its default page at the root only ("/overview" would be "page not found"), so
+# the root gets its own entry showing the Overview and every page keeps a working deep link.
+home = st.Page(PAGES["Live"][0][0], title="Overview", icon=PAGES["Live"][0][2], url_path="home", default=True)
+# Hidden: the sidebar draws the links itself (showSidebarNavigation is off, see .streamlit/config.toml).
+navigation = st.navigation([home, *(page for pages in sections.values() for page in pages)], position="hidden")
+common.sidebar(services, list(sections.items()))
 if navigation.url_path != "trade" and st.session_state.pop("v6_chain_shown", False) \
         and getattr(services, "chains", None) is not None:
     services.chains.release(common.session_id())    # the chain's market-data lines go with the page

@@ -5,14 +5,20 @@ The curves and grids come from `v6core.risk` (vectorised); this page only format
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-import plotly.graph_objects as go
-import streamlit as st
+from pages.components.startup import ensure_app_shell
 
-from pages import common
-from v6core import risk
-from v6core.models import PortfolioSnapshot
+ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
+
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from pages.components import common  # noqa: E402
+from v6core import risk  # noqa: E402
+from v6core.models import PortfolioSnapshot  # noqa: E402
 
 PORTFOLIO = "Portfolio"
 
@@ -22,10 +28,10 @@ GREEK_COLUMNS = {
     "Theta $/day": st.column_config.NumberColumn(format="%+,.2f"),
     "Vega $/vol pt": st.column_config.NumberColumn(format="%+,.2f"),
     "Dollar delta": st.column_config.NumberColumn(format="%+,.0f"),
-    "Beta delta (SPY sh)": st.column_config.NumberColumn(format="%+,.1f"),
+    "Beta-weighted delta (SPY sh)": st.column_config.NumberColumn(format="%+,.1f"),
     "P&L": st.column_config.NumberColumn(format="%+,.2f", help="Unrealized P&L ($)"),
     "Day P&L": st.column_config.NumberColumn(format="%+,.2f"),
-    "Spot": st.column_config.NumberColumn(format="%,.2f"),
+    "Underlying price": st.column_config.NumberColumn(format="%,.2f"),
     "Beta": st.column_config.NumberColumn(format="%.2f"),
 }
 
@@ -34,7 +40,7 @@ def _greek_values(g) -> tuple[float, ...]:
     return (g.delta, g.gamma, g.theta, g.vega, g.dollar_delta, g.beta_delta)
 
 
-_GREEK_NAMES = ["Delta", "Gamma", "Theta $/day", "Vega $/vol pt", "Dollar delta", "Beta delta (SPY sh)"]
+_GREEK_NAMES = ["Delta", "Gamma", "Theta $/day", "Vega $/vol pt", "Dollar delta", "Beta-weighted delta (SPY sh)"]
 
 
 def underlyings_frame(snapshot: PortfolioSnapshot) -> pd.DataFrame:
@@ -43,7 +49,7 @@ def underlyings_frame(snapshot: PortfolioSnapshot) -> pd.DataFrame:
     rows.append(("Portfolio", None, None, *_greek_values(snapshot.totals), snapshot.unrealized_pnl,
                  snapshot.daily_pnl))
     return pd.DataFrame.from_records(
-        rows, columns=["Underlying", "Spot", "Beta", *_GREEK_NAMES, "P&L", "Day P&L"])
+        rows, columns=["Underlying", "Underlying price", "Beta", *_GREEK_NAMES, "P&L", "Day P&L"])
 
 
 def strategies_frame(snapshot: PortfolioSnapshot) -> pd.DataFrame:
@@ -61,11 +67,50 @@ def greeks_risk(services) -> None:
         return
     st.caption("Position Greeks: delta in shares, gamma in shares per $1, theta in $ per day, "
                "vega in $ per vol point, beta-weighted delta in SPY shares.")
+    tables = common.per_snapshot("greeks_risk.tables", snapshot, None,
+                                 lambda: (styled(underlyings_frame(snapshot)), styled(strategies_frame(snapshot))))
     st.subheader("By underlying")
-    st.dataframe(underlyings_frame(snapshot), column_config=GREEK_COLUMNS, hide_index=True, key="by_underlying")
+    st.dataframe(tables[0], column_config=GREEK_COLUMNS, hide_index=True, key="by_underlying")
     st.subheader("By strategy")
-    st.dataframe(strategies_frame(snapshot), column_config=GREEK_COLUMNS, hide_index=True, key="by_strategy")
+    st.dataframe(tables[1], column_config=GREEK_COLUMNS, hide_index=True, key="by_strategy")
     risk_section(snapshot, services.settings.risk_free_rate)
+
+
+def styled(frame: pd.DataFrame):
+    return common.frozen_style(common.style_pnl(frame, ("P&L", "Day P&L")))
+
+
+@dataclass(frozen=True, slots=True)
+class RiskView:
+    """The risk graph, the scenario grid and their notes for one scope of one snapshot."""
+
+    graph: go.Figure | None
+    grid: go.Figure | None
+    note: str
+    skipped: str
+
+
+def build_risk(snapshot: PortfolioSnapshot, scope: str, rate: float) -> RiskView:
+    spots = {u.symbol: u.spot for u in snapshot.underlyings if u.spot}
+    # The snapshot's time, not the clock: the result depends on the snapshot alone and is shared.
+    now = snapshot.built_at
+    book = risk.prepare_risk(snapshot.legs, now, rate, spots)
+    if scope != PORTFOLIO:
+        book = book.underlying(scope)
+    if len(book) == 0:
+        return RiskView(None, None, f"No legs of {scope} can be valued (no underlying price or implied vol yet).", "")
+    horizon = book.horizon
+    note = ("P&L in $ against today's value. T+0: today at each leg's implied vol; at expiry: "
+            f"{common.fmt_time(horizon, seconds=False, exchange=True)} (nearest expiry; later legs valued by "
+            "Black-Scholes). Grid: T+0 with every underlying moved by the same % and every option's vol "
+            "by the same number of points." if horizon else "P&L in $ against today's value (stock only).")
+    labels = {leg.contract.con_id: leg.contract.label for leg in snapshot.legs}
+    skipped = ""
+    if book.skipped:
+        reasons = "; ".join(f"{labels.get(con_id, 'a leg')}: {why}" for con_id, why in book.skipped[:5])
+        skipped = f"{len(book.skipped)} leg(s) left out of the risk figures ({reasons})"
+    return RiskView(risk_graph(book, scope, now, rate, spots), scenario_heatmap(book, scope, now, rate, spots),
+                    note, skipped)
 
 
 def risk_section(snapshot: PortfolioSnapshot, rate: float) -> None:
@@ -73,28 +118,19 @@ def risk_section(snapshot: PortfolioSnapshot, rate: float) -> None:
     symbols = sorted({leg.contract.symbol for leg in snapshot.legs})
     scope = st.segmented_control("Scope", [PORTFOLIO, *symbols], default=PORTFOLIO, key="risk_scope",
                                  label_visibility="collapsed") or PORTFOLIO
-    spots = {u.symbol: u.spot for u in snapshot.underlyings if u.spot}
-    now = common.utcnow()
-    book = risk.prepare_risk(snapshot.legs, now, rate, spots)
-    if scope != PORTFOLIO:
-        book = book.underlying(scope)
-    if len(book) == 0:
-        st.info(f"No legs of {scope} can be valued (no underlying price or implied vol yet).")
+    view = common.per_snapshot("greeks_risk.risk", snapshot, (scope, rate),
+                               lambda: build_risk(snapshot, scope, rate))
+    if view.graph is None:
+        st.info(view.note)
         return
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(risk_graph(book, scope, now, rate, spots), key="risk_graph")
+        st.plotly_chart(view.graph, key="risk_graph")
     with right:
-        st.plotly_chart(scenario_heatmap(book, scope, now, rate, spots), key="scenario_grid")
-    horizon = book.horizon
-    st.caption("P&L in $ against today's value. T+0: today at each leg's implied vol; at expiry: "
-               f"{horizon:%Y-%m-%d %H:%M %Z} (nearest expiry; later legs valued by Black-Scholes). "
-               "Grid: T+0 with every underlying moved by the same % and every option's vol by the "
-               "same number of points." if horizon else "P&L in $ against today's value (stock only).")
-    skipped = [con_id for con_id, _ in book.skipped]
-    if skipped:
-        reasons = "; ".join(f"{con_id}: {why}" for con_id, why in book.skipped[:5])
-        st.warning(common.plain(f"{len(skipped)} leg(s) left out of the risk figures ({reasons})"))
+        st.plotly_chart(view.grid, key="scenario_grid")
+    st.caption(view.note)
+    if view.skipped:
+        st.warning(common.plain(view.skipped))
 
 
 def risk_graph(book, scope: str, now, rate: float, spots) -> go.Figure:

@@ -7,41 +7,55 @@ refresh by itself: the operator is reading the past.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from pages.components.startup import ensure_app_shell
 
-import pandas as pd
-import plotly.graph_objects as go
-import polars as pl
-import streamlit as st
-from plotly.subplots import make_subplots
+ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
 
-from pages import common
-from pages.components import pnl_explain
+from datetime import datetime, time, timezone  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import polars as pl  # noqa: E402
+import streamlit as st  # noqa: E402
+from plotly.subplots import make_subplots  # noqa: E402
+
+from pages.components import common  # noqa: E402
+from pages.components import pnl_explain  # noqa: E402
 
 UTC = timezone.utc
 VERSION_KEY = "history_version"
 SLIDER_KEY = "history_version_slider"
 GREEKS = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
 
+# The same columns, in the same order, as the live Positions table.
 LEG_COLUMNS = {
-    "label": "Contract", "quantity": "Qty", "avg_price": "Avg cost", "mark": "Mark",
-    "market_value": "Mkt value", "unrealized_pnl": "P&L", "daily_pnl": "Day P&L", "delta": "Delta",
-    "gamma": "Gamma", "theta": "Theta $/day", "vega": "Vega $/vol pt", "contract_delta": "Delta/contract",
-    "iv": "IV %", "dte": "DTE", "greeks_source": "Greeks", "stale": "Stale",
+    "label": "Contract", "quantity": "Qty", "und_price": "Underlying price", "mark": "Mark",
+    "unrealized_pnl": "P&L", "daily_pnl": "Day P&L", "delta": "Delta", "gamma": "Gamma",
+    "theta": "Theta $/day", "vega": "Vega $/vol pt", "dte": "DTE", "iv": "IV %", "avg_price": "Avg cost",
+    "market_value": "Mkt value", "contract_delta": "Delta/contract", "greeks_source": "Greeks", "stale": "Stale",
 }
+PNL_COLUMNS = ("P&L", "Day P&L")
 CHANGE_CONFIG = {
-    **{f"{g}_change": st.column_config.NumberColumn(common.GREEK_LABELS[g] + " Δ", format="%+,.2f")
+    **{f"{g}_change": st.column_config.NumberColumn(common.GREEK_LABELS[g] + " change", format="%+,.2f")
        for g in GREEKS},
-    "unrealized_pnl_change": st.column_config.NumberColumn("P&L Δ", format="%+,.2f"),
-    "daily_pnl_change": st.column_config.NumberColumn("Day P&L Δ", format="%+,.2f"),
-    "market_value_change": st.column_config.NumberColumn("Mkt value Δ", format="%+,.2f"),
+    "unrealized_pnl_change": st.column_config.NumberColumn("P&L change", format="%+,.2f"),
+    "daily_pnl_change": st.column_config.NumberColumn("Day P&L change", format="%+,.2f"),
+    "market_value_change": st.column_config.NumberColumn("Mkt value change", format="%+,.2f"),
 }
 
 
 # ---------------------------------------------------------------- formatting helpers
 
 def fmt_time(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else common.DASH
+    """Recorded times in the operator's time zone (the lake stores UTC)."""
+    return common.fmt_time(value)
+
+
+def _moment(day, moment) -> datetime | None:
+    """The operator's date and time (in their zone) as an aware time; None while a field is cleared."""
+    if day is None:
+        return None
+    return datetime.combine(day, moment or time(0), tzinfo=common.operator_zone())
 
 
 def legs_display(legs: pl.DataFrame) -> pd.DataFrame:
@@ -70,35 +84,71 @@ def history_figure(greeks: pl.DataFrame, account: pl.DataFrame, shown: list[str]
 
 # ---------------------------------------------------------------- sections
 
-def _sync(source: str, target: str) -> None:
-    st.session_state[target] = st.session_state[source]
+BOUNDS_KEY = "history_version_bounds"
+SELECTED_KEY = "history_selected"     # survives the version widgets being off screen (date-time mode)
+
+
+def _set_version(version: int) -> None:
+    st.session_state[SELECTED_KEY] = version
+    st.session_state[VERSION_KEY] = version
+    st.session_state[SLIDER_KEY] = version
+
+
+def _sync(source: str) -> None:
+    _set_version(int(st.session_state[source]))
+
+
+def _show_newest(last: int) -> None:
+    """Button callback: take in the versions recorded since the controls were drawn."""
+    first = st.session_state[BOUNDS_KEY][0]
+    st.session_state[BOUNDS_KEY] = (first, last)
+    _set_version(last)
 
 
 def choose_version(lake, versions: pl.DataFrame) -> int | None:
-    """The version the operator picked, by number or by date-time (mapped on recorded times)."""
+    """The version the operator picked, by number or by date-time (mapped on recorded times).
+
+    The slider's and the number's bounds stay as they were when this session first drew them: a
+    new snapshot must not move the controls (a slider whose maximum changes is a new widget, and
+    it jumped to 0 while the body showed another version). Newer versions are offered by a button.
+    """
     first, last = int(versions["version"][0]), int(versions["version"][-1])
-    st.session_state.setdefault(VERSION_KEY, last)
-    st.session_state.setdefault(SLIDER_KEY, st.session_state[VERSION_KEY])
-    mode = st.radio("Choose by", ["Version", "Date-time (UTC)"], horizontal=True, key="history_mode")
+    low, high = st.session_state.setdefault(BOUNDS_KEY, (first, last))
+    if high > last or low > last:                # the lake was replaced (another path, a vacuum)
+        low, high = st.session_state[BOUNDS_KEY] = (first, last)
+        _set_version(last)
+    selected = min(max(int(st.session_state.setdefault(SELECTED_KEY, high)), low), high)
+    st.session_state.setdefault(VERSION_KEY, selected)
+    st.session_state.setdefault(SLIDER_KEY, selected)
+    zone = common.zone_name()
+    mode = st.radio("Choose by", ["Version", f"Date-time ({zone})"], horizontal=True, key="history_mode")
     if mode == "Version":
         left, right = st.columns([3, 1])
-        if first < last:
-            left.slider("Version", first, last, key=SLIDER_KEY, on_change=_sync, args=(SLIDER_KEY, VERSION_KEY))
-        right.number_input("Version number", first, last, step=1, key=VERSION_KEY,
-                           on_change=_sync, args=(VERSION_KEY, SLIDER_KEY))
+        if low < high:
+            left.slider("Version", low, high, key=SLIDER_KEY, on_change=_sync, args=(SLIDER_KEY,))
+        right.number_input("Version number", low, high, step=1, key=VERSION_KEY,
+                           on_change=_sync, args=(VERSION_KEY,))
+        if last > high:
+            st.button(f"Show the newest ({last - high} newer version(s) recorded)", key="history_newest",
+                      on_click=_show_newest, args=(last,))
         # Maintenance commits (vacuum) sit between snapshots: show the snapshot current at them.
         return int(versions.filter(pl.col("version") <= st.session_state[VERSION_KEY])["version"][-1])
-    newest = versions["snapshot_time"][-1]
+    newest = common.local(versions["snapshot_time"][-1])
     left, right = st.columns(2)
-    day = left.date_input("Date (UTC)", value=newest.date(), key="history_date")
-    moment = right.time_input("Time (UTC)", value=newest.time().replace(microsecond=0), key="history_time",
+    day = left.date_input(f"Date ({zone})", value=newest.date(), key="history_date")
+    moment = right.time_input(f"Time ({zone})", value=newest.time().replace(microsecond=0), key="history_time",
                               step=60)
-    when = datetime.combine(day, moment or time(0), tzinfo=UTC)
+    when = _moment(day, moment)
+    if when is None:
+        st.info("Pick a date.")
+        return None
     version = lake.version_at(when)
     if version is None:
         st.warning(f"{fmt_time(when)} is before the first snapshot ({fmt_time(versions['snapshot_time'][0])}).")
     else:
         st.caption(f"{fmt_time(when)} maps to version {version}, the snapshot current at that moment.")
+        if low <= version <= high:
+            st.session_state[SELECTED_KEY] = version
     return version
 
 
@@ -122,38 +172,48 @@ def portfolio_section(lake, version: int) -> None:
     frame = legs_display(legs)
     for strategy_id, group in frame.groupby("strategy_id", sort=False):
         kind = group["strategy_kind"].iloc[0] or "ungrouped"
+        pnl = group["P&L"].sum()
         title = (f"{common.plain(kind)} · {common.plain(group['symbol'].iloc[0])} · {len(group)} leg(s) — "
-                 f"P&L {common.fmt_money(group['P&L'].sum(), signed=True)} · "
-                 f"Δ {common.fmt_greek('delta', group['Delta'].sum())}").replace("$", r"\$")
+                 f"P&L {common.colored(common.fmt_money(pnl, signed=True).replace('$', chr(92) + '$'), pnl)} · "
+                 f"Delta {common.fmt_greek('delta', group['Delta'].sum())}")
         with st.expander(title, expanded=True):
-            st.dataframe(group.drop(columns=["strategy_id", "strategy_kind", "symbol"]),
+            st.dataframe(common.style_pnl(group.drop(columns=["strategy_id", "strategy_kind", "symbol"]),
+                                          PNL_COLUMNS),
                          column_config=common.LEG_COLUMN_CONFIG, hide_index=True, key=f"history_legs_{strategy_id}")
 
 
 def _pick_pair(lake, versions: pl.DataFrame, selected: int) -> tuple[int | None, int | None]:
+    """From the version before the selected one to the selected one, unless the operator picks
+    others. The inputs are keyed by the selection, so choosing another version above moves them."""
     first, last = int(versions["version"][0]), int(versions["version"][-1])
     earlier = versions.filter(pl.col("version") < selected)["version"]
-    mode = st.radio("Compare", ["Versions", "Date-times (UTC)"], horizontal=True, key="history_diff_mode")
+    zone = common.zone_name()
+    mode = st.radio("Compare", ["Versions", f"Date-times ({zone})"], horizontal=True, key="history_diff_mode")
     left, right = st.columns(2)
     if mode == "Versions":
-        v1 = left.number_input("From version", first, last, value=int(earlier[-1]) if len(earlier) else first,
-                               step=1, key="history_diff_v1")
-        v2 = right.number_input("To version", first, last, value=selected, step=1, key="history_diff_v2")
+        v1 = left.number_input("From version", first, max(last, selected),
+                               value=int(earlier[-1]) if len(earlier) else first,
+                               step=1, key=f"history_diff_v1_{selected}")
+        v2 = right.number_input("To version", first, max(last, selected), value=selected, step=1,
+                                key=f"history_diff_v2_{selected}")
         return tuple(int(versions.filter(pl.col("version") <= v)["version"][-1]) for v in (v1, v2))
-    t0, t1 = versions["snapshot_time"][0], versions["snapshot_time"][-1]
-    d1 = left.date_input("From date", value=t0.date(), key="history_diff_d1")
-    h1 = left.time_input("From time", value=t0.time().replace(microsecond=0), step=60, key="history_diff_t1")
-    d2 = right.date_input("To date", value=t1.date(), key="history_diff_d2")
-    h2 = right.time_input("To time", value=t1.time().replace(microsecond=0), step=60, key="history_diff_t2")
-    return (lake.version_at(datetime.combine(d1, h1 or time(0), tzinfo=UTC)),
-            lake.version_at(datetime.combine(d2, h2 or time(0), tzinfo=UTC)))
+    t0 = common.local(lake.snapshot_info(int(earlier[-1]) if len(earlier) else first)["snapshot_time"])
+    t1 = common.local(lake.snapshot_info(selected)["snapshot_time"])
+    d1 = left.date_input("From date", value=t0.date(), key=f"history_diff_d1_{selected}")
+    h1 = left.time_input("From time", value=t0.time().replace(microsecond=0), step=60,
+                         key=f"history_diff_t1_{selected}")
+    d2 = right.date_input("To date", value=t1.date(), key=f"history_diff_d2_{selected}")
+    h2 = right.time_input("To time", value=t1.time().replace(microsecond=0), step=60,
+                          key=f"history_diff_t2_{selected}")
+    when1, when2 = _moment(d1, h1), _moment(d2, h2)
+    return (lake.version_at(when1) if when1 else None, lake.version_at(when2) if when2 else None)
 
 
 def diff_section(lake, versions: pl.DataFrame, selected: int) -> None:
     st.subheader("What changed")
     v1, v2 = _pick_pair(lake, versions, selected)
     if v1 is None or v2 is None:
-        st.warning("One of the moments is before the first snapshot.")
+        st.warning("Pick both moments, each after the first snapshot.")
         return
     diff = lake.diff(v1, v2)
     st.caption(f"Version {v1} ({fmt_time(diff.time1)}) → version {v2} ({fmt_time(diff.time2)})")
@@ -175,7 +235,7 @@ def diff_section(lake, versions: pl.DataFrame, selected: int) -> None:
                      column_config={"label": st.column_config.TextColumn("Contract"),
                                     "quantity_before": st.column_config.NumberColumn("Qty before", format="%+,.0f"),
                                     "quantity_after": st.column_config.NumberColumn("Qty after", format="%+,.0f"),
-                                    "quantity_change": st.column_config.NumberColumn("Qty Δ", format="%+,.0f"),
+                                    "quantity_change": st.column_config.NumberColumn("Qty change", format="%+,.0f"),
                                     "change": st.column_config.TextColumn("Change")})
     else:
         st.caption("No leg was opened, closed or resized.")
@@ -206,8 +266,10 @@ def versions_section(versions: pl.DataFrame) -> None:
     st.subheader(f"Recorded versions ({versions.height:,})")
     shown = versions.reverse().head(500).select("version", "snapshot_time", "snapshot_id", "seq", "legs",
                                                 "app_version")
-    st.dataframe(shown.to_pandas(), hide_index=True, key="history_versions",
-                 column_config={"snapshot_time": st.column_config.DatetimeColumn("Snapshot time (UTC)",
+    frame = shown.to_pandas()
+    frame["snapshot_time"] = frame["snapshot_time"].dt.tz_convert(common.operator_zone())
+    st.dataframe(frame, hide_index=True, key="history_versions",
+                 column_config={"snapshot_time": st.column_config.DatetimeColumn(f"Snapshot time ({common.zone_name()})",
                                                                                  format="YYYY-MM-DD HH:mm:ss"),
                                 "snapshot_id": st.column_config.TextColumn("Snapshot id")})
     if versions.height > 500:

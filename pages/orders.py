@@ -6,15 +6,19 @@ fragments that rerun on the sidebar's interval.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from pages.components.startup import ensure_app_shell
 
-import pandas as pd
-import streamlit as st
+ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
 
-from pages import common
-from pages import tickets as tw
-from pages.common import DASH, fmt_money, plain, refresh_seconds, render_page, session_id
-from v6core.orders import AlreadyConfirmed, OrderDeskError, TicketBlocked, TicketState
+from datetime import datetime  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from pages.components import common  # noqa: E402
+from pages.components import tickets as tw  # noqa: E402
+from pages.components.common import DASH, fmt_money, plain, refresh_seconds, render_page, session_id  # noqa: E402
+from v6core.orders import AlreadyConfirmed, OrderDeskError, TicketBlocked, TicketState  # noqa: E402
 
 CANCEL_ALL_KEY = "v6_cancel_all_open"
 RESEND_KEY = "v6_resend_ticket"
@@ -87,6 +91,15 @@ def _all_tickets(desk) -> None:
 # ---------------------------------------------------------------- the ticket being edited
 
 
+PICK_KEY = "v6_ticket_pick"
+
+
+def _picked() -> None:
+    # The browser sends the label it showed; if the ticket changed since, that label no longer maps
+    # to an option and arrives as text: its first field is the ticket id.
+    st.session_state[tw.TICKET_KEY] = str(st.session_state[PICK_KEY]).split(" · ")[0]
+
+
 def _current_ticket(desk) -> None:
     st.subheader("Ticket")
     open_tickets = [t for t in desk.tickets() if t.editable or t.state == TicketState.UNCERTAIN]
@@ -97,15 +110,11 @@ def _current_ticket(desk) -> None:
     if not ids:
         st.info("No ticket: create one from an actionable signal (Signals) or a close button (Positions).")
         return
-    labels = {}
-    for tid in ids:
-        try:
-            labels[tid] = f"{tid} · {desk.ticket(tid).label} · {desk.ticket(tid).state.value}"
-        except OrderDeskError:
-            labels[tid] = tid
-    chosen = st.selectbox("Ticket", ids, index=ids.index(current) if current in ids else 0,
-                          format_func=labels.get, key="v6_ticket_pick")
+    chosen = current if current in ids else ids[0]
     st.session_state[tw.TICKET_KEY] = chosen
+    # The picker sits above the ticket but is drawn after it: an edit, a review or a confirmation
+    # below changes the ticket in this same run, and the picker's labels must show the result.
+    picker = st.container()
     try:
         ticket = desk.ticket(chosen)
     except OrderDeskError as exc:
@@ -118,6 +127,23 @@ def _current_ticket(desk) -> None:
         tw.ticket_editor(ticket)
     elif st.button("Show live status", key=f"status_{chosen}"):
         st.session_state[tw.REVIEW_KEY] = chosen
+    with picker:
+        st.session_state[PICK_KEY] = chosen          # the picker shows the ticket the body shows
+        labels = {tid: _ticket_label(desk, tid) for tid in ids}
+        st.selectbox("Ticket", ids, format_func=labels.get, key=PICK_KEY, on_change=_picked)
+
+
+def _ticket_label(desk, tid: str) -> str:
+    """`T-… · SELL 2 AAPL … @ 1.25 · previewed`, read from the desk when the picker is drawn."""
+    try:
+        ticket = desk.ticket(tid)
+    except OrderDeskError:
+        return tid
+    price = (f"{common.fmt_price(ticket.limit_price)} LMT" if ticket.order_type == "LMT"
+             and ticket.limit_price is not None else ticket.order_type)
+    contract = ticket.description or ticket.contract.label
+    return (f"{tid} · {ticket.action} {ticket.quantity:g} {contract} @ {price} {ticket.tif} · "
+            f"{ticket.state.value}")
 
 
 def _uncertain_actions(desk, ticket) -> None:
@@ -157,39 +183,58 @@ def _resend_dialog(ticket_id: str) -> None:
 # ---------------------------------------------------------------- working orders and cancel
 
 
+CANCEL_SENT_KEY = "v6_cancel_sent"          # order ids this session asked to cancel
+CANCEL_ALL_RESULT_KEY = "v6_cancel_all_result"
+
+
+def _cancel_clicked(order_id: int) -> None:
+    """Button callback (runs before the redraw): the order's buttons go as soon as it is sent."""
+    desk = common.get_services().orders
+    try:
+        desk.cancel_order(order_id, session_id())
+    except OrderDeskError as exc:
+        st.session_state[CANCEL_ALL_RESULT_KEY] = ("error", plain(exc))
+        return
+    st.session_state.setdefault(CANCEL_SENT_KEY, set()).add(order_id)
+    st.toast(f"Cancel sent for order {order_id}")
+
+
+def _cancel_picked() -> None:
+    _cancel_clicked(st.session_state["cancel_pick"])
+
+
 def _working_orders(services) -> None:
     desk = services.orders
     snapshot = services.runtime.snapshot()
     working = [o for o in snapshot.orders if o.is_working]
+    sent = st.session_state.setdefault(CANCEL_SENT_KEY, set())
+    sent &= {o.order_id for o in working}          # forget orders the gateway has closed
     st.subheader(f"Working orders ({len(working)})")
+    result = st.session_state.pop(CANCEL_ALL_RESULT_KEY, None)
+    if result is not None:                          # our own text (gateway text made plain already)
+        getattr(st, result[0])(result[1])
     if not working:
         st.caption("No working orders.")
         return
     table = pd.DataFrame([{
         "Order id": o.order_id, "Ticket": o.order_ref or DASH, "Contract": o.contract.label,
         "Action": o.action, "Qty": o.quantity, "Type": o.order_type,
-        "Limit": o.limit_price, "TIF": o.tif, "Status": o.status, "Filled": o.filled,
-        "Remaining": o.remaining, "Message": o.last_message,
+        "Limit": o.limit_price, "TIF": o.tif,
+        "Status": "cancel sent" if o.order_id in sent else common.text(o.status), "Filled": o.filled,
+        "Remaining": o.remaining, "Message": common.text(o.last_message),
     } for o in working])
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"Limit": st.column_config.NumberColumn(format="%.2f")})
     if not desk.trading_available:
         return
-    cols = st.columns(min(len(working), 4) + 1)
-    for i, order in enumerate(working[:4]):
-        if cols[i].button(f"Cancel {order.order_id}", key=f"cancel_{order.order_id}"):
-            try:
-                desk.cancel_order(order.order_id, session_id())
-                st.toast(f"Cancel sent for order {order.order_id}")
-            except OrderDeskError as exc:
-                st.error(plain(exc))
-    if len(working) > 4:
-        pick = st.selectbox("Cancel another order", [o.order_id for o in working[4:]], key="cancel_pick")
-        if st.button("Cancel selected", key="cancel_selected"):
-            try:
-                desk.cancel_order(pick, session_id())
-            except OrderDeskError as exc:
-                st.error(plain(exc))
+    cancellable = [o for o in working if o.order_id not in sent]
+    cols = st.columns(min(len(cancellable), 4) + 1)
+    for i, order in enumerate(cancellable[:4]):
+        cols[i].button(f"Cancel {order.order_id}", key=f"cancel_{order.order_id}",
+                       on_click=_cancel_clicked, args=(order.order_id,))
+    if len(cancellable) > 4:
+        st.selectbox("Cancel another order", [o.order_id for o in cancellable[4:]], key="cancel_pick")
+        st.button("Cancel selected", key="cancel_selected", on_click=_cancel_picked)
     if cols[-1].button("Cancel all…", key="cancel_all_open", type="primary"):
         st.session_state[CANCEL_ALL_KEY] = True
         st.rerun()
@@ -199,18 +244,26 @@ def _dismiss_cancel_all() -> None:
     st.session_state.pop(CANCEL_ALL_KEY, None)
 
 
+def _cancel_all_clicked() -> None:
+    """Button callback: send the global cancel and close the dialog in the same click."""
+    desk = common.get_services().orders
+    try:
+        desk.cancel_all(session_id())
+        st.session_state[CANCEL_ALL_RESULT_KEY] = ("success", "Global cancel sent.")
+    except OrderDeskError as exc:
+        st.session_state[CANCEL_ALL_RESULT_KEY] = ("error", f"Global cancel failed: {plain(exc)}")
+    st.session_state.pop(CANCEL_ALL_KEY, None)
+
+
 @st.dialog("Cancel every working order?", on_dismiss=_dismiss_cancel_all)
 def _cancel_all_dialog() -> None:
-    desk = common.get_services().orders
+    if not st.session_state.get(CANCEL_ALL_KEY):
+        # The confirm click's callback sent the cancel (or failed): close by redrawing the page,
+        # which shows the outcome under Working orders; the dialog's button is never live again.
+        st.rerun()
     st.warning("This sends IB a global cancel: every working order of the account is cancelled, "
                "including orders not placed by v6.")
-    if st.button("Yes, cancel all orders", type="primary", key="cancel_all_confirm"):
-        try:
-            desk.cancel_all(session_id())
-            st.success("Global cancel sent.")
-        except OrderDeskError as exc:
-            st.error(plain(exc))
-        st.session_state.pop(CANCEL_ALL_KEY, None)
+    st.button("Yes, cancel all orders", type="primary", key="cancel_all_confirm", on_click=_cancel_all_clicked)
 
 
 # ---------------------------------------------------------------- fills and audit
@@ -218,20 +271,21 @@ def _cancel_all_dialog() -> None:
 
 def _fills(services) -> None:
     snapshot = services.runtime.snapshot()
-    today = datetime.now(timezone.utc).date()
-    fills = [f for f in snapshot.fills if f.time.astimezone(timezone.utc).date() == today]
+    today = datetime.now(common.operator_zone()).date()        # the operator's day
+    fills = [f for f in snapshot.fills if common.local(f.time).date() == today]
     st.subheader(f"Today's fills ({len(fills)})")
     if not fills:
         st.caption("No fills today.")
         return
     table = pd.DataFrame([{
-        "Time": f.time, "Ticket": f.order_ref or DASH, "Order id": f.order_id, "Contract": f.contract.label,
-        "Side": f.side, "Qty": f.quantity, "Price": f.price,
-        "Commission": fmt_money(f.commission), "Realized P&L": fmt_money(f.realized_pnl, signed=True),
-        "Exec id": f.exec_id,
+        "Time": common.fmt_time(f.time, exchange=True), "Contract": f.contract.label, "Side": f.side,
+        "Qty": f.quantity, "Price": f.price, "Realized P&L": f.realized_pnl, "Commission": f.commission,
+        "Ticket": f.order_ref or DASH, "Order id": f.order_id, "Exec id": f.exec_id,
     } for f in sorted(fills, key=lambda f: f.time, reverse=True)])
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"Price": st.column_config.NumberColumn(format="%.2f")})
+    st.dataframe(common.style_pnl(table, ("Realized P&L",)), hide_index=True, width="stretch",
+                 column_config={"Price": st.column_config.NumberColumn(format="%,.2f"),
+                                "Realized P&L": st.column_config.NumberColumn(format="%+,.2f"),
+                                "Commission": st.column_config.NumberColumn(format="%,.2f")})
 
 
 def _audit_trail(desk) -> None:
@@ -250,8 +304,11 @@ def _audit_trail(desk) -> None:
     if trail.height == 0:
         st.caption("No audit rows for this ticket.")
         return
-    st.dataframe(trail.sort("ts").select("ts", "event", "status", "order_id", "perm_id", "session_id", "detail")
-                 .to_pandas(), hide_index=True, width="stretch")
+    frame = trail.sort("ts").select("ts", "event", "status", "order_id", "perm_id", "session_id", "detail").to_pandas()
+    frame["ts"] = [common.fmt_time(t) for t in frame["ts"]]
+    frame = frame.astype(object).where(frame.notna(), DASH)         # no literal "None" in the table
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={"ts": st.column_config.TextColumn(f"Time ({common.zone_name()})")})
 
 
 render_page(body, refresh=False)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import pandas as pd
-import plotly.graph_objects as go
-import streamlit as st
-from plotly.subplots import make_subplots
+from pages.components.startup import ensure_app_shell
 
-from pages import common
-from pages.components import pnl_explain
-from v6core.models import GreekSource, PortfolioSnapshot
+ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
+
+from dataclasses import dataclass  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+from plotly.subplots import make_subplots  # noqa: E402
+
+from pages.components import common, pnl_explain  # noqa: E402
+from v6core.models import GreekSource, PortfolioSnapshot  # noqa: E402
 
 GREEK_NAMES = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
 _ALERT_WRITERS = {"error": st.error, "warning": st.warning, "info": st.info}
@@ -101,27 +106,43 @@ def _metric_rows(values: dict[str, str], per_row: int = 3) -> None:
             column.metric(label, value, border=True)
 
 
+@dataclass(frozen=True, slots=True)
+class OverviewData:
+    """What the page draws from one snapshot, shared by every session (read-only)."""
+
+    account: dict[str, str]
+    greeks: dict[str, str]
+    attention: pd.DataFrame
+    figure: go.Figure | None
+
+
+def build(snapshot: PortfolioSnapshot) -> OverviewData:
+    figure = greeks_by_underlying_figure(snapshot) if snapshot.underlyings else None
+    return OverviewData(account_metrics(snapshot), greek_metrics(snapshot), attention_frame(snapshot), figure)
+
+
 def overview(services) -> None:
-    snapshot = services.runtime.snapshot()
     st.title("Overview")
+    snapshot = services.runtime.snapshot()
+    data = common.per_snapshot("overview", snapshot, None, lambda: build(snapshot))
     if not has_data(snapshot):
         st.info(f"Connecting to the gateway ({common.connection_line(snapshot.connection)}); "
                 "figures appear as data arrives.")
 
     st.subheader("Account")
-    _metric_rows(account_metrics(snapshot))
+    _metric_rows(data.account)
     if has_data(snapshot):
         st.caption(common.plain(pnl_source_note(snapshot)))
     closed = closed_today_frame(snapshot)
     if not closed.empty:
         st.subheader(f"Closed today ({len(closed)})")
-        st.dataframe(closed, hide_index=True, key="closed_today", column_config={
+        st.dataframe(common.style_pnl(closed, ("Realized P&L",)), hide_index=True, key="closed_today", column_config={
             "Qty closed": st.column_config.NumberColumn(format="%,g"),
             "Realized P&L": st.column_config.NumberColumn(format="%+,.2f", help="IB's, from the commission reports"),
             "Commissions": st.column_config.NumberColumn(format="%,.2f", help="Every fill of this leg today"),
         })
     st.subheader("Portfolio Greeks")
-    _metric_rows(greek_metrics(snapshot))
+    _metric_rows(data.greeks)
 
     pnl_explain.today_section(getattr(services, "lake", None), services.settings.risk_free_rate)
 
@@ -131,7 +152,7 @@ def overview(services) -> None:
     lake_alerts = common.lake_alerts(services)       # history / audit recording, from the services
     for alert in (*lake_alerts, *snapshot.alerts):
         _ALERT_WRITERS.get(alert.level, st.info)(common.plain(alert.message))
-    attention = attention_frame(snapshot)
+    attention = data.attention
     if not attention.empty:
         with st.expander(f"Legs needing attention ({len(attention)})"):
             st.dataframe(attention, hide_index=True, key="attention")
@@ -139,8 +160,8 @@ def overview(services) -> None:
         st.success("No alerts.")
 
     st.subheader("Greeks by underlying")
-    if snapshot.underlyings:
-        st.plotly_chart(greeks_by_underlying_figure(snapshot), key="greeks_by_underlying")
+    if data.figure is not None:
+        st.plotly_chart(data.figure, key="greeks_by_underlying")
     else:
         st.caption("No positions yet.")
 

@@ -1,50 +1,58 @@
 """Positions: every leg, grouped by strategy, with P&L, Greeks, their source and quote age.
 
-One dataframe is built for all legs (500 legs stay fast); each strategy's expander shows its slice.
-At the end of each expander the orders helper's `pages.tickets.close_buttons(strategy, legs)`
-is called when `pages/tickets.py` exists.
+What the page shows is built once per snapshot and shared by every session (`common.per_snapshot`):
+one frame and one Arrow table for all legs (500 legs stay fast); each strategy's expander shows a
+slice of it. At the end of each expander the close-ticket widgets
+(`pages.components.tickets.close_buttons`) are drawn. The body is a fragment that reruns on the
+sidebar's interval; a click on a control or a close button is never overtaken by a refresh.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import logging
-import math
-from datetime import datetime
+from pages.components.startup import ensure_app_shell
 
-import pandas as pd
-import pyarrow as pa
-import streamlit as st
+ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
 
-from pages import common
-from pages.components.structure_risk import roll_button
-from v6core.models import PortfolioSnapshot, Strategy
+import math  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime  # noqa: E402
 
-log = logging.getLogger("v6.pages.positions")
+import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from pages.components import common  # noqa: E402
+from pages.components.structure_risk import roll_button  # noqa: E402
+from pages.components.tickets import close_buttons  # noqa: E402
+from v6core.models import PortfolioSnapshot, Strategy  # noqa: E402
 
 UNGROUPED = "ungrouped"
-# Each expander costs a styled dataframe and the close widgets: page them so 500 legs stay fast.
+# Each expander costs a dataframe and the close widgets: page them so 500 legs stay fast.
 STRATEGIES_PER_PAGE = 20
 EXPANDED_BY_DEFAULT = 4          # the first strategies of a page open; the rest on a click
 PNL_COLUMNS = ("P&L", "P&L %", "Day P&L")
+# The columns a trader reads first come first; the whole row fits 1600 px.
 SHOWN_COLUMNS = (
-    "Contract", "Qty", "Avg cost", "Mark", "Mkt value", "P&L", "P&L %", "Day P&L",
-    "Delta", "Gamma", "Theta $/day", "Vega $/vol pt", "Delta/contract", "IV %", "DTE",
+    "Contract", "Qty", "Underlying price", "Mark", "P&L", "Day P&L", "Delta", "Gamma", "Theta $/day",
+    "Vega $/vol pt", "DTE", "IV %", "Avg cost", "Mkt value", "P&L %", "Delta/contract",
     "Greeks", "Quote age", "Flags",
 )
 COLUMN_CONFIG = common.LEG_COLUMN_CONFIG
 
 
 def legs_frame(snapshot: PortfolioSnapshot, now: datetime | None = None) -> pd.DataFrame:
-    """One row per leg, sorted by underlying, expiry (stock first), strike, right."""
-    now = now or common.utcnow()
+    """One row per leg, sorted by underlying, expiry (stock first), strike, right.
+
+    Quote ages are taken at the snapshot's build time (`now` by default), so the frame depends on
+    the snapshot alone and can be shared by every session."""
+    now = now or snapshot.built_at
+    spots = {u.symbol: u.spot for u in snapshot.underlyings}
     rows = []
     for leg in snapshot.legs:
         c, g, pg = leg.contract, leg.greeks, leg.position_greeks
         rows.append((
             leg.strategy_id or UNGROUPED, c.symbol, c.expiry, c.strike, c.right or "",
-            c.label, leg.quantity, leg.avg_price, leg.mark, leg.market_value, leg.unrealized_pnl,
+            c.label, leg.quantity, spots.get(c.symbol), leg.avg_price, leg.mark, leg.market_value, leg.unrealized_pnl,
             leg.pnl_pct, leg.daily_pnl, pg.delta, pg.gamma, pg.theta, pg.vega,
             g.delta if g is not None else None,
             g.iv * 100.0 if g is not None and g.iv is not None else None,
@@ -52,13 +60,13 @@ def legs_frame(snapshot: PortfolioSnapshot, now: datetime | None = None) -> pd.D
             common.age_seconds(leg.quote_time, now), ", ".join(leg.flags), leg.stale, c.con_id,
         ))
     frame = pd.DataFrame.from_records(rows, columns=[
-        "strategy_id", "Underlying", "Expiry", "Strike", "Right", "Contract", "Qty", "Avg cost",
+        "strategy_id", "Underlying", "Expiry", "Strike", "Right", "Contract", "Qty", "Underlying price", "Avg cost",
         "Mark", "Mkt value", "P&L", "P&L %", "Day P&L", "Delta", "Gamma", "Theta $/day",
         "Vega $/vol pt", "Delta/contract", "IV %", "DTE", "Greeks", "Quote age", "Flags", "Stale",
         "con_id",
     ])
     frame["Expiry"] = pd.to_datetime(frame["Expiry"])
-    for name in ("Strike", "Avg cost", "Mark", "Mkt value", "P&L", "P&L %", "Day P&L",
+    for name in ("Strike", "Underlying price", "Avg cost", "Mark", "Mkt value", "P&L", "P&L %", "Day P&L",
                  "Delta/contract", "IV %", "Quote age"):
         frame[name] = common.displayable(pd.to_numeric(frame[name], errors="coerce").astype("float64"))
     frame["DTE"] = frame["DTE"].astype("Int64")
@@ -68,27 +76,14 @@ def legs_frame(snapshot: PortfolioSnapshot, now: datetime | None = None) -> pd.D
     return frame.reset_index(drop=True)
 
 
-def _pnl_color(value) -> str:
-    if pd.isna(value) or value == 0:
-        return ""
-    return "color: #21c354" if value > 0 else "color: #ff4b4b"
-
-
-def styled(frame: pd.DataFrame, with_strategy: bool = False):
+def styled(frame: pd.DataFrame, columns: tuple[str, ...] = SHOWN_COLUMNS):
     """Red/green P&L; stale legs greyed. Number formats come from COLUMN_CONFIG."""
-    shown = frame.loc[:, (["Strategy"] if with_strategy else []) + list(SHOWN_COLUMNS)]
-    style = shown.style.map(_pnl_color, subset=list(PNL_COLUMNS))
+    shown = frame.loc[:, list(columns)]
+    style = common.style_pnl(shown, PNL_COLUMNS)
     stale = frame["Stale"].to_numpy()
     if stale.any():
         style = style.apply(lambda col: ["opacity: 0.55" if s else "" for s in stale], subset=["Quote age"])
-    return style
-
-
-def colored(text: str, value: float | None) -> str:
-    """Markdown red/green for a signed figure (our own formatted number, safe to mark up)."""
-    if value is None or value == 0:
-        return text
-    return f":green[{text}]" if value > 0 else f":red[{text}]"
+    return common.frozen_style(style)
 
 
 def strategy_title(strategy: Strategy, legs: int) -> str:
@@ -98,21 +93,69 @@ def strategy_title(strategy: Strategy, legs: int) -> str:
     def money(value: float) -> str:
         return common.fmt_money(value, signed=True).replace("$", r"\$")
 
-    return (f"{strategy.kind} · {strategy.underlying} · {legs} leg(s) — "
-            f"P&L {colored(money(strategy.unrealized_pnl), strategy.unrealized_pnl)} · "
-            f"Δ {common.fmt_greek('delta', g.delta)} · Θ {money(g.theta)}/day · Vega {money(g.vega)}/pt")
+    return (f"{common.plain(strategy.kind)} · {common.plain(strategy.underlying)} · {legs} leg(s) — "
+            f"P&L {common.colored(money(strategy.unrealized_pnl), strategy.unrealized_pnl)} · "
+            f"Delta {common.fmt_greek('delta', g.delta)} · Theta {money(g.theta)}/day · "
+            f"Vega {money(g.vega)}/pt")
 
 
-def close_buttons_hook():
-    """The orders helper's close-ticket widgets (`pages/tickets.py`), or None until it exists."""
-    if importlib.util.find_spec("pages.tickets") is None:
-        return None
-    try:
-        tickets = importlib.import_module("pages.tickets")
-    except Exception:  # a broken tickets module must not take the positions view down
-        log.exception("pages.tickets failed to import")
-        return None
-    return getattr(tickets, "close_buttons", None)
+@dataclass(frozen=True, slots=True)
+class Book:
+    """Everything the page draws from one snapshot, shared by every session (read-only)."""
+
+    frame: pd.DataFrame                       # every leg, with its strategy's kind
+    strategies: dict[str, Strategy]
+    underlyings: list[str]
+    kinds: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    strategy_id: str
+    title: str
+    explanation: str
+    table: pa.Table                           # this strategy's legs, the shown columns
+    strategy: Strategy | None
+    legs: tuple                               # the snapshot's Leg objects, for the close buttons
+
+
+def build_book(snapshot: PortfolioSnapshot) -> Book:
+    frame = legs_frame(snapshot)
+    strategies = {s.strategy_id: s for s in snapshot.strategies}
+    kind_of = {sid: s.kind for sid, s in strategies.items()}
+    frame["Strategy"] = frame["strategy_id"].map(kind_of).fillna(UNGROUPED)
+    return Book(frame, strategies, sorted(frame["Underlying"].unique()), sorted(frame["Strategy"].unique()))
+
+
+def filtered(book: Book, underlyings: tuple[str, ...], kinds: tuple[str, ...]) -> pd.DataFrame:
+    frame = book.frame
+    if underlyings:
+        frame = frame[frame["Underlying"].isin(underlyings)]
+    if kinds:
+        frame = frame[frame["Strategy"].isin(kinds)]
+    return frame.reset_index(drop=True)
+
+
+def build_groups(snapshot: PortfolioSnapshot, book: Book, frame: pd.DataFrame) -> list[Group]:
+    """One Group per strategy (snapshot order, ungrouped last).
+
+    Plain Arrow slices, not Stylers: Streamlit re-marshals a Styler's display values on every
+    draw of every session (~70 ms per table here), which would undo the sharing. Each strategy's
+    P&L is coloured in its expander's title; the All legs view colours every leg's P&L."""
+    table = pa.Table.from_pandas(frame.loc[:, list(SHOWN_COLUMNS)], preserve_index=False)
+    con_ids = frame["con_id"].to_numpy()
+    order = {sid: i for i, sid in enumerate(book.strategies)}
+    legs_by_con_id = {leg.contract.con_id: leg for leg in snapshot.legs}
+    groups = sorted(frame.groupby("strategy_id", sort=False).indices.items(),
+                    key=lambda item: order.get(item[0], len(order)))
+    out = []
+    for strategy_id, rows in groups:
+        strategy = book.strategies.get(strategy_id)
+        title = strategy_title(strategy, len(rows)) if strategy else f"Ungrouped · {len(rows)} leg(s)"
+        legs = tuple(legs_by_con_id[c] for c in con_ids[rows] if c in legs_by_con_id)
+        out.append(Group(strategy_id, title, strategy.explanation if strategy else "", table.take(rows),
+                         strategy, legs))
+    return out
 
 
 def positions(services) -> None:
@@ -120,19 +163,14 @@ def positions(services) -> None:
     st.title("Positions")
     if common.no_legs_notice(snapshot):
         return
-
-    frame = legs_frame(snapshot)
-    strategies = {s.strategy_id: s for s in snapshot.strategies}
-    kind_of = {sid: s.kind for sid, s in strategies.items()}
-    frame["Strategy"] = frame["strategy_id"].map(kind_of).fillna(UNGROUPED)
+    book = common.per_snapshot("positions", snapshot, None, lambda: build_book(snapshot))
 
     left, right = st.columns(2)
-    underlyings = left.multiselect("Underlying", sorted(frame["Underlying"].unique()), key="positions_underlying")
-    kinds = right.multiselect("Strategy", sorted(frame["Strategy"].unique()), key="positions_strategy")
-    if underlyings:
-        frame = frame[frame["Underlying"].isin(underlyings)]
-    if kinds:
-        frame = frame[frame["Strategy"].isin(kinds)]
+    underlyings = left.multiselect("Underlying", book.underlyings, key="positions_underlying")
+    kinds = right.multiselect("Strategy", book.kinds, key="positions_strategy")
+    options = (tuple(underlyings), tuple(kinds))
+    frame = common.per_snapshot("positions.filtered", snapshot, options,
+                                lambda: filtered(book, *options))
 
     st.caption(f"{len(frame)} leg(s) in {frame['strategy_id'].nunique()} group(s) · Greeks are position "
                "Greeks (per-contract × quantity × multiplier); theta in $/day, vega in $ per vol point · "
@@ -140,10 +178,13 @@ def positions(services) -> None:
     view = st.segmented_control("View", ["By strategy", "All legs"], default="By strategy",
                                 key="positions_view", label_visibility="collapsed")
     if view == "All legs":
-        st.dataframe(styled(frame, with_strategy=True), column_config=COLUMN_CONFIG, hide_index=True,
-                     key="legs_all")
+        style = common.per_snapshot("positions.all", snapshot, options,
+                                    lambda: styled(frame, ("Strategy", *SHOWN_COLUMNS)))
+        st.dataframe(style, column_config=COLUMN_CONFIG, hide_index=True, key="legs_all")
         return
-    strategy_expanders(snapshot, frame, strategies)
+    groups = common.per_snapshot("positions.groups", snapshot, options,
+                                 lambda: build_groups(snapshot, book, frame))
+    strategy_expanders(groups)
 
 
 def _v6_pnl_note(snapshot: PortfolioSnapshot) -> str:
@@ -151,41 +192,29 @@ def _v6_pnl_note(snapshot: PortfolioSnapshot) -> str:
     return f", except {computed} leg(s) computed by v6 from the quote (IB sent none)" if computed else ""
 
 
-def strategy_expanders(snapshot: PortfolioSnapshot, frame: pd.DataFrame, strategies: dict[str, Strategy]) -> None:
-    """One expander per strategy (snapshot order, ungrouped last), a page of them at a time."""
-    order = {sid: i for i, sid in enumerate(strategies)}
-    frame = frame.reset_index(drop=True)
-    groups = sorted(frame.groupby("strategy_id", sort=False).indices.items(),
-                    key=lambda item: order.get(item[0], len(order)))
+def strategy_expanders(groups: list[Group]) -> None:
+    """One expander per strategy, a page of them at a time."""
     pages = max(1, math.ceil(len(groups) / STRATEGIES_PER_PAGE))
     if pages > 1:
         page = st.number_input(f"Strategy page (of {pages})", min_value=1, max_value=pages, step=1,
                                key="positions_page")
         first = (min(int(page), pages) - 1) * STRATEGIES_PER_PAGE
-        groups = groups[first:first + STRATEGIES_PER_PAGE]
-        st.caption(f"Strategies {first + 1}–{first + len(groups)} of {len(order) or len(groups)}; "
+        shown = groups[first:first + STRATEGIES_PER_PAGE]
+        st.caption(f"Strategies {first + 1}–{first + len(shown)} of {len(groups)}; "
                    "the All legs view shows every leg in one table.")
-    close_buttons = close_buttons_hook()
-    legs_by_con_id = {leg.contract.con_id: leg for leg in snapshot.legs}
-    # One pandas -> Arrow conversion for every leg; each expander shows a slice of it (a conversion
-    # per expander costs ~20 ms, most of this page's time at 500 legs).
-    table = pa.Table.from_pandas(frame.loc[:, list(SHOWN_COLUMNS)], preserve_index=False)
-    con_ids = frame["con_id"].to_numpy()
-    for position, (strategy_id, rows) in enumerate(groups):
-        strategy = strategies.get(strategy_id)
-        title = strategy_title(strategy, len(rows)) if strategy else f"Ungrouped · {len(rows)} leg(s)"
+        groups = shown
+    for position, group in enumerate(groups):
         # Keyed: the live figures in the label change every refresh, the open/closed state must not.
         # (Not tracked with on_change="rerun": Streamlit then forgets the state when the label changes.)
-        with st.expander(title, expanded=position < EXPANDED_BY_DEFAULT, key=f"strategy_{strategy_id}"):
-            if strategy is not None and strategy.explanation:
-                st.caption(common.plain(strategy.explanation))
-            st.dataframe(table.take(rows), column_config=COLUMN_CONFIG, hide_index=True,
-                         key=f"legs_{strategy_id}")
-            if close_buttons is not None and strategy is not None:
-                close_buttons(strategy, [legs_by_con_id[c] for c in con_ids[rows] if c in legs_by_con_id])
-            if strategy is not None and any(legs_by_con_id[c].contract.is_option for c in strategy.con_ids
-                                            if c in legs_by_con_id):
-                roll_button(strategy)
+        with st.expander(group.title, expanded=position < EXPANDED_BY_DEFAULT, key=f"strategy_{group.strategy_id}"):
+            if group.explanation:
+                st.caption(common.plain(group.explanation))
+            st.dataframe(group.table, column_config=COLUMN_CONFIG, hide_index=True,
+                         key=f"legs_{group.strategy_id}")
+            if group.strategy is not None and group.legs:
+                close_buttons(group.strategy, list(group.legs))
+                if any(leg.contract.is_option for leg in group.legs):
+                    roll_button(group.strategy)
 
 
 if __name__ == "__main__":  # run as a page by st.navigation; importable for its helpers

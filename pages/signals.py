@@ -7,14 +7,18 @@ confirms on the Orders page; this page only drafts the ticket.
 
 from __future__ import annotations
 
-import json
+from pages.components.startup import ensure_app_shell
 
-import streamlit as st
-from streamlit.errors import StreamlitAPIException
+ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
 
-from pages import common
-from v6core.signals.schema import SignalState
-from v6core.signals.service import live_price, plan_rows
+import json  # noqa: E402
+
+import streamlit as st  # noqa: E402
+from streamlit.errors import StreamlitAPIException  # noqa: E402
+
+from pages.components import common  # noqa: E402
+from v6core.signals.schema import SignalState  # noqa: E402
+from v6core.signals.service import live_price, plan_rows  # noqa: E402
 
 TICKET_KEY = "ticket_id"               # the ticket the Orders page opens
 SYMBOL_KEY = "v6_signals_symbol"

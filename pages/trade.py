@@ -16,9 +16,9 @@ from functools import reduce
 import pandas as pd
 import streamlit as st
 
-from pages import common
-from pages import tickets as tw
-from pages.common import plain, refresh_seconds, render_page, session_id
+from pages.components import common
+from pages.components import tickets as tw
+from pages.components.common import plain, refresh_seconds, render_page, session_id
 from pages.components import structure_risk as sr
 from v6core.chainfeed import ChainLineLimit
 from v6core.greeks import NEW_YORK

@@ -43,6 +43,13 @@ def wait_for_health(url: str, process: subprocess.Popen, log: Path, timeout: flo
 @contextlib.contextmanager
 def streamlit_app(env: dict[str, str], log: Path) -> Iterator[str]:
     """Base URL of `streamlit run app.py` with these V6_* settings; stopped on exit."""
+    with streamlit_process(env, log) as (url, _process):
+        yield url
+
+
+@contextlib.contextmanager
+def streamlit_process(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """(base URL, server process) of `streamlit run app.py`; stopped on exit."""
     port = free_port()
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     full_env.pop("V6_PASSWORD", None)
@@ -54,7 +61,7 @@ def streamlit_app(env: dict[str, str], log: Path) -> Iterator[str]:
     url = f"http://localhost:{port}"
     try:
         wait_for_health(url, process, log)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:

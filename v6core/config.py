@@ -121,6 +121,19 @@ class Settings(BaseSettings):
 
     # --- UI
     password: SecretStr = SecretStr("")               # optional gate; empty: no gate
+    time_zone: str = ""                                # IANA name for shown times; empty: the machine's
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        if v.strip():
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(v.strip())
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {v!r} (use an IANA name such as America/New_York)") from exc
+        return v.strip()
 
     @field_validator("lake_path", mode="before")
     @classmethod

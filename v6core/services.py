@@ -8,7 +8,7 @@ started (runtime, embedded simulator, lake writer and its lock, order follower) 
 deliberately not in `st.cache_resource`: any browser client can empty that cache (the
 `clear_cache` BackMsg of the menu's "Clear cache"), and services kept there would be started a
 second time (a second runtime and simulator, a lake locked by its own pid, trading off). Pages
-reach it through `pages.common.get_services()`.
+reach it through `pages.components.common.get_services()`.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Shared page components (not pages: Streamlit lists only .py files directly under pages/)."""
+"""Shared page components (not pages: Streamlit lists only files directly under `pages/`)."""

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from pages import common
+from pages.components import common
 from v6core.explain import COMPONENT_LABELS, COMPONENTS, ExplainCache, Explanation, Mode, trading_day_span
 from v6core.lake import LakeError
 

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import common
+from pages.components import common
 from v6core.structures import Structure, TicketRisk
 from v6core.structures.drafting import net_label
 

@@ -57,6 +57,16 @@ def navigation_like_a_running_server(request, monkeypatch):
     monkeypatch.setattr(PagesManager, "__init__", init)
 
 
+@pytest.fixture(autouse=True)
+def fresh_page_cache():
+    """Synthetic snapshots reuse sequence numbers and times: start each test with no shared results."""
+    from pages.components import shared
+
+    shared.clear()
+    yield
+    shared.clear()
+
+
 @pytest.fixture
 def stand_in(monkeypatch):
     """`get_services()` returns a stand-in serving a synthetic snapshot (no gateway)."""

@@ -133,8 +133,8 @@ class StandInServices:
 
 
 def install_stand_in(snapshot: PortfolioSnapshot, **settings) -> StandInServices:
-    """Make `pages.common.get_services()` return a stand-in (fake `v6core.services` module)."""
-    from pages import common
+    """Make `pages.components.common.get_services()` return a stand-in (fake `v6core.services` module)."""
+    from pages.components import common
 
     services = StandInServices(settings=load_settings(**settings), runtime=StandInRuntime(snapshot),
                                orders=StandInDesk())
@@ -147,7 +147,7 @@ def install_stand_in(snapshot: PortfolioSnapshot, **settings) -> StandInServices
 
 
 def remove_stand_in() -> None:
-    from pages import common
+    from pages.components import common
 
     if getattr(sys.modules.get("v6core.services"), "is_v6_stand_in", False):
         del sys.modules["v6core.services"]     # the real module is imported again on next use

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from pages import common
+from pages.components import common
 from tests.app.conftest import open_page
 from tests.app.synthetic import install_stand_in, remove_stand_in
 from v6core.config import Settings

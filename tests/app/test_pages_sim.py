@@ -1,6 +1,6 @@
 """Every page against the real runtime and the embedded simulator (V6_MODE=sim, lake in tmp).
 
-One module-scoped services instance (the same object `pages.common.get_services()` hands to the
+One module-scoped services instance (the same object `pages.components.common.get_services()` hands to the
 pages); the simulator is frozen so the figures shown can be compared exactly with the snapshot.
 """
 
@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from pages import common
+from pages.components import common
 from tests.app.conftest import open_page, unescape
 from tests.app.synthetic import remove_stand_in
 from v6core import risk
@@ -143,7 +143,7 @@ def test_greeks_and_risk_equal_the_snapshot_and_risk_module(sim_services, frozen
     for u in frozen.underlyings:
         for column, value in (("Delta", u.greeks.delta), ("Gamma", u.greeks.gamma),
                               ("Theta $/day", u.greeks.theta), ("Vega $/vol pt", u.greeks.vega),
-                              ("Beta delta (SPY sh)", u.greeks.beta_delta)):
+                              ("Beta-weighted delta (SPY sh)", u.greeks.beta_delta)):
             assert by_underlying.loc[u.symbol, column] == pytest.approx(value), (u.symbol, column)
     assert by_underlying.loc["Portfolio", "Delta"] == pytest.approx(frozen.totals.delta)
     assert len(at.dataframe[1].value) == len(frozen.strategies)

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages import common
+from pages.components import common
 from tests.app.conftest import APP, open_page, unescape
 from tests.app.synthetic import NOW, synthetic_snapshot, with_state
 from v6core.models import AccountValues, ConnState, PortfolioSnapshot
@@ -258,17 +258,17 @@ def test_bad_setting_shows_message_without_traceback(stand_in, monkeypatch):
     assert not at.metric
 
 
-def test_pages_not_landed_yet_get_a_placeholder(stand_in, tmp_path):
-    """An app whose pages/ lacks history.py, signals.py and orders.py still offers them, as placeholders."""
-    (tmp_path / "pages").mkdir()
-    for name in ("overview.py", "positions.py", "greeks_risk.py"):
-        (tmp_path / "pages" / name).symlink_to(APP.parent / "pages" / name)
-    (tmp_path / "app.py").write_text(APP.read_text())
-    at = AppTest.from_file(str(tmp_path / "app.py"), default_timeout=30).run()
+def test_every_file_under_pages_is_a_navigation_page_and_no_component_is(stand_in):
+    """Issue #12 defect 6: the navigation offers exactly the page files (no placeholder fallback),
+    and the shared modules live in pages/components/, where Streamlit never lists them."""
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
     assert not at.exception
-    titles = {info.get("page_name") for info in at._registered_pages.values()}   # what the navigation offers
-    assert {"Overview", "Positions", "Greeks & risk", "History", "Signals", "Orders"} <= titles
-    placeholder = next(h for h, info in at._registered_pages.items() if info.get("page_name") == "History")
-    at._page_hash = placeholder
-    at.run()
-    assert [i.value for i in at.info] == ["History arrives with its issue (the Delta lake issue)."]
+    registered = {info["url_pathname"]: info for info in at._registered_pages.values()}
+    assert {info["page_name"] for info in registered.values()} == {
+        "Overview", "Positions", "Greeks & risk", "History", "Signals", "Orders"}
+    files = {path.name for path in (APP.parent / "pages").glob("*.py")}
+    assert files == {"overview.py", "positions.py", "greeks_risk.py", "history.py", "signals.py", "orders.py"}
+    assert {"common.py", "tickets.py"} <= {p.name for p in (APP.parent / "pages" / "components").glob("*.py")}
+    # the root shows the Overview; every page also has its own URL (a deep link)
+    assert set(registered) == {"", "overview", "positions", "greeks_risk", "history", "signals", "orders"}
+

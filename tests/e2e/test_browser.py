@@ -22,23 +22,16 @@ def open_app(page, url: str) -> None:
     page.wait_for_selector(SCRIPT_IDLE, timeout=60_000)
 
 
+def heading(page, title: str):
+    return page.locator("[data-testid='stHeading'] h1", has_text=re.compile(f"^{re.escape(title)}$"))
+
+
 def go_to(page, url: str, title: str) -> None:
-    """Click the sidebar link, as the operator does, and wait for the page's run to finish."""
+    """Click the sidebar link once, as the operator does, and wait for the page to arrive."""
     if not page.url.startswith(url):   # this test runs alone: open the app first
         open_app(page, url)
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    link = page.locator("[data-testid='stSidebarNavLink']", has_text=title)
-    current = f"[data-testid='stSidebarNavLink'][aria-current='page']:has-text('{title}')"
-    for attempt in range(3):   # a click that lands while a run is being replaced can be dropped
-        link.click()
-        try:
-            page.wait_for_selector(current, timeout=20_000)
-            break
-        except PlaywrightTimeout:
-            if attempt == 2:
-                raise
-    page.wait_for_selector(SCRIPT_IDLE, timeout=60_000)
+    page.locator("[data-testid='stSidebar'] a", has_text=title).first.click()
+    heading(page, title).wait_for(state="visible", timeout=60_000)
 
 
 def no_exception_box(page) -> None:
@@ -51,16 +44,13 @@ def metric_value(page, label: str):
     return page.locator("[data-testid='stMetric']").filter(has=labelled).locator("[data-testid='stMetricValue']")
 
 
-def pause(page, on: bool = True) -> None:
-    """Set the sidebar's Pause refresh (retried: a click during a rerun can be lost)."""
-    switch = page.locator("[data-testid='stSidebar']").get_by_role("switch", name="Pause refresh").first
-    for _ in range(5):
-        page.wait_for_selector(SCRIPT_IDLE)
-        if switch.is_checked() == on:
-            return
-        switch.click(force=True)
-        page.wait_for_timeout(1000)
-    assert switch.is_checked() == on, f"Pause refresh did not stay {'on' if on else 'off'}"
+def readme_copy(name: str) -> None:
+    """README's pictures (docs/screenshot-NAME.png): refreshed on request only
+    (V6_UPDATE_SCREENSHOTS=1), so a test run leaves the work tree clean."""
+    readme_shot = ROOT / "docs" / f"screenshot-{name}.png"
+    if not readme_shot.exists() or os.environ.get("V6_UPDATE_SCREENSHOTS") == "1":
+        readme_shot.parent.mkdir(exist_ok=True)
+        shutil.copy(ARTIFACTS / f"{name}.png", readme_shot)
 
 
 def shoot(page, name: str, whole: bool = True) -> None:
@@ -103,13 +93,8 @@ def test_overview_shows_account_greeks_and_connection(page, app_server):
     expect(sidebar.get_by_text("connected", exact=True)).to_be_visible(timeout=30_000)
     expect(sidebar.get_by_text(re.compile(r"Account DU\d+"))).to_be_visible()
     no_exception_box(page)
-    pause(page)         # hold the picture still for the screenshots (and spare the CPU)
     shoot(page, "overview", whole=False)
-    readme_shot = ROOT / "docs" / "screenshot-overview.png"
-    if not readme_shot.exists() or os.environ.get("V6_UPDATE_SCREENSHOTS") == "1":
-        # README's picture: refreshed on request only, so a test run leaves the work tree clean
-        readme_shot.parent.mkdir(exist_ok=True)
-        shutil.copy(ARTIFACTS / "overview.png", readme_shot)
+    readme_copy("overview")
     no_exception_box(page)
 
 
@@ -131,16 +116,16 @@ def test_positions_by_strategy_and_all_legs(page, app_server):
         expanders.nth(opened).locator("summary").click()
         expect(open_details).to_have_count(opened + 1)
         # live refresh rewrites the labels (P&L, Greeks) every run; what the operator opened stays open
-        pause(page, on=False)
         page.wait_for_timeout(5_000)
-        pause(page)
         expect(open_details).to_have_count(opened + 1)
         expect(expanders.nth(opened).locator("details")).to_have_attribute("open", "")
     page.get_by_text("All legs", exact=True).click()
-    page.wait_for_selector(SCRIPT_IDLE)
     expect(page.locator("[data-testid='stDataFrame']")).to_have_count(1)
     no_exception_box(page)
-    shoot(page, "positions")
+    page.get_by_text("By strategy", exact=True).click()
+    expect(expanders.first).to_be_visible()
+    shoot(page, "positions", whole=False)
+    readme_copy("positions")
 
 
 def test_greeks_and_risk_draws_tables_graph_and_grid(page, app_server):
@@ -152,7 +137,8 @@ def test_greeks_and_risk_draws_tables_graph_and_grid(page, app_server):
     expect(page.locator("[data-testid='stDataFrame']")).to_have_count(2)
     expect(page.get_by_text("T+0 (today)").first).to_be_visible()
     no_exception_box(page)
-    shoot(page, "greeks_risk")
+    shoot(page, "greeks_risk", whole=False)
+    readme_copy("greeks_risk")
 
 
 @pytest.mark.parametrize("title", ["History", "Signals", "Orders"])

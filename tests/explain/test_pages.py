@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.common import fmt_money
+from pages.components.common import fmt_money
 from tests.app.synthetic import install_stand_in, remove_stand_in, synthetic_snapshot
 from tests.explain.book import RATE, Holding, Market, fill, write_history
 from v6core.config import Settings, load_settings
@@ -52,7 +52,7 @@ class LakeOnlyServices:
 
 
 def _open_history(lake: Path, monkeypatch) -> AppTest:
-    from pages import common
+    from pages.components import common
 
     services = LakeOnlyServices(settings=load_settings(lake_path=lake), lake=LakeReader(lake))
     fake = types.ModuleType("v6core.services")
@@ -66,7 +66,7 @@ def _open_history(lake: Path, monkeypatch) -> AppTest:
 
 @pytest.fixture
 def history(lake, monkeypatch):
-    from pages import common
+    from pages.components import common
 
     yield _open_history(lake, monkeypatch)
     common.get_services.clear()

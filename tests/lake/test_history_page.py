@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.lake.factory import STEP, T0
+from tests.lake.factory import STEP, T0, snapshot_at
 from v6core.config import Settings, load_settings
 from v6core.lake import LakeReader
 
@@ -27,8 +27,8 @@ class LakeOnlyServices:
 
 @pytest.fixture
 def history_page(small_lake, monkeypatch):
-    """`pages.common.get_services()` returns services whose `.lake` reads the small lake."""
-    from pages import common
+    """`pages.components.common.get_services()` returns services whose `.lake` reads the small lake."""
+    from pages.components import common
 
     root, snapshots = small_lake
     services = LakeOnlyServices(settings=load_settings(lake_path=root), lake=LakeReader(root),
@@ -37,10 +37,12 @@ def history_page(small_lake, monkeypatch):
     fake.start_services = lambda _settings: services
     monkeypatch.setitem(sys.modules, "v6core.services", fake)
     common.get_services.clear()
+    common.set_operator_zone("UTC")          # app.py sets it from V6_TIME_ZONE; the page runs alone here
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.run()
     yield at, snapshots
     common.get_services.clear()
+    common.set_operator_zone("")
 
 
 def _frame(at: AppTest, *columns: str, nth: int = 0):
@@ -85,8 +87,9 @@ def test_history_page_browses_versions_times_and_diffs(history_page):
 
     # Diff 2 -> 3: SPY resized, the two TSLA legs closed.
     at.radio(key="history_mode").set_value("Version").run()
-    at.number_input(key="history_diff_v1").set_value(2)
-    at.number_input(key="history_diff_v2").set_value(3).run()
+    assert at.number_input(key="history_version").value == 2     # the version the date-time showed
+    at.number_input(key="history_diff_v1_2").set_value(2)
+    at.number_input(key="history_diff_v2_2").set_value(3).run()
     legs = _frame(at, "quantity_change")
     assert sorted(zip(legs["con_id"], legs["change"])) == [(2001, "closed"), (2002, "closed"), (756733, "resized")]
     strategies = _frame(at, "strategy_id", "status")
@@ -118,3 +121,49 @@ def test_history_page_maintenance_shows_retention_and_runs(history_page):
     at.number_input(key="history_version").set_value(0).run()
     assert "Portfolio as of version 0" in [h.value for h in at.subheader]
     assert not at.exception and not at.error
+
+
+def test_history_controls_keep_showing_the_body_version_after_a_new_snapshot(history_page, small_lake):
+    """Issue #12 defect 7: a new snapshot used to make the slider and number jump to 0 while the
+    body showed another version; Diff ignored the selected version."""
+    at, _ = history_page
+    root, _ = small_lake
+    at.number_input(key="history_version").set_value(5).run()
+    assert "Portfolio as of version 5" in [h.value for h in at.subheader]
+    from v6core.lake import LakeWriter
+
+    writer = LakeWriter(root)                       # two more snapshots arrive while the page is open
+    try:
+        for i in (8, 9):
+            writer.write_snapshot(snapshot_at(i))
+    finally:
+        writer.stop()
+    at.run()
+    assert "Portfolio as of version 5" in [h.value for h in at.subheader]
+    assert at.slider(key="history_version_slider").value == 5
+    assert at.number_input(key="history_version").value == 5
+    assert at.slider(key="history_version_slider").max == 7          # bounds as first drawn
+    # Diff follows the selection: version 4 -> 5
+    assert any("Version 4 (" in c.value and "→ version 5 (" in c.value for c in at.caption)
+    at.slider(key="history_version_slider").set_value(2).run()
+    assert at.number_input(key="history_version").value == 2
+    assert any("Version 1 (" in c.value and "→ version 2 (" in c.value for c in at.caption)
+    # the newer versions are one click away, and then everything shows the newest
+    at.button(key="history_newest").click().run()
+    assert at.number_input(key="history_version").value == 9
+    assert at.slider(key="history_version_slider").value == 9
+    assert "Portfolio as of version 9" in [h.value for h in at.subheader]
+    assert not at.exception and not at.error
+
+
+def test_history_cleared_date_asks_for_a_date_instead_of_failing(history_page):
+    """Issue #11 defect 9: clearing the date input gave "unexpected error (TypeError)"."""
+    at, _ = history_page
+    at.radio(key="history_mode").set_value("Date-time (UTC)").run()
+    at.date_input(key="history_date").set_value(None).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Pick a date." in [i.value for i in at.info]
+    at.radio(key="history_diff_mode").set_value("Date-times (UTC)").run()
+    at.date_input(key="history_diff_d1_7").set_value(None).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Pick both moments, each after the first snapshot." in [w.value for w in at.warning]

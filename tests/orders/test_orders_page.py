@@ -9,11 +9,11 @@ import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from pages import common
+from pages.components import common
 from tests.orders.conftest import ready, signal_record, wait_until
 from v6core.orders import TicketState
 
-APP = str(common.__file__).replace("pages/common.py", "app.py")
+APP = str(common.__file__).replace("pages/components/common.py", "app.py")
 SESSION = "apptest-session-1"
 
 
@@ -175,3 +175,46 @@ def test_cancel_all_asks_for_its_own_confirmation(services):
     at.run()
     wait_until(lambda: next(o for o in gw.orders() if o.order_ref == ticket.ticket_id).status == "Cancelled")
     assert "cancel_all_requested" in services.audit.audit()["event"].to_list()
+    # Issue #12 defect 8: the dialog is gone with its button, the outcome is on the page.
+    assert not any(b.key == "cancel_all_confirm" for b in at.button)
+    assert "Global cancel sent." in [e.value for e in at.success]
+
+
+def test_a_cancelled_order_loses_its_buttons_at_once(services):
+    """Issue #12 defect 8: the Cancel button stayed beside the order for seconds after the cancel."""
+    gw, desk = services.runtime.sim, services.orders
+    spot = gw.spot("AAPL")
+    ticket = desk.draft_from_signal(signal_record("AAPL", "BUY", spot), SESSION)
+    desk.edit(ticket.ticket_id, SESSION, limit_price=round(spot * 0.8, 2))
+    desk.preview(ticket.ticket_id, SESSION)
+    desk.confirm(ticket.ticket_id, SESSION)
+    wait_until(lambda: any(o.order_ref == ticket.ticket_id and o.is_working
+                           for o in services.runtime.snapshot().orders), timeout=20)
+    order_id = next(o.order_id for o in services.runtime.snapshot().orders if o.order_ref == ticket.ticket_id)
+    at = orders_page()
+    button(at, f"cancel_{order_id}").click()
+    at.run()
+    assert not at.exception, at.exception
+    # The very run after the click: no button for that order, whatever the snapshot says yet.
+    assert not any(b.key == f"cancel_{order_id}" for b in at.button)
+    wait_until(lambda: next(o for o in gw.orders() if o.order_ref == ticket.ticket_id).status == "Cancelled")
+
+
+def test_the_ticket_picker_labels_show_the_edit_made_in_the_same_run(services):
+    """Issue #12 defect 7: the picker kept old labels (quantity, price, state) after an edit."""
+    gw, desk = services.runtime.sim, services.orders
+    spot = gw.spot("AAPL")
+    tid = desk.draft_from_signal(signal_record("AAPL", "BUY", spot), SESSION).ticket_id
+    at = orders_page(tid)
+    limit = round(spot - 1.0, 2)
+    at.number_input(key=f"edit_qty_{tid}").set_value(4)
+    at.number_input(key=f"edit_limit_{tid}").set_value(limit)
+    button(at, f"FormSubmitter:edit_{tid}-Apply changes").click()
+    at.run()
+    label = at.selectbox(key="v6_ticket_pick").format_func(tid)
+    assert f"BUY 4 " in label and f"@ {limit:.2f} LMT" in label and label.endswith("drafted"), label
+    button(at, f"review_{tid}").click()
+    at.run()
+    assert at.selectbox(key="v6_ticket_pick").format_func(tid).endswith("previewed")
+    assert at.selectbox(key="v6_ticket_pick").value == tid
+    desk.discard(tid, SESSION) if hasattr(desk, "discard") else None

@@ -9,7 +9,7 @@ import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from pages import common
+from pages.components import common
 from tests.orders.conftest import signal_record, start_stack, wait_until
 from v6core.orders import TicketState
 from v6core.sim import SimGateway

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pages import common
+from pages.components import common
 from tests.app.conftest import open_page, unescape
 from tests.app.synthetic import remove_stand_in
 from tests.s3.test_concurrency_s3 import _child

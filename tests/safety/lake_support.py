@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages import common
+from pages.components import common
 from tests.app.conftest import open_page, unescape
 from tests.app.synthetic import remove_stand_in
 

@@ -35,7 +35,7 @@ class PageServices:
 
 @pytest.fixture
 def services(tmp_path):
-    from pages import common
+    from pages.components import common
 
     settings = Settings(_env_file=None, lake_path=tmp_path / "lake", watchlist=["SPY", "QQQ", "IWM"])
     runtime = RecordingRuntime({"SPY": make_bars(uptrend()), "QQQ": make_bars(downtrend()),

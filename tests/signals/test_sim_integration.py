@@ -70,7 +70,7 @@ def test_llm_order_instructions_never_reach_the_simulator(runtime, tmp_path):
 
 
 def test_page_with_the_real_services(tmp_path, monkeypatch):
-    from pages import common
+    from pages.components import common
 
     monkeypatch.setenv("V6_MODE", "sim")
     monkeypatch.setenv("V6_LAKE_PATH", str(tmp_path / "lake"))

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages import common
-from pages.common import DASH, fmt_age, fmt_greek, fmt_money, plain, session_id
+from pages.components import common
+from pages.components.common import DASH, fmt_age, fmt_greek, fmt_money, plain, session_id
 from v6core.orders import (
     ORDER_TYPES,
     TIFS,
@@ -112,7 +112,7 @@ def ticket_table(ticket: Ticket) -> pd.DataFrame:
         ("Action", ticket.action),
         ("Quantity", f"{ticket.quantity:g}"),
         ("Order type", ticket.order_type),
-        ("Limit price", f"{ticket.limit_price:.2f}" if ticket.order_type == "LMT" and ticket.limit_price is not None
+        ("Limit price", common.fmt_price(ticket.limit_price) if ticket.order_type == "LMT" and ticket.limit_price is not None
          else (DASH if ticket.order_type == "LMT" else "market")),
         ("Time in force", ticket.tif),
     ]
@@ -133,7 +133,7 @@ def ticket_table(ticket: Ticket) -> pd.DataFrame:
 
 
 def _price(value: float | None) -> str:
-    return DASH if value is None else f"{value:.2f}"
+    return common.fmt_price(value)
 
 
 def show_ticket(ticket: Ticket) -> None:
@@ -169,7 +169,7 @@ def show_preview(ticket: Ticket) -> None:
         st.dataframe(pd.DataFrame(quote_rows), hide_index=True, width="stretch")
     names = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
     greeks = pd.DataFrame({
-        "Greek": names,
+        "Greek": [common.GREEK_LABELS[n] for n in names],
         "Before": [fmt_greek(n, getattr(preview.greeks_before, n)) for n in names],
         "This order": [fmt_greek(n, getattr(preview.order_greeks, n)) for n in names],
         "After": [fmt_greek(n, getattr(preview.greeks_after, n)) for n in names],
@@ -181,7 +181,7 @@ def show_preview(ticket: Ticket) -> None:
 
 
 def _utcnow():
-    from pages.common import utcnow
+    from pages.components.common import utcnow
 
     return utcnow()
 

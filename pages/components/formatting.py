@@ -1,0 +1,269 @@
+"""How every page writes numbers, times and contracts (issue #12, defect 9).
+
+- money to the cent, prices to the contract's tick, ratios to two places, Greeks with their
+  own precision and their names as words; a missing value is a dash, never "None" or "nan";
+- times in the operator's time zone (setting `V6_TIME_ZONE`, default the machine's), with the
+  exchange's time where it matters (expiries, fills);
+- P&L coloured: markdown for text, a pandas Styler for tables.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime, timezone, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+
+DASH = "—"
+EXCHANGE_TZ = ZoneInfo("America/New_York")      # US options and stocks: the exchange's clock
+GAIN_COLOR, LOSS_COLOR = "#21c354", "#ff4b4b"
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+_zone: tzinfo | None = None
+
+
+# Beyond this a figure is a broker glitch (IB has sent 1e306 shares): shown as "1.0e+306", never
+# as a 300-digit number. Legs carrying such figures are flagged and kept out of totals in the core.
+HUGE = 1e15
+
+
+def _huge(value: float, signed: bool) -> str | None:
+    if abs(value) < HUGE:
+        return None
+    return f"{value:+.1e}" if signed else f"{value:.1e}"
+
+
+def displayable(column):
+    """A numeric table column with non-finite and absurd values blanked (flags explain them)."""
+    return column.where(column.abs() < HUGE)
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return not math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def text(value: Any) -> str:
+    """Any value as shown text: a dash for None/NaN/empty, never the word "None"."""
+    if value is None or (isinstance(value, float) and _missing(value)) or value == "":
+        return DASH
+    return str(value)
+
+
+def fmt_money(value: float | None, *, signed: bool = False, decimals: int = 2) -> str:
+    """`$1,234.56`; signed: `+$1,234.56` / `-$1,234.56`."""
+    if _missing(value):
+        return DASH
+    value = float(value)
+    sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
+    if (huge := _huge(abs(value), False)) is not None:
+        return f"{sign}${huge}"
+    value = round(value, decimals) + 0.0
+    sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
+    return f"{sign}${abs(value):,.{decimals}f}"
+
+
+def fmt_number(value: float | None, *, decimals: int = 2, signed: bool = True) -> str:
+    """`+1,234.57` (signed by default: Greeks and quantities have a direction)."""
+    if _missing(value):
+        return DASH
+    if (huge := _huge(float(value), signed)) is not None:
+        return huge
+    value = round(float(value), decimals) + 0.0  # no "-0.0" for tiny negatives
+    return f"{value:+,.{decimals}f}" if signed and value != 0 else f"{value:,.{decimals}f}"
+
+
+def fmt_pct(value: float | None, *, decimals: int = 1, signed: bool = False) -> str:
+    if _missing(value):
+        return DASH
+    if (huge := _huge(float(value), signed)) is not None:
+        return f"{huge}%"
+    return f"{value:+,.{decimals}f}%" if signed else f"{value:,.{decimals}f}%"
+
+
+def fmt_ratio(value: float | None) -> str:
+    """Ratios (beta, reward/risk, confidence scores) to two places."""
+    return fmt_number(value, decimals=2, signed=False)
+
+
+def tick_decimals(price: float | None, tick: float | None = None) -> int:
+    """Decimals of the price grid: options under $3 trade in cents, above in nickels, stocks in
+    cents; all of them show two places. A finer explicit tick (e.g. 0.005) shows three."""
+    if tick:
+        digits = f"{tick:.6f}".rstrip("0").split(".")[1]
+        return max(2, len(digits))
+    return 2
+
+
+def fmt_price(value: float | None, tick: float | None = None) -> str:
+    """A price to the tick: `412.35`, `0.05`."""
+    if _missing(value):
+        return DASH
+    return f"{float(value):,.{tick_decimals(value, tick)}f}"
+
+
+# Position Greeks precision: delta and dollar amounts read in whole-ish units, gamma is small.
+GREEK_DECIMALS = {"delta": 1, "gamma": 2, "theta": 2, "vega": 2, "dollar_delta": 0, "beta_delta": 1}
+GREEK_LABELS = {
+    "delta": "Delta (shares)",
+    "gamma": "Gamma (shares per $1)",
+    "theta": "Theta ($/day)",
+    "vega": "Vega ($ per vol pt)",
+    "dollar_delta": "Dollar delta ($)",
+    "beta_delta": "Beta-weighted delta (SPY sh)",
+}
+# Greek names as words wherever a page would be tempted by symbols (Δ, Θ) or code names.
+GREEK_WORDS = {"delta": "Delta", "gamma": "Gamma", "theta": "Theta", "vega": "Vega",
+               "dollar_delta": "Dollar delta", "beta_delta": "Beta-weighted delta"}
+
+
+def fmt_greek(name: str, value: float | None) -> str:
+    """A position Greek with the precision the dashboard uses everywhere (units live in labels)."""
+    return fmt_number(value, decimals=GREEK_DECIMALS[name])
+
+
+def fmt_age(seconds: float | None) -> str:
+    """`3 s`, `4 min`, `2 h 5 min`, `3 d`."""
+    if _missing(seconds):
+        return DASH
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min"
+    if seconds < 86400:
+        hours, rest = divmod(seconds, 3600)
+        return f"{hours:.0f} h {rest // 60:.0f} min"
+    return f"{seconds // 86400:.0f} d"
+
+
+def age_seconds(then: datetime | None, now: datetime | None = None) -> float | None:
+    if then is None:
+        return None
+    return ((now or utcnow()) - then).total_seconds()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ---------------------------------------------------------------- time zones
+
+
+def set_operator_zone(name: str) -> None:
+    """The zone every shown time uses (`Settings.time_zone`; empty: the machine's)."""
+    global _zone
+    _zone = ZoneInfo(name) if name else None
+
+
+def operator_zone() -> tzinfo:
+    """The operator's zone: the setting, else the machine's local zone."""
+    if _zone is not None:
+        return _zone
+    local = datetime.now().astimezone().tzinfo
+    return local if local is not None else timezone.utc
+
+
+def zone_name() -> str:
+    """Short name of the operator's zone for labels, e.g. `CET` or `UTC`."""
+    return datetime.now(operator_zone()).strftime("%Z") or "local"
+
+
+def local(value: datetime) -> datetime:
+    """An aware (or UTC-naive) time in the operator's zone."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(operator_zone())
+
+
+def fmt_time(value: datetime | None, *, seconds: bool = True, exchange: bool = False) -> str:
+    """`2026-12-02 09:31:05 CET`; exchange=True adds the exchange's clock, e.g. `(03:31 ET)`."""
+    if value is None:
+        return DASH
+    shown = local(value)
+    out = shown.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+    if exchange:
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        out += f" ({aware.astimezone(EXCHANGE_TZ):%H:%M} ET)"
+    return out
+
+
+def fmt_date(value: date | None) -> str:
+    return value.isoformat() if value is not None else DASH
+
+
+# ---------------------------------------------------------------- text and colour
+
+
+def plain(value: Any) -> str:
+    """Text from outside (IB, gateway, LLM) made inert for Streamlit's markdown renderer."""
+    return _MD_SPECIAL.sub(r"\\\1", text(value))
+
+
+def colored(shown: str, value: float | None) -> str:
+    """Markdown red/green for a signed figure (our own formatted text, safe to mark up)."""
+    if _missing(value) or value == 0:
+        return shown
+    return f":green[{shown}]" if value > 0 else f":red[{shown}]"
+
+
+def pnl_css(value: Any) -> str:
+    """Cell style for a P&L figure in a pandas Styler."""
+    if _missing(value) or value == 0:
+        return ""
+    return f"color: {GAIN_COLOR}" if value > 0 else f"color: {LOSS_COLOR}"
+
+
+def style_pnl(frame, columns) -> Any:
+    """A Styler colouring the given P&L columns red/green (the numbers keep their column formats)."""
+    present = [c for c in columns if c in frame.columns]
+    return frame.style.map(pnl_css, subset=present)
+
+
+def frozen_style(style) -> Any:
+    """A Styler whose styles are computed once, here.
+
+    Streamlit computes a Styler's styles again each time it draws it; a Styler shared by every
+    session (built once per snapshot) keeps its first result instead, so each further draw only
+    copies it into the message."""
+    style._compute()
+    translated = style._translate(False, False)
+    style._compute = lambda: style
+    style._translate = lambda *args, **kwargs: translated
+    return style
+
+
+# One look for a table of legs, live (Positions) or recorded (History): the columns a trader
+# reads first (contract, quantity, price, P&L, Greeks) come first; all fit 1600 px.
+LEG_COLUMN_CONFIG = {
+    "Contract": st.column_config.TextColumn(pinned=True, width="medium"),
+    "Qty": st.column_config.NumberColumn(format="%+,d", help="Signed: negative is short", width="small"),
+    "Underlying price": st.column_config.NumberColumn("Und. price", format="%,.2f",
+                                                      help="The underlying's last price"),
+    "Avg cost": st.column_config.NumberColumn(format="%,.2f", help="Average price per share"),
+    "Mark": st.column_config.NumberColumn(format="%,.2f",
+                                          help="Mid, else last, else close (per share), when quoted or recorded"),
+    "Mkt value": st.column_config.NumberColumn(format="%+,.2f"),
+    "P&L": st.column_config.NumberColumn(format="%+,.2f", help="Unrealized P&L ($)"),
+    "P&L %": st.column_config.NumberColumn(format="%+,.1f%%", help="Unrealized P&L / |cost basis|"),
+    "Day P&L": st.column_config.NumberColumn(format="%+,.2f"),
+    "Delta": st.column_config.NumberColumn(format="%+,.1f", help="Position delta, share-equivalents"),
+    "Gamma": st.column_config.NumberColumn(format="%+,.2f", help="Position gamma, shares per $1"),
+    "Theta $/day": st.column_config.NumberColumn(format="%+,.2f"),
+    "Vega $/vol pt": st.column_config.NumberColumn(format="%+,.2f"),
+    "Delta/contract": st.column_config.NumberColumn(format="%+.2f", help="Per-contract delta, in [-1, 1]"),
+    "IV %": st.column_config.NumberColumn(format="%.1f"),
+    "DTE": st.column_config.NumberColumn(format="%d", width="small",
+                                         help="Calendar days to expiry (0 = expires today)"),
+    "Greeks": st.column_config.TextColumn(width="small",
+                                          help="IB = IB's model; COMPUTED = v6 (py_vollib); NONE = kept out of totals"),
+    "Quote age": st.column_config.NumberColumn(format="%.0f s", width="small"),
+    "Flags": st.column_config.TextColumn(help="Validation problems; flagged legs are kept out of the totals"),
+}

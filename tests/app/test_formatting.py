@@ -1,0 +1,94 @@
+"""Formatting on the live pages (issue #12, defect 9): no literal "None", prices to the tick,
+ratios to two places, Greek names as words, contracts by label, the underlying's price, leg
+columns in the order a trader reads them, times in the operator's zone."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+
+from pages.components import common
+from tests.app.conftest import open_page
+from tests.app.synthetic import SPOTS, synthetic_snapshot
+from v6core.config import SettingsError, load_settings
+from v6core.models import PositionGreeks
+
+
+def _with_gaps(snapshot):
+    """Legs as a gateway leaves them early on: no mark, no Greeks, no quote time, no P&L."""
+    legs = list(snapshot.legs)
+    for i in (0, 5, 9):
+        legs[i] = replace(legs[i], mark=None, market_value=None, unrealized_pnl=None, daily_pnl=None,
+                          greeks=None, position_greeks=PositionGreeks(), quote_time=None)
+    return replace(snapshot, legs=tuple(legs))
+
+
+def _shown_text(at) -> list[str]:
+    texts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "title",
+                                   "subheader") for e in getattr(at, kind)]
+    texts += [e.label for e in at.expander]
+    texts += [f"{m.label} {m.value}" for m in at.metric]
+    for frame in at.dataframe:
+        value = frame.value
+        if isinstance(value, pd.DataFrame):
+            texts += [str(v) for col in value.columns if value[col].dtype == object for v in value[col]]
+    return texts
+
+
+@pytest.mark.parametrize("page", ["overview", "positions", "greeks_risk"])
+def test_no_literal_none_and_greek_names_as_words(stand_in, page):
+    stand_in.runtime.current = _with_gaps(synthetic_snapshot(48))
+    at = open_page(page)
+    assert not at.exception
+    shown = _shown_text(at)
+    assert shown
+    for text in shown:
+        assert not re.search(r"\bNone\b|\bnan\b", text), text
+        assert not re.search("[ΔΘΓ]", text), text          # Greek names as words, not symbols
+
+
+def test_positions_lead_with_the_columns_a_trader_reads_and_show_the_underlying_price(stand_in):
+    at = open_page("positions")
+    legs = at.dataframe[0].value
+    assert list(legs.columns[:7]) == ["Contract", "Qty", "Underlying price", "Mark", "P&L", "Day P&L", "Delta"]
+    assert "con_id" not in legs.columns and "strategy_id" not in legs.columns
+    symbol = legs["Contract"].iloc[0].split()[0]
+    assert legs["Underlying price"].iloc[0] == SPOTS[symbol]
+    # every contract by its label (never a bare number)
+    assert all(re.match(r"^[A-Z]+( \d{4}-\d{2}-\d{2} [\d.]+[CP])?$", c) for c in legs["Contract"])
+
+
+def test_greeks_risk_names_the_underlying_price_and_the_beta_weighted_delta(stand_in):
+    at = open_page("greeks_risk")
+    by_underlying = at.dataframe[0].value
+    assert "Underlying price" in by_underlying.columns and "Spot" not in by_underlying.columns
+    assert "Beta-weighted delta (SPY sh)" in by_underlying.columns
+
+
+def test_prices_to_the_tick_and_ratios_to_two_places():
+    assert common.fmt_price(412.3) == "412.30"
+    assert common.fmt_price(0.05) == "0.05"
+    assert common.fmt_price(1234.5) == "1,234.50"
+    assert common.fmt_price(0.125, tick=0.005) == "0.125"
+    assert common.fmt_price(None) == common.DASH
+    assert common.fmt_ratio(1.23456) == "1.23"
+    assert common.text(None) == common.DASH and common.text(float("nan")) == common.DASH
+
+
+def test_times_in_the_operator_zone_with_the_exchange_clock():
+    moment = datetime(2026, 12, 2, 15, 0, 5, tzinfo=timezone.utc)
+    try:
+        common.set_operator_zone("Europe/Berlin")
+        assert common.fmt_time(moment) == "2026-12-02 16:00:05 CET"
+        assert common.fmt_time(moment, seconds=False, exchange=True) == "2026-12-02 16:00 CET (10:00 ET)"
+        common.set_operator_zone("")              # default: the machine's zone
+        assert common.fmt_time(moment).startswith(moment.astimezone().strftime("%Y-%m-%d %H:%M:%S"))
+    finally:
+        common.set_operator_zone("")
+    assert load_settings(time_zone="America/Chicago").time_zone == "America/Chicago"
+    with pytest.raises((SettingsError, ValueError)):
+        load_settings(time_zone="Mars/Olympus")
