@@ -265,10 +265,11 @@ def test_every_file_under_pages_is_a_navigation_page_and_no_component_is(stand_i
     assert not at.exception
     registered = {info["url_pathname"]: info for info in at._registered_pages.values()}
     assert {info["page_name"] for info in registered.values()} == {
-        "Overview", "Positions", "Greeks & risk", "History", "Signals", "Orders"}
+        "Overview", "Positions", "Greeks & risk", "History", "Signals", "Orders", "Trade"}
     files = {path.name for path in (APP.parent / "pages").glob("*.py")}
-    assert files == {"overview.py", "positions.py", "greeks_risk.py", "history.py", "signals.py", "orders.py"}
+    assert files == {"overview.py", "positions.py", "greeks_risk.py", "history.py", "signals.py", "orders.py",
+                     "trade.py"}
     assert {"common.py", "tickets.py"} <= {p.name for p in (APP.parent / "pages" / "components").glob("*.py")}
     # the root shows the Overview; every page also has its own URL (a deep link)
-    assert set(registered) == {"", "overview", "positions", "greeks_risk", "history", "signals", "orders"}
+    assert set(registered) == {"", "overview", "positions", "greeks_risk", "history", "signals", "orders", "trade"}
 

@@ -5,6 +5,8 @@ with its real age. AppTest over the real services against a real simulator and D
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
@@ -14,7 +16,7 @@ from tests.orders.conftest import signal_record, start_stack, wait_until
 from v6core.orders import TicketState
 from v6core.sim import SimGateway
 
-APP = str(common.__file__).replace("pages/common.py", "app.py")
+APP = str(Path(common.__file__).resolve().parents[2] / "app.py")
 SESSION = "apptest-restart-1"
 
 
