@@ -9,27 +9,31 @@ at each action from the quotes of that moment, and again at Review.
 
 from __future__ import annotations
 
-import math
-from datetime import date, timedelta
-from functools import reduce
+from pages.components.startup import ensure_app_shell
 
-import pandas as pd
-import streamlit as st
+ensure_app_shell()  # first, before the heavy imports: a first request naming this page goes through app.py
 
-from pages.components import common
-from pages.components import tickets as tw
-from pages.components.common import plain, refresh_seconds, render_page, session_id
-from pages.components import structure_risk as sr
-from v6core.chainfeed import ChainLineLimit
-from v6core.greeks import NEW_YORK
-from v6core.models import ConnState
-from v6core.orders import OrderDeskError, TicketBlocked, TicketState, strategy_legs
-from v6core.structures import (
+import math  # noqa: E402
+from datetime import date  # noqa: E402
+from functools import reduce  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from pages.components import common  # noqa: E402
+from pages.components import tickets as tw  # noqa: E402
+from pages.components.common import plain, refresh_seconds, render_page, session_id  # noqa: E402
+from pages.components import structure_risk as sr  # noqa: E402
+from v6core.chainfeed import ChainLineLimit  # noqa: E402
+from v6core.greeks import NEW_YORK  # noqa: E402
+from v6core.models import ConnState  # noqa: E402
+from v6core.orders import OrderDeskError, TicketBlocked, strategy_legs  # noqa: E402
+from v6core.structures import (  # noqa: E402
     ROLL_MODES, TEMPLATES, OptionQuote, RollPlan, Structure, StructureError, StructureLeg, TemplateSpec,
     build, draft_roll, held_quotes, strikes_around, ticket_risk,
 )
-from v6core.structures.chain import ChainSlice
-from v6core.structures.drafting import discard_draft, draft_structure
+from v6core.structures.chain import ChainSlice  # noqa: E402
+from v6core.structures.drafting import discard_draft, draft_structure  # noqa: E402
 
 LEGS_KEY = "v6_trade_legs"          # {con_id: signed quantity per unit}
 KIND_KEY = "v6_trade_kind"

@@ -1,5 +1,7 @@
 """Black-Scholes Greeks, implied vol, validation and position Greeks: pure, vectorised, no I/O.
 
+Longer than ~450 lines on purpose: one function computes Greeks for live, history and what-if alike.
+
 Units are IB's (see `v6core.models`): per-contract Greeks per share, theta in $ per calendar
 day, vega in $ per 1 vol point. The pricing runs through `py_vollib_vectorized`, whose Greeks
 are finite differences with exactly those units: theta is the price change over one calendar

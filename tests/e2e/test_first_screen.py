@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 FIRST_PAINT_GOAL_MS = 1_000
 FIRST_PAINT_LIMIT_MS = 5_000      # what is asserted until the goal is met under load
 PAGE_TITLES = {"overview": "Overview", "positions": "Positions", "history": "History", "orders": "Orders",
-               "greeks_risk": "Greeks & risk", "signals": "Signals"}
+               "greeks_risk": "Greeks & risk", "signals": "Signals", "trade": "Trade"}
 
 # Installed before any page script: records when the first notice or heading appeared and whether
 # Streamlit's own page list (or a module name) ever showed in the sidebar.
