@@ -11,7 +11,7 @@ import pytest
 
 from tests.orders.conftest import ready, settings_for, signal_record
 from v6core.lake import AuditLog
-from v6core.orders import LocalClaimStore, OrderDesk, TicketState
+from v6core.orders import AlreadyConfirmed, LocalClaimStore, OrderDesk, OrderDeskError, TicketState
 from v6core.runtime import Runtime
 from v6core.sim import SimGateway
 
@@ -89,6 +89,45 @@ def test_confirm_reads_no_audit_history(tmp_path):
         assert sent.state in (TicketState.SENT, TicketState.WORKING)
         assert CountingAudit.reads == 0, "confirm read the audit history (O(history) per click)"
         desk.cancel(ticket.ticket_id, "s")
+    finally:
+        runtime.stop()
+        gw.stop()
+
+
+def test_a_draft_discarded_in_one_process_cannot_be_confirmed_by_another(tmp_path):
+    """Two desks on one lake hold the same draft (another process is one more desk on the lake):
+    a discard takes the confirmation claim, so the other desk's confirm is refused and nothing
+    reaches the gateway; and a ticket confirmed first cannot be discarded afterwards."""
+    gw = SimGateway(seed=7, host="127.0.0.1", port=0, tick_rate=3.0)
+    gw.start()
+    runtime = Runtime(settings_for(gw.port, tmp_path / "lake"))
+    runtime.start()
+    try:
+        assert runtime.wait_for(ready, timeout=60) is not None
+        here = OrderDesk(runtime.settings, runtime, AuditLog(tmp_path / "lake"), request_timeout=10.0)
+        spot = next(leg.mark for leg in runtime.snapshot().legs
+                    if leg.contract.sec_type == "STK" and leg.contract.symbol == "AAPL")
+        drafted = [here.draft_from_signal(signal_record("AAPL", "BUY", spot), "s") for _ in range(2)]
+        for ticket in drafted:
+            here.edit(ticket.ticket_id, "s", limit_price=round(spot * 0.8, 2))
+        # The other process loads the same tickets from the shared audit trail at its start.
+        there = OrderDesk(runtime.settings, runtime, AuditLog(tmp_path / "lake"), request_timeout=10.0)
+        there.recover()
+        discarded, confirmed = drafted
+        for ticket in drafted:
+            there.preview(ticket.ticket_id, "t")
+
+        assert here.discard(discarded.ticket_id, "s").state == TicketState.DISCARDED
+        with pytest.raises(OrderDeskError, match="discarded"):
+            there.confirm(discarded.ticket_id, "t")
+
+        sent = there.confirm(confirmed.ticket_id, "t")
+        assert sent.state in (TicketState.SENT, TicketState.WORKING)
+        with pytest.raises(AlreadyConfirmed, match="cannot be discarded"):
+            here.discard(confirmed.ticket_id, "s")
+        refs = [order.order_ref for order in gw.orders()]
+        assert discarded.ticket_id not in refs and refs.count(confirmed.ticket_id) == 1
+        there.cancel(confirmed.ticket_id, "t")
     finally:
         runtime.stop()
         gw.stop()

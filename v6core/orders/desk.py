@@ -12,12 +12,12 @@ from v6core.config import Settings
 from v6core.models import ConnState, Leg, PortfolioSnapshot, Strategy
 from v6core.orders.book import TicketBook
 from v6core.orders.checks import CheckResult, evaluate
-from v6core.orders.claims import ClaimStore, claims_for_lake
+from v6core.orders.claims import ClaimStore, claim_record, claims_for_lake, confirm_key, describe_holder
 from v6core.orders.drafts import Drafts
 from v6core.orders.follow import Follower
 from v6core.orders.placement import Placement
 from v6core.orders.preview import Reviewer
-from v6core.orders.tickets import FOLLOWED_STATES, Ticket, TicketState
+from v6core.orders.tickets import FOLLOWED_STATES, AlreadyConfirmed, Ticket, TicketState
 
 log = logging.getLogger("v6core.orders")
 
@@ -184,8 +184,24 @@ class OrderDesk:
         return self._drafts.edit(ticket_id, session_id, **changes)
 
     def discard(self, ticket_id: str, session_id: str) -> Ticket:
-        """Throw a draft away (audited as "discarded"); confirmed tickets cannot be discarded."""
-        return self._drafts.discard(ticket_id, session_id)
+        """Throw a draft away (audited as "discarded"); confirmed tickets cannot be discarded.
+
+        The discard takes the ticket's confirmation claim in the store, so no other process or
+        host holding the same draft can confirm what the operator threw away here."""
+        key = confirm_key(ticket_id)
+        won = False
+        if self.claims is not None:
+            won = self.claims.claim(key, claim_record("discard", ticket_id=ticket_id, session_id=session_id))
+            holder = None if won else self.claims.holder(key)
+            if not won and (holder or {}).get("purpose") != "discard":
+                raise AlreadyConfirmed(f"Ticket {ticket_id} was confirmed ({describe_holder(holder)}); "
+                                       "it cannot be discarded.")
+        try:
+            return self._drafts.discard(ticket_id, session_id)
+        except Exception:
+            if won:                      # refused here (not a draft): the claim was never needed
+                self.claims.release(key)
+            raise
 
     def draft_ticket(self, ticket: Ticket, session_id: str) -> Ticket:
         """Add a ticket drafted elsewhere (option structures, rolls) as a draft: audited, and

@@ -56,6 +56,9 @@ class Placement:
                 raise AlreadyConfirmed(f"Ticket {ticket_id} is already confirmed ({ticket.state.value}); "
                                        "it is never placed twice.")
             holder = self._claim_holder(confirm_key(ticket_id))
+            if holder is not None and holder.get("purpose") == "discard":
+                raise OrderDeskError(f"Ticket {ticket_id} was discarded ({describe_holder(holder)}); "
+                                     "it is never placed.")
             if holder is not None:
                 book.reserved.add(ticket_id)
                 raise AlreadyConfirmed(f"Ticket {ticket_id} is already confirmed (audit log claim by "
