@@ -141,6 +141,14 @@ def _legs(*pairs: tuple[OptionQuote, int]) -> tuple[StructureLeg, ...]:
     return tuple(StructureLeg(q.contract, qty, q) for q, qty in pairs)
 
 
+def _put_call_pair(chain: ChainSlice, spec: TemplateSpec, width: float) -> tuple[OptionQuote, OptionQuote]:
+    """The short put and call of a strangle or iron condor: by strike (the call `width` above the
+    put) or by target delta."""
+    if spec.strike is not None:
+        return chain.require(spec.strike, "P"), chain.require(chain.offset(spec.strike, width), "C")
+    return chain.by_delta("P", spec.delta), chain.by_delta("C", spec.delta)
+
+
 def build(spec: TemplateSpec, chain: ChainSlice, far: ChainSlice | None = None) -> Structure:
     """The structure `spec` describes on `chain` (and `far`, the later expiry, for time spreads)."""
     k, s, r, w = spec.kind, 1 if spec.side == "buy" else -1, spec.right, spec.width
@@ -162,22 +170,14 @@ def build(spec: TemplateSpec, chain: ChainSlice, far: ChainSlice | None = None) 
         wing = chain.require(chain.offset(near.contract.strike, _out(r) * w), r)
         legs = _legs((near, s), (wing, -s))
     elif k == "iron condor":
-        if spec.strike is not None:
-            put = chain.require(spec.strike, "P")
-            call = chain.require(chain.offset(spec.strike, w), "C")
-        else:
-            put, call = chain.by_delta("P", spec.delta), chain.by_delta("C", spec.delta)
+        put, call = _put_call_pair(chain, spec, w)
         if put.contract.strike >= call.contract.strike:
             raise StructureError("the put strike must be below the call strike; lower the delta")
         put_wing = chain.require(chain.offset(put.contract.strike, -w), "P")
         call_wing = chain.require(chain.offset(call.contract.strike, w), "C")
         legs = _legs((put_wing, -s), (put, s), (call, s), (call_wing, -s))
     elif k == "strangle":
-        if spec.strike is not None:
-            put = chain.require(spec.strike, "P")
-            call = chain.require(chain.offset(spec.strike, w), "C")
-        else:
-            put, call = chain.by_delta("P", spec.delta), chain.by_delta("C", spec.delta)
+        put, call = _put_call_pair(chain, spec, w)
         if put.contract.strike >= call.contract.strike:
             raise StructureError("a strangle's put strike must be below its call strike")
         legs = _legs((put, s), (call, s))
