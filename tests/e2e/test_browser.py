@@ -105,7 +105,7 @@ def test_positions_by_strategy_and_all_legs(page, app_server):
     expect(page.get_by_role("heading", name="Positions")).to_be_visible()
     expanders = page.locator("[data-testid='stExpander']")
     expect(expanders.first).to_be_visible(timeout=60_000)
-    assert expanders.count() >= 2
+    expect(expanders.nth(1)).to_be_visible()        # the page streams in: wait for the second
     expect(expanders.first).to_contain_text(re.compile(r"P&L [+-]?\$[\d,]+\.\d{2}"))
     tables = page.locator("[data-testid='stDataFrame']")
     expect(tables.first).to_be_visible()

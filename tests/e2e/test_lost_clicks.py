@@ -114,6 +114,9 @@ def test_no_click_is_lost_with_refresh_on_under_cpu_load(browser, app_url, cpu_l
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(ARRIVAL_WAIT_MS)
+    frontend_errors: list[str] = []          # Streamlit's frontend reports broken deltas here
+    page.on("console", lambda m: frontend_errors.append(m.text[:200])
+            if m.type == "error" and "Error:" in m.text else None)
     page.goto(app_url)                                    # warm the server (its first run starts it)
     heading(page, "Overview").wait_for(state="visible", timeout=300_000)
     busy = cpu_load()                                     # then load every core for the whole test
@@ -145,6 +148,7 @@ def test_no_click_is_lost_with_refresh_on_under_cpu_load(browser, app_url, cpu_l
         print(f"action #{actions} {button}: {why or 'ok'} at {time.monotonic() - started:.0f} s", flush=True)
         if why:
             lost_actions.append(f"#{actions} {button}: {why}")
+            page.screenshot(path=str(ARTIFACTS / f"lost_clicks_action_{actions}.png"))
         else:
             last_ticket = current_ticket(page)
         navigations += 1
@@ -156,7 +160,7 @@ def test_no_click_is_lost_with_refresh_on_under_cpu_load(browser, app_url, cpu_l
     context.close()
     report = (f"lost navigations {len(lost_navigations)}/{navigations} {lost_navigations}; "
               f"lost ticket actions {len(lost_actions)}/{actions} {lost_actions}; "
-              f"{busy} busy-loop processes; {took:.0f} s")
+              f"{busy} busy-loop processes; {took:.0f} s; frontend errors {frontend_errors[:5]}")
     print(report)
     (ARTIFACTS / "lost_clicks.txt").write_text(report + "\n")
     assert not lost_navigations and not lost_actions, report
