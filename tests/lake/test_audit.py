@@ -112,3 +112,26 @@ def test_vacuum_never_shortens_the_audit_retention(lake_root):
     assert "skipped" in maintenance.set_log_retention(0)[0].detail
     assert log.audit("T1")["event"].to_list() == ["drafted", "confirmed"]
     assert pl.read_delta(str(lake_root / lake.ORDERS_AUDIT), version=1).height == 1   # time travel intact
+
+
+def test_two_processes_interleaving_appends_read_each_data_file_once_and_never_duplicate(lake_root, monkeypatch):
+    a, b = AuditLog(lake_root), AuditLog(lake_root)       # two processes on one lake
+    reads: list[str] = []
+    real_read = lake.audit.pq.read_table
+
+    def counting_read(path, *args, **kwargs):
+        reads.append(str(path))
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(lake.audit.pq, "read_table", counting_read)
+    events = {name: [_event(f"T{i}", name, i) for i in range(6)] for name in ("a", "b")}
+    for i in range(6):
+        assert a.append_audit([events["a"][i]]) == 1
+        assert b.append_audit([events["b"][i]]) == 1
+    # each commit of one process made the other read that one new file, not the whole table again
+    assert len(reads) == len(set(reads)) == 11
+    everything = events["a"] + events["b"]
+    assert a.append_audit(everything) == 0 and b.append_audit(everything) == 0     # retried: never twice
+    DeltaTable(str(lake_root / "orders_audit")).optimize.compact()                 # files rewritten
+    assert a.append_audit(everything) == 0 and AuditLog(lake_root).append_audit(everything) == 0
+    assert sorted(a.audit()["event_id"].to_list()) == sorted(e.event_id for e in everything)

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pa_fs
+import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
+from deltalake.fs import DeltaStorageHandler
 
 from v6core import __version__
 from v6core.lake.health import raise_damaged
@@ -68,6 +71,11 @@ class FillRow:
                    fill.realized_pnl, account)
 
 
+def _data_files(dt: DeltaTable) -> set[str]:
+    """The data files (paths relative to the table) of the table's current version."""
+    return set(pa.table(dt.get_add_actions(flatten=False)).column("path").to_pylist())
+
+
 class _AppendOnlyTable:
     """An append-only table whose rows are unique by `key`; appends are synchronous and fsynced.
 
@@ -81,7 +89,8 @@ class _AppendOnlyTable:
         self._lock = threading.Lock()
         self._dt: DeltaTable | None = None
         self._keys: set[str] = set()
-        self._keys_version = -1
+        self._key_files: set[str] = set()    # data files whose keys are in `_keys`
+        self._fs: pa_fs.FileSystem | None = None
 
     def _table(self) -> DeltaTable:
         if self._dt is None:
@@ -112,12 +121,20 @@ class _AppendOnlyTable:
                 self._dt = None                      # reopen next time: the table may have been repaired
                 raise_damaged(self.path, exc)
 
+    def _refresh_keys(self, dt: DeltaTable) -> None:
+        """Add the keys of data files not read yet (another process's commits, or all of them the
+        first time). Files are immutable, so each is read once: with two processes interleaving
+        commits on S3, re-reading the whole key column on every commit made each one O(table)."""
+        files = _data_files(dt)
+        for name in files - self._key_files:
+            if self._fs is None:
+                self._fs = pa_fs.PyFileSystem(DeltaStorageHandler(str(self.path), storage_options(self.path)))
+            self._keys.update(pq.read_table(name, columns=[self.key], filesystem=self._fs)[self.key].to_pylist())
+        self._key_files = files          # files removed by a compaction are forgotten; their keys are not
+
     def _commit(self, rows: pa.Table) -> int:
         dt = self._table()
-        if dt.version() != self._keys_version:
-            # Someone else committed, or our last commit's outcome is unknown: re-read the keys.
-            keys = dt.to_pyarrow_table(columns=[self.key])[self.key].to_pylist()
-            self._keys, self._keys_version = set(keys), dt.version()
+        self._refresh_keys(dt)
         seen = set(self._keys)
         keep = []
         for i, k in enumerate(rows[self.key].to_pylist()):
@@ -127,12 +144,20 @@ class _AppendOnlyTable:
         if not keep:
             return 0
         new = rows.take(keep)
-        self._keys_version = -1
-        write_deltalake(str(self.path), new, mode="append", storage_options=storage_options(self.path))
-        dt.update_incremental()
+        before = dt.version()
+        try:
+            # Through the open table: write_deltalake(uri) would replay the log from its last
+            # checkpoint on every commit (up to 100 GETs on S3). A commit that lost the race for the
+            # next version is retried by deltalake (appends do not conflict) and `dt` moves on.
+            write_deltalake(dt, new, mode="append")
+        except Exception:
+            self._keys, self._key_files = set(), set()    # outcome unknown: re-read every key next time
+            raise
         fsync_commit(self.path, dt.version())
         self._keys.update(new[self.key].to_pylist())
-        self._keys_version = dt.version()
+        if dt.version() == before + 1:
+            # Nobody else committed in between: the files the table gained are ours, keys known.
+            self._key_files = _data_files(dt)
         return new.num_rows
 
     def read(self) -> pl.DataFrame:

@@ -215,14 +215,19 @@ class LakeWriter:
         times = pl.from_arrow(dt.to_pyarrow_table(columns=["snapshot_time"]))["snapshot_time"]
         return (dt.version(), times.max(), None) if len(times) else (None, None, None)
 
-    def _latest_commit(self, path: Path) -> tuple[int, str | None]:
-        """(latest version, its snapshot id): we hold the lock, so an incremental update suffices."""
+    def _open(self, path: Path) -> DeltaTable:
+        """The portfolio table, brought up to date: we hold the lock, so an incremental update suffices."""
         if self._dt is None:
             self._dt = open_table(path)
         else:
             self._dt.update_incremental()
-        entry = self._dt.history(limit=1)[0]
-        return self._dt.version(), entry.get(META_ID)
+        return self._dt
+
+    def _latest_commit(self, path: Path) -> tuple[int, str | None]:
+        """(latest version, its snapshot id)."""
+        dt = self._open(path)
+        entry = dt.history(limit=1)[0]
+        return dt.version(), entry.get(META_ID)
 
     @property
     def lock_lost(self) -> str:
@@ -327,17 +332,26 @@ class LakeWriter:
             }
             path = table_path(self.root, PORTFOLIO)
             path.mkdir(parents=True, exist_ok=True)
+            commit = CommitProperties(custom_metadata=meta)
             try:
-                write_deltalake(str(path), data, mode="overwrite", configuration=HISTORY_TABLE_CONFIG,
-                                commit_properties=CommitProperties(custom_metadata=meta),
-                                storage_options=storage_options(path))
+                if self._dt is None and not is_table(path):
+                    write_deltalake(str(path), data, mode="overwrite", configuration=HISTORY_TABLE_CONFIG,
+                                    commit_properties=commit, storage_options=storage_options(path))
+                    version, latest_id = self._latest_commit(path)
+                else:
+                    # Through the table kept open (we hold the lock: an incremental update is exact).
+                    # write_deltalake(uri) would replay the log from its last checkpoint on every
+                    # commit, and reading the commit back costs another round trip on S3: a commit
+                    # that returned is ours, at the version the table is now at.
+                    dt = self._open(path)
+                    write_deltalake(dt, data, mode="overwrite", commit_properties=commit)
+                    version, latest_id = dt.version(), sid
             except Exception:
                 # The commit may have landed before the error surfaced: look before anyone retries.
-                if self._latest_commit(path)[1] != sid:
+                self._dt = None
+                version, latest_id = self._latest_commit(path)
+                if latest_id != sid:
                     raise
-            version, latest_id = self._latest_commit(path)
-            if latest_id != sid:
-                raise LakeError(f"snapshot {sid} is not the latest portfolio commit after writing it")
             self._last_version, self._last_time = version, built
             self._last_positions = snapshot.positions_version
             self._last_write_mono = time.monotonic()
