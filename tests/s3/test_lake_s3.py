@@ -122,3 +122,40 @@ def test_local_paths_stay_the_default(tmp_path, monkeypatch):
     assert Settings(_env_file=None).lake_root() == tmp_path / "lake"
     monkeypatch.setenv("V6_LAKE_URI", str(tmp_path / "other"))
     assert Settings(_env_file=None).lake_root() == tmp_path / "other"
+
+
+def test_health_finds_a_data_file_deleted_from_the_bucket(moto_server, s3_lake):
+    from v6core.lake import AuditEvent, AuditLog, TableDamagedError
+    from v6core.lake.health import check_lake
+    from v6core.lake.s3store import s3_client
+
+    log = AuditLog(s3_lake)
+    for i in range(3):
+        log.append_audit([AuditEvent(f"T{i}", "drafted")])
+    path = table_path(s3_lake, "orders_audit")
+    assert all(t.ok for t in check_lake(s3_lake))
+    victim = sorted(open_table(path).file_uris())[1].rsplit("/", 1)[-1]
+    s3_client(s3_lake).delete_object(Bucket=s3_lake.bucket, Key=f"{path.key}/{victim}")
+
+    health = {t.table: t for t in check_lake(s3_lake)}
+    audit = health["orders_audit"]
+    assert not audit.ok and audit.blocks_trading
+    assert audit.problem == f"1 data file(s) of version {open_table(path).version()} are missing (first: {victim})"
+    assert all(t.ok for name, t in health.items() if name != "orders_audit")
+    # a fresh process's desk is refused with the table named and the repair command to run
+    with pytest.raises(TableDamagedError) as refused:
+        AuditLog(S3Root(str(s3_lake), s3_lake.storage_options)).audit()
+    assert f"The orders_audit table is damaged: {audit.problem}" in str(refused.value)
+    assert f"run `python -m v6core.lake --lake {s3_lake} repair orders_audit`" in str(refused.value)
+    # the named command repairs it in place on S3: the missing file leaves the table, the journal
+    # (this host's disk) gives back the acknowledged events it held, nothing else changes
+    from tests.s3.test_copy_s3 import _cli
+
+    dry = _cli(moto_server, "--lake", str(s3_lake), "repair", "orders_audit", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"would remove {victim}" in dry.stdout and not check_lake(s3_lake)[3].ok
+    done = _cli(moto_server, "--lake", str(s3_lake), "repair", "orders_audit")
+    assert done.returncode == 0, done.stderr
+    assert f"removed from the table: {victim}" in done.stdout and "1 journal row(s) appended" in done.stdout
+    assert all(t.ok for t in check_lake(s3_lake))
+    assert sorted(AuditLog(s3_lake).audit()["ticket_id"].to_list()) == ["T0", "T1", "T2"]

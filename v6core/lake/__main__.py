@@ -9,7 +9,9 @@ table before and after. Vacuum prints the retention it keeps before it deletes a
 every version at the destination before it says done.
 `health` names damaged tables; `repair TABLE [--dry-run]` (v6 stopped) brings one back to its last
 readable version, moving what it cannot read to `<lake>/_quarantine/` (never deleting it) and, for
-the audit tables, appending from the journal every acknowledged row the table lacks.
+the audit tables, appending from the journal every acknowledged row the table lacks. On S3 it
+repairs data files deleted from the bucket in place (a commit removes them from the table; the
+journal gives the audit tables their rows back); a damaged log on S3 is repaired on a local copy.
 --lake defaults to the configured lake (V6_LAKE_PATH, else data/lake).
 """
 
@@ -30,6 +32,7 @@ from v6core.lake.repair import describe, repair_table
 from v6core.lake.copy import copy_lake
 from v6core.lake.schemas import LakeError, LakeLockedError
 from v6core.lake.storage import LakeRoot, S3Root, is_s3_uri, lake_root, redact
+from v6core.lake.s3store import S3WriterLease
 from v6core.lake.writer import WriterLock
 
 
@@ -94,8 +97,8 @@ def _health(lake: Path) -> int:
     return 1 if damaged else 0
 
 
-def _repair(lake: Path, table: str, dry_run: bool) -> int:
-    lock = WriterLock(lake)
+def _repair(lake: Path | S3Root, table: str, dry_run: bool) -> int:
+    lock = WriterLock(lake) if isinstance(lake, Path) else S3WriterLease(lake)
     try:
         if not dry_run:
             lock.acquire()                      # v6 must not write while log entries move
@@ -146,10 +149,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "health":
         return _health(args.lake)
-    if args.command == "repair" and isinstance(args.lake, S3Root):
-        print("repair works on a local lake: copy the table's objects to a folder, repair, copy back",
-              file=sys.stderr)
-        return 2
     if args.command == "repair":
         return _repair(args.lake, args.table, args.dry_run)
     maintenance = LakeMaintenance(args.lake)

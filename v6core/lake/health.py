@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import unquote, urlparse
 
+import pyarrow as pa
 from deltalake import DeltaTable
 
-from v6core.lake.storage import is_delta_table, lake_root, open_table
+from v6core.lake.storage import S3Root, is_delta_table, lake_root, open_table
 from v6core.lake.schemas import (
     ACCOUNT_HISTORY, FILLS, GREEKS_HISTORY, ORDERS_AUDIT, PORTFOLIO, SIGNALS, TableDamagedError, error_line,
 )
@@ -79,12 +80,30 @@ def check_table(path: Path) -> TableHealth:
         dt = open_table(path)
     except Exception as exc:  # noqa: BLE001 - any failure to replay the log is damage
         return TableHealth(name, False, f"its log cannot be read ({error_line(exc)})")
-    missing = [uri for uri in dt.file_uris() if (p := local_path(uri)) is not None and not p.exists()]
+    try:
+        missing = missing_files(path, dt)
+    except Exception as exc:  # noqa: BLE001 - the store did not answer: that is not damage
+        log.warning("lake health: listing %s failed: %s", path, error_line(exc))
+        missing = []
     if missing:
-        first = local_path(missing[0])
         return TableHealth(name, False, f"{len(missing)} data file(s) of version {dt.version()} are missing "
-                                        f"(first: {first.name if first else missing[0]})", dt.version())
+                                        f"(first: {missing[0]})", dt.version())
     return TableHealth(name, True, version=dt.version())
+
+
+def missing_files(path: Path | S3Root, dt: DeltaTable) -> list[str]:
+    """Data files (relative to the table) the table's loaded version needs but the store lacks.
+
+    Local disk: a stat per file. S3: one listing of the table's prefix (1,000 keys per request),
+    not a HEAD per file: the audit tables have thousands of small files."""
+    if isinstance(path, S3Root):
+        from v6core.lake.s3store import s3_keys
+
+        present = s3_keys(path)
+        files = pa.table(dt.get_add_actions(flatten=False)).column("path").to_pylist()
+        return sorted(name for name in files if unquote(name) not in present)
+    gone = [p for uri in dt.file_uris() if (p := local_path(uri)) is not None and not p.exists()]
+    return sorted(p.name for p in gone)
 
 
 def check_lake(root: Path | str, tables: tuple[str, ...] = TABLES) -> list[TableHealth]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from deltalake import DeltaTable, write_deltalake
 
 from v6core.lake.health import check_table, local_path
+from v6core.lake.storage import S3Root, is_delta_table, lake_root, open_table, write_table
 from v6core.lake.journal import Journal, journal_path
 from v6core.lake.schemas import (
     AUDIT_SCHEMA, FILLS, FILLS_SCHEMA, ORDERS_AUDIT, UTC, LakeError, fsync_commit,
@@ -43,6 +44,7 @@ class RepairResult:
     quarantine: str                     # where they went ("" on a dry run or when nothing moved)
     replayed: int                       # journal rows appended (audit tables)
     detail: str
+    action: str = "move"                # what was done to each of `moved`: "move" (aside) or "remove" (from the log)
 
 
 def _log_versions(path: Path) -> dict[int, list[Path]]:
@@ -113,15 +115,15 @@ def _replay(root: Path, name: str, dry_run: bool) -> int:
     rows = journal.read()
     if rows.num_rows == 0:
         return 0
-    present = set(DeltaTable(str(root / name)).to_pyarrow_table(columns=[key])[key].to_pylist())
+    present = set(open_table(root / name).to_pyarrow_table(columns=[key])[key].to_pylist())
     keep, seen = [], set(present)
     for i, k in enumerate(rows[key].to_pylist()):
         if k not in seen:
             seen.add(k)
             keep.append(i)
     if keep and not dry_run:
-        write_deltalake(str(root / name), rows.take(keep), mode="append")
-        fsync_commit(root / name, DeltaTable(str(root / name)).version())
+        write_table(root / name, rows.take(keep), mode="append")
+        fsync_commit(root / name, open_table(root / name).version())
     return len(keep)
 
 
@@ -133,7 +135,9 @@ def _filler(moved_to: Path) -> bytes:
 
 def repair_table(root: Path | str, name: str, *, dry_run: bool = False) -> RepairResult:
     """Repair one table (see the module docstring). The caller holds the lake's writer lock."""
-    root = Path(root)
+    root = lake_root(root)
+    if isinstance(root, S3Root):
+        return _repair_s3(root, name, dry_run)
     path = root / name
     if not (path / "_delta_log").is_dir():
         raise LakeError(f"no table {name!r} under {root}")
@@ -185,12 +189,45 @@ def repair_table(root: Path | str, name: str, *, dry_run: bool = False) -> Repai
                         f"{len(moved)} log entries moved to {quarantine}; {replayed} journal row(s) appended")
 
 
+def _repair_s3(root: S3Root, name: str, dry_run: bool) -> RepairResult:
+    """On object storage log entries cannot be moved aside atomically; what is repaired in place is
+    the common damage, data files deleted from the bucket: a commit removes them from the table
+    (delta's FSCK; nothing is deleted) and the audit tables get their journaled rows back."""
+    path = root / name
+    if not is_delta_table(path):
+        raise LakeError(f"no table {name!r} under {root}")
+    health = check_table(path)
+    if health.ok:
+        replayed = _replay(root, name, dry_run)
+        verb = "would append" if dry_run else "appended"
+        return RepairResult(name, dry_run, health.version, None, (), "", replayed,
+                            f"readable at version {health.version}; {verb} {replayed} journal row(s)")
+    if health.version is None:     # the log itself does not replay
+        raise LakeError(f"{name}: {health.problem}; a damaged log on S3 is not repaired in place (copy the "
+                        f"table's prefix to a local folder and repair it there); nothing changed")
+    dt = open_table(path)
+    files = tuple(dt.repair(dry_run=dry_run).get("files_removed", ()))
+    note = "; journal rows are replayed after" if name in _JOURNALED else ""
+    if dry_run:
+        return RepairResult(name, True, health.version, health.version, files, "", 0,
+                            f"{health.problem}; would remove {len(files)} missing data file(s) from the "
+                            f"table{note}", action="remove")
+    after = check_table(path)
+    if not after.ok:
+        raise LakeError(f"{name}: still damaged after removing {len(files)} missing file(s): {after.problem}")
+    replayed = _replay(root, name, dry_run=False)
+    return RepairResult(name, False, health.version, after.version, files, "", replayed,
+                        f"{len(files)} missing data file(s) removed from the table (version {after.version}); "
+                        f"{replayed} journal row(s) appended", action="remove")
+
+
 def _span(first: int, last: int | None) -> str:
     return f"version {first} is" if last is None or last == first else f"versions {first}..{last} are"
 
 
 def describe(result: RepairResult) -> str:
     lines = [f"{result.table}: {result.detail}"]
-    lines += [f"  {'would move' if result.dry_run else 'moved'} {entry}" for entry in result.moved]
+    done = {"move": "moved", "remove": "removed from the table:"}[result.action]
+    lines += [f"  {'would ' + result.action if result.dry_run else done} {entry}" for entry in result.moved]
     return "\n".join(lines)
 

@@ -68,6 +68,14 @@ def _server_now(response: dict[str, Any]) -> datetime | None:
     return parsedate_to_datetime(date) if date else None
 
 
+def s3_keys(table: S3Root) -> set[str]:
+    """Every object name under a table's prefix, relative to it (e.g. `part-….parquet`)."""
+    client, prefix, names = s3_client(table), f"{table.key}/", set()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=table.bucket, Prefix=prefix):
+        names.update(o["Key"][len(prefix):] for o in page.get("Contents", ()))
+    return names
+
+
 def s3_log_size(table: S3Root) -> int:
     """Bytes under a table's `_delta_log/` prefix."""
     client, total = s3_client(table), 0
