@@ -67,6 +67,8 @@ class Services:
     orders: OrderDesk
     signals: SignalService
     lake_error: str = ""               # why history is read-only (another process holds the lake)
+    took_over: str = ""                # when (and from whom) this process took the writer role over
+    standby: Any = None                # v6core.lake.standby.WriterStandby while read-only
     health: HealthMonitor | None = None
     chains: Any = None                 # v6core.chainfeed.ChainFeed: option chains on screen
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -78,7 +80,26 @@ class Services:
     @property
     def lake_status(self) -> str:
         """Who writes snapshots to this lake, for the sidebar (the root's str never holds credentials)."""
-        return lake_status_line(self.lake.root, self.writer, self.lake_error)
+        return lake_status_line(self.lake.root, self.writer, self.lake_error, self.took_over)
+
+    def take_over_writer(self, writer: LakeWriter) -> None:
+        """This read-only process won the lake's writer role (its holder stopped): record
+        snapshots and open the audit log, so the desk trades again; the sidebar says so."""
+        from datetime import datetime, timezone
+
+        from v6core.lake import AuditLog
+
+        audit = AuditLog(self.lake.root)
+        before = writer.took_over_from
+        who = f" from {before.get('host', '?')} pid {before.get('pid', '?')}" if before else ""
+        at = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        self.took_over = f"took the writer role over{who} at {at} UTC, when its lock was released or expired"
+        self.audit, self.writer = audit, writer
+        self.lake_error = ""
+        self.orders.attach_audit(DeskAudit(audit))
+        if self.health is not None:
+            self.health.invalidate()
+        log.warning("lake %s: %s", self.lake.root, self.took_over)
 
     @property
     def stopped(self) -> bool:
@@ -115,6 +136,8 @@ class Services:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        # The standby first: a takeover in progress finishes, and its writer is then stopped below.
+        _stop_parts([("standby", self.standby)])
         _stop_parts([("orders", self.orders), ("writer", self.writer), ("runtime", self.runtime)])
 
 
@@ -140,11 +163,12 @@ def _stop_parts(parts: list[tuple[str, object | None]]) -> None:
             log.exception("stopping %s failed", name)
 
 
-def lake_status_line(root: object, writer: LakeWriter | None, lake_error: str) -> str:
+def lake_status_line(root: object, writer: LakeWriter | None, lake_error: str, took_over: str = "") -> str:
     if writer is None:
-        return f"Lake {root}: read-only here; {lake_error or 'no writer in this process'}"
+        return (f"Lake {root}: read-only here; {lake_error or 'no writer in this process'}"
+                + ("; this process takes over if that writer stops" if lake_error else ""))
     if writer.holds_lake:
-        return f"Lake {root}: this process writes snapshots"
+        return f"Lake {root}: this process writes snapshots" + (f" ({took_over})" if took_over else "")
     return f"Lake {root}: not writing snapshots ({writer.last_error or 'the writer lock was lost'})"
 
 
@@ -168,6 +192,7 @@ def start_services(settings: Settings | None = None) -> Services:
         writer: LakeWriter | None = LakeWriter(root, runtime.snapshot,
                                                interval=settings.snapshot_interval)
         audit: AuditLog | None = None
+        standby_writer: LakeWriter | None = None
         lake_error = ""
         try:
             started.insert(0, ("writer", writer))
@@ -175,8 +200,9 @@ def start_services(settings: Settings | None = None) -> Services:
             audit = AuditLog(root)
         except LakeLockedError as exc:
             # Another v6 process owns the lake: history stays readable, trading needs the audit log.
+            # This process stands by and takes the role over when that writer stops.
             started.pop(0)
-            writer, lake_error = None, str(exc)
+            standby_writer, writer, lake_error = writer, None, str(exc)
             log.warning("%s", exc)
 
         orders = OrderDesk(settings, runtime, DeskAudit(audit) if audit is not None else None)
@@ -188,6 +214,12 @@ def start_services(settings: Settings | None = None) -> Services:
             health=HealthMonitor(root),
             chains=ChainFeed(runtime, max_lines=settings.chain_max_lines),
         )
+        if standby_writer is not None:
+            from v6core.lake.standby import WriterStandby
+
+            services.standby = WriterStandby(standby_writer, services.take_over_writer)
+            started.insert(0, ("standby", services.standby))
+            services.standby.start()
     except BaseException:
         log.error("starting services failed; stopping what had started")
         _stop_parts(started)

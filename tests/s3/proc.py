@@ -4,13 +4,17 @@ The S3 endpoint and credentials come from the standard AWS environment the paren
 - `append ROOT TAG COUNT`: COUNT audit commits (one event each, id TAG-i), printing each version.
 - `write ROOT COUNT`: a LakeWriter committing snapshots 0..COUNT-1, printing each version.
 - `claim ROOT OWNER START TICKETS`: at wall time START, claim tickets 0..TICKETS-1; prints the won ids.
+- `serve ROOT STATE_DIR`: a whole v6 process (`start_services`, embedded simulator, a snapshot a
+  second) printing its lake role as one JSON line every 0.25 s until killed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 from tests.lake.factory import snapshot_at
 from v6core.lake import AuditEvent, AuditLog, LakeLockedError, LakeWriter
@@ -43,6 +47,22 @@ def main() -> int:
         time.sleep(max(0.0, start - time.time()))
         won = [f"T{i:03d}" for i in range(tickets) if store.claim(f"T{i:03d}.confirm", {"owner": owner})]
         print(json.dumps(won), flush=True)
+    elif command == "serve":
+        from v6core.config import load_settings
+        from v6core.services import start_services
+
+        services = start_services(load_settings(mode="sim", lake_uri=str(root), lake_path=Path(sys.argv[3]),
+                                                snapshot_interval=1.0, _env_file=None))
+        try:
+            while True:
+                writer = services.writer
+                print(json.dumps({"pid": os.getpid(), "at": time.monotonic(), "status": services.lake_status,
+                                  "writes": bool(writer is not None and writer.holds_lake),
+                                  "last_version": writer.last_version if writer is not None else None,
+                                  "trading": services.orders.trading_available}), flush=True)
+                time.sleep(0.25)
+        finally:
+            services.stop()
     else:
         return 2
     return 0

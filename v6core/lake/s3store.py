@@ -103,7 +103,10 @@ class S3WriterLease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = ""
-        self._renewed = 0.0                 # time.monotonic() of the last successful put
+        # time.monotonic() when the last successful put was *sent*: the store stamps it later, so
+        # our deadline (this + ttl) never outlasts the lease as the store (and a standby) sees it.
+        self._renewed = 0.0
+        self.took_over_from: dict[str, Any] | None = None   # the expired holder this lease replaced
 
     def _body(self) -> bytes:
         return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
@@ -132,6 +135,7 @@ class S3WriterLease:
             raise LakeLockLostError(self.lost)
         if self.held:
             return
+        sent = time.monotonic()
         try:
             self._etag = self._put(IfNoneMatch="*")
         except Exception as exc:  # noqa: BLE001
@@ -143,14 +147,17 @@ class S3WriterLease:
                     f"lake {self.root} is written by {current.get('host', '?')} pid {current.get('pid', '?')} "
                     f"(lease renewed {current['age_seconds']:.0f} s ago); opening read-only") from None
             try:   # expired (its holder died or hangs): take it over, unless someone else just did
+                sent = time.monotonic()
                 self._etag = self._put(IfMatch=current["etag"]) if current else self._put(IfNoneMatch="*")
             except Exception as exc2:  # noqa: BLE001
                 if _lost_race(exc2):
                     raise LakeLockedError(f"lake {self.root}: another process took the writer lease just now; "
                                           "opening read-only") from None
                 raise LakeError(self.root.redact(f"writer lease on {self.root}: {exc2}")) from None
-            log.warning("lake: took over the expired writer lease of %s", current and current.get("host"))
-        self._renewed = time.monotonic()
+            self.took_over_from = {k: current.get(k) for k in ("host", "pid", "age_seconds")} if current else None
+            log.warning("lake: took over the expired writer lease of %s pid %s", current and current.get("host"),
+                        current and current.get("pid"))
+        self._renewed = sent
         self._stop.clear()
         self._thread = threading.Thread(target=self._renew_loop, name="v6-lake-lease", daemon=True)
         self._thread.start()
@@ -161,8 +168,9 @@ class S3WriterLease:
             if etag is None:
                 return
             try:
+                sent = time.monotonic()
                 self._etag = self._put(IfMatch=etag)
-                self._renewed = time.monotonic()
+                self._renewed = sent
             except Exception as exc:  # noqa: BLE001
                 if _lost_race(exc):
                     self._lose("was taken over by another process")

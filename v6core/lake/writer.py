@@ -235,6 +235,17 @@ class LakeWriter:
         return self._lock.lost
 
     @property
+    def took_over_from(self) -> dict[str, Any] | None:
+        """The holder (host, pid) whose expired S3 lease this writer took over, if it did."""
+        return getattr(self._lock, "took_over_from", None)
+
+    @property
+    def lease_seconds(self) -> float | None:
+        """How long the lake's writer lease lasts without renewal (S3); None for the local flock,
+        which the kernel releases the moment its holder exits."""
+        return getattr(self._lock, "ttl", None)
+
+    @property
     def holds_lake(self) -> bool:
         """True while this writer holds the lake's writer lock (local flock or S3 lease)."""
         return self._lock.held

@@ -134,6 +134,19 @@ class OrderDesk:
         """Why the audit log refused the last write, while it still does ("" once it accepts)."""
         return self._book.audit_error
 
+    def attach_audit(self, audit: Any) -> None:
+        """Start trading on a desk that opened without the audit log (another process held the
+        lake) once this process has taken the writer role over: the claims live in the audit's
+        store, and the follower recovers again, now from the audit log, so tickets the previous
+        writer left confirmed-but-not-sent are reconciled with the gateway before anything else."""
+        with self._book.lock:
+            if self._book.audit is not None:
+                return
+            claims = self.claims or claims_for_lake(audit.root)
+            self.claims = self._follower.claims = self._placement.claims = claims
+            self._book.audit = audit
+            self._follower.recovered.clear()
+
     @property
     def trading_available(self) -> bool:
         return self.audit is not None
