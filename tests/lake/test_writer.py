@@ -251,3 +251,37 @@ def test_aggregate_tables_are_compacted_as_batches_accumulate(lake_root):
     for name in (lake.GREEKS_HISTORY, lake.ACCOUNT_HISTORY):
         assert len(DeltaTable(str(lake_root / name)).file_uris()) == 2   # 8 merged into 1, then the 9th
     assert LakeReader(lake_root).account_history()["version"].to_list() == list(range(9))
+
+
+def test_a_standby_takes_the_local_writer_role_over_when_the_holder_is_killed(lake_root):
+    from v6core.lake.standby import WriterStandby
+
+    proc = _spawn(lake_root, 10_000)                 # the writer: another process, writing
+    assert proc.stdout.readline().strip() == "locked"
+    for _ in range(3):
+        assert proc.stdout.readline().strip().isdigit()
+    taken: list[LakeWriter] = []
+    standby = WriterStandby(LakeWriter(lake_root, lambda: None), taken.append, interval=0.1)
+    standby.start()
+    try:
+        time.sleep(1.0)
+        assert taken == [] and f"locked by pid {proc.pid}" in standby.waiting    # the holder lives
+        os.kill(proc.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        proc.wait(timeout=30)
+        while not taken:
+            assert time.monotonic() - killed < 10, "the standby never took the writer role"
+            time.sleep(0.05)
+        assert taken[0] is standby.writer and standby.writer.holds_lake
+        # it resumes after the dead writer's last version and writes on from there
+        last = standby.writer.last_version
+        assert last >= 2
+        assert standby.writer.write_snapshot(snapshot_at(last + 1)) == last + 1
+        with pytest.raises(LakeLockedError):
+            LakeWriter(lake_root).acquire()          # one writer at a time
+    finally:
+        standby.stop()
+        standby.writer.stop()
+        if proc.poll() is None:
+            proc.kill()
+    _assert_consistent(lake_root)
