@@ -22,6 +22,9 @@ import streamlit as st  # noqa: E402
 
 from pages.components import common  # noqa: E402
 from pages.components.leg_table import STYLE as LEG_TABLE_STYLE  # noqa: E402
+from pages.components.leg_table import FORMATS as LEG_FORMATS  # noqa: E402
+from pages.components.leg_table import TEXT_COLUMNS as LEG_TEXT_COLUMNS  # noqa: E402
+from pages.components.leg_table import cell as leg_cell  # noqa: E402
 from pages.components.leg_table import legs_html  # noqa: E402
 from pages.components.structure_risk import roll_button  # noqa: E402
 from pages.components.tickets import close_buttons  # noqa: E402
@@ -78,13 +81,26 @@ def legs_frame(snapshot: PortfolioSnapshot, now: datetime | None = None) -> pd.D
 
 
 def styled(frame: pd.DataFrame, columns: tuple[str, ...] = SHOWN_COLUMNS):
-    """Red/green P&L; stale legs greyed. Number formats come from COLUMN_CONFIG."""
-    shown = frame.loc[:, list(columns)]
-    style = common.style_pnl(shown, PNL_COLUMNS)
+    """(Styler, column config) of the All legs table: red/green P&L, stale quotes greyed.
+
+    A null number shows as the word "None" in st.dataframe whatever a Styler says, so a column
+    with a missing figure (a stock leg has no DTE or IV) is shown as text, formatted like the
+    strategy tables with a dash; the other columns stay numbers with COLUMN_CONFIG's formats."""
+    shown = frame.loc[:, list(columns)].copy()
+    config = dict(COLUMN_CONFIG)
+    for name in columns:
+        if name in LEG_TEXT_COLUMNS or not pd.api.types.is_numeric_dtype(shown[name]):
+            continue
+        if shown[name].isna().any():
+            shown[name] = [leg_cell(name, value) for value in frame[name].tolist()]
+            config[name] = st.column_config.TextColumn(LEG_FORMATS[name][0], alignment="right",
+                                                       help=LEG_FORMATS[name][2] or None)
+    present = [c for c in PNL_COLUMNS if c in columns]
+    style = shown.style.apply(lambda col: [common.pnl_css(v) for v in frame[col.name].tolist()], subset=present)
     stale = frame["Stale"].to_numpy()
     if stale.any():
         style = style.apply(lambda col: ["opacity: 0.55" if s else "" for s in stale], subset=["Quote age"])
-    return common.frozen_style(style)
+    return common.frozen_style(style), config
 
 
 def strategy_title(strategy: Strategy, legs: int) -> str:
@@ -180,9 +196,9 @@ def positions(services) -> None:
     view = st.segmented_control("View", ["By strategy", "All legs"], default="By strategy",
                                 key="positions_view", label_visibility="collapsed")
     if view == "All legs":
-        style = common.per_snapshot("positions.all", snapshot, options,
-                                    lambda: styled(frame, ("Strategy", *SHOWN_COLUMNS)))
-        st.dataframe(style, column_config=COLUMN_CONFIG, hide_index=True, key="legs_all")
+        style, config = common.per_snapshot("positions.all", snapshot, options,
+                                            lambda: styled(frame, ("Strategy", *SHOWN_COLUMNS)))
+        st.dataframe(style, column_config=config, hide_index=True, key="legs_all")
         return
     groups = common.per_snapshot("positions.groups", snapshot, options,
                                  lambda: build_groups(snapshot, book, frame))

@@ -14,7 +14,7 @@ import pytest
 from tests.app.leg_tables import column, leg_tables
 
 from pages.components import common
-from tests.app.conftest import open_page
+from tests.app.conftest import open_page, shown_metric
 from tests.app.synthetic import SPOTS, synthetic_snapshot
 from v6core.config import SettingsError, load_settings
 from v6core.models import PositionGreeks
@@ -33,7 +33,7 @@ def _shown_text(at) -> list[str]:
     texts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "title",
                                    "subheader") for e in getattr(at, kind)]
     texts += [e.label for e in at.expander]
-    texts += [f"{m.label} {m.value}" for m in at.metric]
+    texts += [f"{m.label} {shown_metric(m.value)}" for m in at.metric]
     for frame in at.dataframe:
         value = frame.value
         if isinstance(value, pd.DataFrame):

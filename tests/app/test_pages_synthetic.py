@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages.components import common
-from tests.app.conftest import APP, open_page, unescape
+from tests.app.conftest import APP, open_page, unescape, shown_metric
 from tests.app.leg_tables import column, leg_tables
 from tests.app.synthetic import NOW, synthetic_snapshot, with_state
 from v6core.models import AccountValues, ConnState, PortfolioSnapshot
@@ -68,7 +68,7 @@ def test_connection_line_counts_down_to_next_retry():
 
 
 def _metrics(at) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    return {m.label: shown_metric(m.value) for m in at.metric}
 
 
 def test_overview_shows_account_and_portfolio_greeks(stand_in):
@@ -78,6 +78,9 @@ def test_overview_shows_account_and_portfolio_greeks(stand_in):
     shown = _metrics(at)
     assert shown["Net liquidation"] == "$1,234,567.89"
     assert shown["Daily P&L"] == "-$321.50"
+    raw = {m.label: m.value for m in at.metric}
+    assert raw["Daily P&L"] == r":red[-\$321.50]"                       # a loss in red
+    assert raw["Net liquidation"] == r"$1,234,567.89"                  # not a P&L: plain
     assert shown["Buying power"] == "$2,500,000.00"
     assert shown["Margin use"] == "10.0%"          # 123,456 / 1,234,567.89
     assert shown["Unrealized P&L"] == common.fmt_money(snap.unrealized_pnl, signed=True)
@@ -186,6 +189,11 @@ def test_legs_outside_any_strategy_are_listed_last_as_ungrouped(stand_in):
     # a stock leg has no expiry and no IV: a dash, never "None"; its delta is one per share
     assert column(stock, "DTE") == column(stock, "IV %") == ["—", "—"]
     assert column(stock, "Delta/contract") == ["+1.00", "+1.00"]
+    # the All legs view too (a null number would show as the word "None")
+    at.button_group(key="positions_view").set_value("All legs").run()
+    frame = at.dataframe[0].value
+    assert frame["DTE"].notna().all() and frame["IV %"].notna().all()
+    assert list(frame.loc[frame["Contract"].isin(["QQQ", "SPY"]), "DTE"]) == ["—", "—"]
 
 
 def test_positions_page_many_strategies_are_paged(stand_in):
