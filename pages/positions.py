@@ -183,7 +183,7 @@ def tables(frame: pd.DataFrame, groups: list[Group]) -> list[str]:
 
 
 def positions(services) -> None:
-    snapshot = services.runtime.snapshot()
+    snapshot = common.live_snapshot(services.runtime)
     st.title("Positions")
     if common.no_legs_notice(snapshot):
         return
