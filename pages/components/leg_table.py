@@ -100,7 +100,7 @@ def cell(column: str, value: Any) -> str:
 
 
 def _pnl_class(value: Any) -> str:
-    if _missing(value) or float(value) == 0:
+    if _missing(value) or round(float(value), 2) == 0:       # shows as 0.00: no colour
         return ""
     return "gain" if float(value) > 0 else "loss"
 
