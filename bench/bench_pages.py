@@ -151,7 +151,7 @@ def server_cpu_per_session(legs: int, window: float, refresh: int) -> None:
                 while len(tabs) < sessions:
                     context = browser.new_context(viewport={"width": 1600, "height": 1000})
                     tab = context.new_page()
-                    tab.goto(url + "/positions")
+                    tab.goto(url + "/positions", timeout=180_000)
                     tab.get_by_role("heading", name="Positions").wait_for(timeout=180_000)
                     tab.get_by_role("button", name="Close this leg").first.wait_for(timeout=180_000)
                     tabs.append(tab)
