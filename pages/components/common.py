@@ -33,13 +33,14 @@ from pages.components.formatting import (  # noqa: F401 (re-exported)
     operator_zone,
     plain,
     pnl_css,
+    pnl_metric,
     set_operator_zone,
     style_pnl,
     text,
     utcnow,
     zone_name,
 )
-from pages.components.shared import per_snapshot  # noqa: F401 (re-exported)
+from pages.components.shared import live_snapshot, per_snapshot  # noqa: F401 (re-exported)
 from pages.components.shell import (  # noqa: F401 (re-exported)
     PAUSE_KEY,
     REFRESH_CHOICES,
