@@ -181,19 +181,21 @@ class LakeReader:
     def portfolio(self, version: int | None = None) -> pl.DataFrame:
         """Legs as of `version` (default: the table's current state), in the snapshot's order."""
         path = table_path(self.root, PORTFOLIO)
+        # Open first, ask "is there a table?" only on failure: on S3 that question is a listing
+        # of the log (1,000+ objects after a few days), paid on every open before.
         if version is None:
-            if not is_table(path):
-                return pl.from_arrow(PORTFOLIO_SCHEMA.empty_table())
             try:
-                return read_frame(path)
+                return pl.from_arrow(open_table(path).to_pyarrow_table())
             except Exception as exc:
+                if not is_table(path):
+                    return pl.from_arrow(PORTFOLIO_SCHEMA.empty_table())
                 raise_damaged(path, exc)
         with self._lock:
             cached = self._frames.get(version)
             if cached is not None:
                 self._frames.move_to_end(version)
                 return cached
-        if version < 0 or not is_table(path):
+        if version < 0:
             raise VersionUnavailableError(f"version {version} does not exist in {path}")
         try:
             frame = pl.from_arrow(open_table(path, version).to_pyarrow_table())   # one log replay, no dataset layer
@@ -201,6 +203,8 @@ class LakeReader:
             raise VersionUnavailableError(
                 f"version {version}: its data files were removed by vacuum ({exc})") from None
         except Exception as exc:  # deltalake raises its own errors for versions beyond the log
+            if not is_table(path):
+                raise VersionUnavailableError(f"version {version} does not exist in {path}") from None
             raise VersionUnavailableError(f"version {version} cannot be opened: {exc}") from None
         with self._lock:
             self._frames[version] = frame
