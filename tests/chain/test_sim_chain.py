@@ -113,6 +113,40 @@ def test_the_feed_refuses_more_lines_than_allowed_and_expires_idle_views(chain_s
     assert small.views() == {}
 
 
+class PublicOnly:
+    """The runtime as a feed outside it may see it: any private member raises."""
+
+    def __init__(self, runtime):
+        self._wrapped = runtime
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(f"the chain feed used the runtime's private member {name!r}")
+        return getattr(self._wrapped, name)
+
+
+def test_the_feed_uses_only_the_runtimes_public_api_and_shares_its_lines(chain_stack):
+    """Through `Runtime.on_loop` alone: streams what is shown, reads a contract the runtime
+    itself streams (an on-demand quote) from the runtime's ticker instead of a second line."""
+    stack = chain_stack
+    feed = ChainFeed(PublicOnly(stack.runtime), max_lines=40)
+    expiry = expiry_near(stack, SYMBOL, 30)
+    feed.listing(SYMBOL).result(timeout=10)
+    strikes = strikes_around(stack.gw.strikes(SYMBOL), stack.gw.spot(SYMBOL), 4)
+    before = lines(stack.gw)
+    feed.show("pub", SYMBOL, expiry, strikes).result(timeout=10)
+    wait_until(lambda: lines(stack.gw) == before + 8)
+    shared = feed.contract(SYMBOL, expiry, strikes[0], "C")
+    stack.runtime.ensure_quotes([shared], "pub-test").result(timeout=10)
+    try:
+        wait_until(lambda: lines(stack.gw) == before + 8)          # handed over, not doubled
+        wait_until(lambda: (q := feed.quote(shared.con_id)) is not None and q.mid is not None)
+    finally:
+        stack.runtime.release_quotes("pub-test").result(timeout=10)
+        feed.release("pub").result(timeout=10)
+    wait_until(lambda: lines(stack.gw) == before)
+
+
 TEMPLATE_CASES = [
     (TemplateSpec("single", side="buy", right="C", delta=0.30), [("C", 0.30)]),
     (TemplateSpec("vertical", side="sell", right="P", delta=0.30, width=5), [("P", 0.30)]),
