@@ -17,6 +17,7 @@ from v6core.structures import (
     RollPlan, TemplateSpec, build, draft_roll, held_quotes, strikes_around, ticket_risk,
 )
 from v6core.structures.chain import OptionQuote
+from v6core.structures.templates import Structure, StructureLeg
 from v6core.structures.drafting import discard_draft, draft_structure
 
 SYMBOL = "QQQ"
@@ -224,6 +225,64 @@ def test_iron_condor_ticket_fills_as_one_combo_and_matches_its_after_graph(chain
     finally:
         stack.feed.release("ic").result(timeout=10)
         stack.gw.unfreeze()
+
+
+def test_review_right_after_drafting_waits_for_the_new_legs_greeks_and_still_blocks_missing_ones(chain_stack):
+    """A ticket reviewed the moment it is drafted: its legs were just subscribed by the runtime
+    and their IV has not streamed yet. The desk waits briefly for them instead of blocking with
+    "the change in portfolio delta cannot be checked"; a leg that never streams is still blocked."""
+    import dataclasses
+    import threading
+    import time
+
+    from v6core.orders import TicketBlocked
+    from v6core.orders.checks import legs_awaiting_data
+
+    stack = chain_stack
+    expiry = expiry_near(stack, SYMBOL, 90)          # not held, not shown by other tests
+    spot = stack.gw.spot(SYMBOL)
+    far = max(stack.gw.strikes(SYMBOL))
+    stack.feed.show("fresh", SYMBOL, expiry, [far]).result(timeout=10)   # loads the expiry's contracts
+    try:
+        # two puts nobody has streamed yet in this process (ib_async keeps a ticker's last data)
+        below = [k for k in stack.gw.strikes(SYMBOL) if k < spot * 0.97][-6:]
+        short, long_ = (stack.feed.contract(SYMBOL, expiry, k, "P") for k in (below[-1], below[0]))
+
+        def quoted(info):
+            q = stack.gw.quote(info.con_id)
+            return OptionQuote(info, bid=q["bid"], ask=q["ask"], delta=sim_delta(stack, info.con_id),
+                               iv=stack.gw.option_inputs(info.con_id)["iv"])
+        vertical = Structure("put credit vertical", SYMBOL,
+                             (StructureLeg(short, -1, quoted(short)), StructureLeg(long_, 1, quoted(long_))),
+                             units=1, description="test vertical")
+        # their Greeks are late (as under load in CI): they stream 2 s after the draft
+        stack.gw.faults.withhold_greeks([short.con_id, long_.con_id])
+        ticket = draft_structure(stack.desk, vertical, "s-fresh")
+        assert legs_awaiting_data(stack.settings, ticket, stack.snapshot())
+        threading.Timer(2.0, stack.gw.faults.clear).start()
+        previewed = stack.desk.preview(ticket.ticket_id, "s-fresh")
+        assert previewed.state == TicketState.PREVIEWED
+        assert not legs_awaiting_data(stack.settings, previewed, stack.snapshot())
+        assert previewed.preview.order_greeks.delta != 0
+        stack.desk.discard(ticket.ticket_id, "s-fresh")
+
+        # the check is not weakened: a leg that never streams still blocks, after the brief wait
+        ghost = dataclasses.replace(vertical.legs[0].contract, con_id=987654321)
+        broken = dataclasses.replace(vertical, legs=(dataclasses.replace(vertical.legs[0], contract=ghost),
+                                                     *vertical.legs[1:]))
+        ticket = draft_structure(stack.desk, broken, "s-fresh")
+        started = time.monotonic()
+        with pytest.raises(TicketBlocked) as blocked:
+            stack.desk.preview(ticket.ticket_id, "s-fresh")
+        assert time.monotonic() - started >= 5.0
+        text = " ".join(blocked.value.problems)
+        assert f"No live quote for {ghost.label}" in text
+        assert vertical.legs[1].contract.label not in text          # the streamed leg passes
+        assert "the change in portfolio delta cannot be checked" in text
+        stack.desk.discard(ticket.ticket_id, "s-fresh")
+    finally:
+        stack.gw.faults.clear()
+        stack.feed.release("fresh").result(timeout=10)
 
 
 def test_rolling_the_condor_closes_exactly_what_is_held_in_one_combo(chain_stack):

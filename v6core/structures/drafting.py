@@ -73,8 +73,23 @@ def draft_structure(desk: OrderDesk, structure: Structure, session_id: str, orig
     """Add the structure's ticket to the desk as a draft (audited), and have the runtime quote
     its legs so the desk's checks and preview see live prices."""
     ticket = structure_ticket(structure, session_id, origin, limit, **extra)
-    desk.runtime.watch([leg.contract for leg in structure.legs if leg.contract.con_id])
+    watching = desk.runtime.watch([leg.contract for leg in structure.legs if leg.contract.con_id])
+    try:        # subscribed before the ticket exists, so a Review right after finds them streaming
+        watching.result(timeout=10)
+    except Exception:     # the ticket still drafts; its checks say what is missing
+        pass
     return desk.draft_ticket(ticket, session_id)
+
+
+def awaiting_quotes(structure: Structure) -> list[str]:
+    """Labels of the legs whose quote (bid and ask) or, for options, Greeks and IV have not
+    streamed yet: the ticket's risk and the desk's checks need them."""
+    waiting = []
+    for leg in structure.legs:
+        q = leg.quote
+        if q is None or q.mid is None or (leg.is_option and (q.delta is None or not q.iv)):
+            waiting.append(leg.contract.label)
+    return waiting
 
 
 def discard_draft(desk: OrderDesk, ticket_id: str, session_id: str) -> Ticket:
