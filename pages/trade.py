@@ -441,10 +441,7 @@ def ticket_buttons(services, structure: Structure, limit: float | None, tr, wait
 
 @st.dialog("Review order", width="large", dismissible=False)
 def review_dialog(ticket_id: str) -> None:
-    saved = st.session_state.get(RISK_KEY)
-    if saved and saved[0] == ticket_id and saved[1] is not None:
-        sr.summary_metrics(saved[1], saved[2])
-        st.plotly_chart(sr.risk_chart(saved[1]), key=f"review_risk_{ticket_id}", width="stretch")
+    # the ticket's risk (portfolio before -> after) is part of the review body, as on Orders
     st.fragment(tw._review_body, run_every=refresh_seconds())(ticket_id)
 
 

@@ -8,7 +8,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.components import common
-from v6core.structures import Structure, TicketRisk
+from pages.components.common import plain
+from v6core.structures import Structure, StructureError, TicketRisk, order_structure, order_ticket_risk
 from v6core.structures.drafting import net_label
 
 ROLL_KEY = "v6_roll_strategy"        # the strategy the Trade page is asked to roll
@@ -87,15 +88,44 @@ def greeks_frame(tr: TicketRisk) -> pd.DataFrame:
     })
 
 
-def show(tr: TicketRisk, price: float | None) -> None:
+def show(tr: TicketRisk, price: float | None, key: str = "") -> None:
     summary_metrics(tr, price)
-    st.plotly_chart(risk_chart(tr), key=f"ticket_risk_{tr.underlying}", width="stretch")
+    st.plotly_chart(risk_chart(tr), key=key or f"ticket_risk_{tr.underlying}", width="stretch")
     left, right = st.columns([2, 1])
     left.caption("Portfolio Greeks before → after this ticket")
     left.dataframe(greeks_frame(tr), hide_index=True, width="stretch")
     right.metric("Beta-weighted delta after (SPY shares)",
                  common.fmt_greek("beta_delta", tr.greeks_after.beta_delta),
                  delta=common.fmt_greek("beta_delta", tr.greeks_after.beta_delta - tr.greeks_before.beta_delta))
+
+
+REVIEW_STATES = ("drafted", "checked", "previewed")
+
+
+def _review_risk(ticket, snapshot, settings):
+    try:
+        structure, price = order_structure(ticket, snapshot, settings.risk_free_rate)
+        return order_ticket_risk(ticket, snapshot, settings, snapshot.built_at), price
+    except StructureError as exc:
+        return str(exc), None
+
+
+def review_risk(ticket) -> None:
+    """In the review dialog, for a ticket with option legs not yet sent: the portfolio's risk on
+    its underlying before → after it, the ticket alone, payoff figures and Greeks before → after
+    (computed once per snapshot and ticket version, shared by every session)."""
+    if ticket.state.value not in REVIEW_STATES or not any(
+            c.is_option for c in [ticket.contract, *(leg.contract for leg in ticket.combo_legs)]):
+        return
+    services = common.get_services()
+    snapshot = services.runtime.snapshot()
+    tr, price = common.per_snapshot("review.ticket_risk", snapshot, (ticket.ticket_id, ticket.updated_at),
+                                    lambda: _review_risk(ticket, snapshot, services.settings))
+    with st.expander("Ticket risk: portfolio before → after", expanded=True):
+        if isinstance(tr, str):
+            st.info(f"The ticket's risk cannot be drawn yet: {plain(tr)}.")
+            return
+        show(tr, price, key=f"review_risk_{ticket.ticket_id}")
 
 
 def roll_button(strategy) -> None:

@@ -262,6 +262,55 @@ def test_risk_crossings_are_the_breakevens():
     assert risk.crossings(x, np.ones(5)) == ()
 
 
+def test_orders_review_dialog_shows_the_tickets_risk_before_and_after(sim_services, frozen):
+    """A ticket with option legs (closing one unit of the held QQQ vertical): the review dialog
+    draws the portfolio's QQQ risk before and after it, equal to the engine's risk of the held
+    legs with the ticket's legs added, and the Greeks before -> after."""
+    from pages.components import tickets as tw
+    from v6core.structures import Structure, StructureLeg, order_structure, structure_legs
+    from v6core.structures.drafting import draft_structure
+
+    snap = sim_services.runtime.snapshot()
+    vertical = next(s for s in snap.strategies if s.underlying == "QQQ" and "vertical" in s.kind)
+    legs = risk.strategy_legs(snap.legs, vertical.con_ids)
+    closing = Structure("close vertical", "QQQ", tuple(
+        StructureLeg(leg.contract, -1 if leg.quantity > 0 else 1) for leg in legs), units=1,
+        description="close one QQQ vertical")
+    ticket = draft_structure(sim_services.orders, closing, "apptest", limit=0.5)
+    try:
+        at = open_page("pages/orders.py", timeout=60)
+        at.session_state[tw.REVIEW_KEY] = ticket.ticket_id
+        at.run()
+        assert not at.exception
+        expander = next(e for e in at.expander if e.label == "Ticket risk: portfolio before → after")
+        chart = json.loads(expander.get("plotly_chart")[0].proto.spec)
+        traces = {t["name"]: (_decode(t["x"]), _decode(t["y"])) for t in chart["data"]}
+        snap = sim_services.runtime.snapshot()
+        structure, price = order_structure(sim_services.orders.ticket(ticket.ticket_id), snap,
+                                           sim_services.settings.risk_free_rate)
+        assert price == 0.5 and [leg.quantity for leg in structure.legs] == [leg.quantity for leg in closing.legs]
+        spot = snap.underlying("QQQ").spot
+        added = structure_legs(structure, snap.built_at, spot, sim_services.settings.betas,
+                               snap.underlying("SPY").spot)
+        held = [leg for leg in snap.legs if leg.contract.symbol == "QQQ"]
+        expiry = min(leg.contract.expiry for leg in held if leg.contract.is_option)
+        name = f"Portfolio after, at {expiry:%Y-%m-%d} expiry"
+        x, after = traces[name]
+        expected = risk.risk_curves([*held, *added], x, snap.built_at, sim_services.settings.risk_free_rate,
+                                    spots={"QQQ": spot}, expiry=expiry)
+        np.testing.assert_allclose(after, expected["expiry_pnl"], rtol=1e-6, atol=0.01)
+        before = risk.risk_curves(held, x, snap.built_at, sim_services.settings.risk_free_rate,
+                                  spots={"QQQ": spot}, expiry=expiry)
+        np.testing.assert_allclose(traces[f"Portfolio before, at {expiry:%Y-%m-%d} expiry"][1],
+                                   before["expiry_pnl"], rtol=1e-6, atol=0.01)
+        assert np.abs(after - before["expiry_pnl"]).max() > 10.0    # closing a unit changes the graph
+        greeks = expander.dataframe[0].value
+        assert list(greeks.columns) == ["Greek", "Before", "After"]
+        assert greeks.loc[0, "Before"] == common.fmt_greek("delta", snap.totals.delta)
+    finally:
+        sim_services.orders.discard(ticket.ticket_id, "apptest")
+
+
 @pytest.mark.parametrize("page", ["pages/history.py", "pages/signals.py", "pages/orders.py"])
 def test_other_pages_run_without_error_boxes(sim_services, page):
     at = open_page(page, timeout=60)

@@ -150,6 +150,12 @@ def legs_awaiting_data(settings: Settings, ticket: Ticket, snapshot: PortfolioSn
     return waiting
 
 
+def leg_greeks(snapshot: PortfolioSnapshot, contract: ContractInfo, rate: float = 0.0) -> Greeks | None:
+    """Per-contract Greeks of an order leg as the checks see them: a held leg's own, else
+    Black-Scholes at the quoted IV (None when neither is there yet)."""
+    return _leg_greeks(snapshot, contract, rate)
+
+
 def _leg_greeks(snapshot: PortfolioSnapshot, contract: ContractInfo, rate: float = 0.0) -> Greeks | None:
     if contract.sec_type == "STK":
         from v6core.greeks import STOCK_GREEKS
