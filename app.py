@@ -112,4 +112,7 @@ common.sidebar(services, list(sections.items()))
 if navigation.url_path != "trade" and st.session_state.pop("v6_chain_shown", False) \
         and getattr(services, "chains", None) is not None:
     services.chains.release(common.session_id())    # the chain's market-data lines go with the page
+if navigation.url_path != "signals" and st.session_state.pop("v6_signals_quotes", None) is not None \
+        and hasattr(services.runtime, "release_quotes"):
+    services.runtime.release_quotes("signals-page:" + common.session_id())   # and the Signals page's
 navigation.run()

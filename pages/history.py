@@ -161,8 +161,8 @@ def portfolio_section(lake, version: int) -> None:
     account = info["account"]
     cols = st.columns(5)
     cols[0].metric("Net liquidation", common.fmt_money(account.get("net_liquidation")))
-    cols[1].metric("Unrealized P&L", common.fmt_money(legs["unrealized_pnl"].sum() if legs.height else 0.0,
-                                                      signed=True))
+    cols[1].metric("Unrealized P&L", common.pnl_metric(common.fmt_money(
+        legs["unrealized_pnl"].sum() if legs.height else 0.0, signed=True)))
     cols[2].metric("Delta (shares)", common.fmt_greek("delta", legs["delta"].sum() if legs.height else 0.0))
     cols[3].metric("Theta ($/day)", common.fmt_money(legs["theta"].sum() if legs.height else 0.0, signed=True))
     cols[4].metric("Vega ($/pt)", common.fmt_money(legs["vega"].sum() if legs.height else 0.0, signed=True))

@@ -99,11 +99,14 @@ def greeks_by_underlying_figure(snapshot: PortfolioSnapshot) -> go.Figure:
     return figure
 
 
+PNL_METRICS = ("Daily P&L", "Unrealized P&L", "Realized P&L")
+
+
 def _metric_rows(values: dict[str, str], per_row: int = 3) -> None:
     items = list(values.items())
     for start in range(0, len(items), per_row):
         for column, (label, value) in zip(st.columns(per_row), items[start:start + per_row]):
-            column.metric(label, value, border=True)
+            column.metric(label, common.pnl_metric(value) if label in PNL_METRICS else value, border=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,14 @@ from dataclasses import dataclass  # noqa: E402
 from datetime import datetime  # noqa: E402
 
 import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from pages.components import common  # noqa: E402
+from pages.components.leg_table import STYLE as LEG_TABLE_STYLE  # noqa: E402
+from pages.components.leg_table import FORMATS as LEG_FORMATS  # noqa: E402
+from pages.components.leg_table import TEXT_COLUMNS as LEG_TEXT_COLUMNS  # noqa: E402
+from pages.components.leg_table import cell as leg_cell  # noqa: E402
+from pages.components.leg_table import legs_html  # noqa: E402
 from pages.components.structure_risk import roll_button  # noqa: E402
 from pages.components.tickets import close_buttons  # noqa: E402
 from v6core.models import PortfolioSnapshot, Strategy  # noqa: E402
@@ -77,13 +81,26 @@ def legs_frame(snapshot: PortfolioSnapshot, now: datetime | None = None) -> pd.D
 
 
 def styled(frame: pd.DataFrame, columns: tuple[str, ...] = SHOWN_COLUMNS):
-    """Red/green P&L; stale legs greyed. Number formats come from COLUMN_CONFIG."""
-    shown = frame.loc[:, list(columns)]
-    style = common.style_pnl(shown, PNL_COLUMNS)
+    """(Styler, column config) of the All legs table: red/green P&L, stale quotes greyed.
+
+    A null number shows as the word "None" in st.dataframe whatever a Styler says, so a column
+    with a missing figure (a stock leg has no DTE or IV) is shown as text, formatted like the
+    strategy tables with a dash; the other columns stay numbers with COLUMN_CONFIG's formats."""
+    shown = frame.loc[:, list(columns)].copy()
+    config = dict(COLUMN_CONFIG)
+    for name in columns:
+        if name in LEG_TEXT_COLUMNS or not pd.api.types.is_numeric_dtype(shown[name]):
+            continue
+        if shown[name].isna().any():
+            shown[name] = [leg_cell(name, value) for value in frame[name].tolist()]
+            config[name] = st.column_config.TextColumn(LEG_FORMATS[name][0], alignment="right",
+                                                       help=LEG_FORMATS[name][2] or None)
+    present = [c for c in PNL_COLUMNS if c in columns]
+    style = shown.style.apply(lambda col: [common.pnl_css(v) for v in frame[col.name].tolist()], subset=present)
     stale = frame["Stale"].to_numpy()
     if stale.any():
         style = style.apply(lambda col: ["opacity: 0.55" if s else "" for s in stale], subset=["Quote age"])
-    return common.frozen_style(style)
+    return common.frozen_style(style), config
 
 
 def strategy_title(strategy: Strategy, legs: int) -> str:
@@ -114,7 +131,7 @@ class Group:
     strategy_id: str
     title: str
     explanation: str
-    table: pa.Table                           # this strategy's legs, the shown columns
+    table: str                                # this strategy's legs, the shown columns (HTML)
     strategy: Strategy | None
     legs: tuple                               # the snapshot's Leg objects, for the close buttons
 
@@ -137,13 +154,13 @@ def filtered(book: Book, underlyings: tuple[str, ...], kinds: tuple[str, ...]) -
 
 
 def build_groups(snapshot: PortfolioSnapshot, book: Book, frame: pd.DataFrame) -> list[Group]:
-    """One Group per strategy (snapshot order, ungrouped last).
+    """One Group per strategy (snapshot order, ungrouped last), its legs as an HTML table.
 
-    Plain Arrow slices, not Stylers: Streamlit re-marshals a Styler's display values on every
-    draw of every session (~70 ms per table here), which would undo the sharing. Each strategy's
-    P&L is coloured in its expander's title; the All legs view colours every leg's P&L."""
-    table = pa.Table.from_pandas(frame.loc[:, list(SHOWN_COLUMNS)], preserve_index=False)
+    Not st.dataframe Stylers: Streamlit re-marshals a Styler's display values on every draw of
+    every session (50–70 ms per table here), which would undo the sharing; an unstyled table
+    cannot colour P&L and shows a missing figure as "None"."""
     con_ids = frame["con_id"].to_numpy()
+    stale = frame["Stale"].to_numpy()
     order = {sid: i for i, sid in enumerate(book.strategies)}
     legs_by_con_id = {leg.contract.con_id: leg for leg in snapshot.legs}
     groups = sorted(frame.groupby("strategy_id", sort=False).indices.items(),
@@ -153,7 +170,8 @@ def build_groups(snapshot: PortfolioSnapshot, book: Book, frame: pd.DataFrame) -
         strategy = book.strategies.get(strategy_id)
         title = strategy_title(strategy, len(rows)) if strategy else f"Ungrouped · {len(rows)} leg(s)"
         legs = tuple(legs_by_con_id[c] for c in con_ids[rows] if c in legs_by_con_id)
-        out.append(Group(strategy_id, title, strategy.explanation if strategy else "", table.take(rows),
+        table = legs_html(frame.iloc[rows], SHOWN_COLUMNS, stale[rows])
+        out.append(Group(strategy_id, title, strategy.explanation if strategy else "", table,
                          strategy, legs))
     return out
 
@@ -178,9 +196,9 @@ def positions(services) -> None:
     view = st.segmented_control("View", ["By strategy", "All legs"], default="By strategy",
                                 key="positions_view", label_visibility="collapsed")
     if view == "All legs":
-        style = common.per_snapshot("positions.all", snapshot, options,
-                                    lambda: styled(frame, ("Strategy", *SHOWN_COLUMNS)))
-        st.dataframe(style, column_config=COLUMN_CONFIG, hide_index=True, key="legs_all")
+        style, config = common.per_snapshot("positions.all", snapshot, options,
+                                            lambda: styled(frame, ("Strategy", *SHOWN_COLUMNS)))
+        st.dataframe(style, column_config=config, hide_index=True, key="legs_all")
         return
     groups = common.per_snapshot("positions.groups", snapshot, options,
                                  lambda: build_groups(snapshot, book, frame))
@@ -203,14 +221,14 @@ def strategy_expanders(groups: list[Group]) -> None:
         st.caption(f"Strategies {first + 1}–{first + len(shown)} of {len(groups)}; "
                    "the All legs view shows every leg in one table.")
         groups = shown
+    st.html(LEG_TABLE_STYLE)
     for position, group in enumerate(groups):
         # Keyed: the live figures in the label change every refresh, the open/closed state must not.
         # (Not tracked with on_change="rerun": Streamlit then forgets the state when the label changes.)
         with st.expander(group.title, expanded=position < EXPANDED_BY_DEFAULT, key=f"strategy_{group.strategy_id}"):
             if group.explanation:
                 st.caption(common.plain(group.explanation))
-            st.dataframe(group.table, column_config=COLUMN_CONFIG, hide_index=True,
-                         key=f"legs_{group.strategy_id}")
+            st.markdown(group.table, unsafe_allow_html=True)
             if group.strategy is not None and group.legs:
                 close_buttons(group.strategy, list(group.legs))
                 if any(leg.contract.is_option for leg in group.legs):

@@ -23,6 +23,49 @@ from v6core.signals.service import live_price, plan_rows  # noqa: E402
 TICKET_KEY = "ticket_id"               # the ticket the Orders page opens
 SYMBOL_KEY = "v6_signals_symbol"
 MESSAGE_KEY = "v6_signals_message"
+QUOTES_KEY = "v6_signals_quotes"       # (symbols asked for, the runtime's Future of their contracts)
+QUOTE_OWNER = "signals-page:"          # + session id: the on-demand quotes this page holds
+
+
+def quote_owner() -> str:
+    return QUOTE_OWNER + common.session_id()
+
+
+def _quote_symbols(services, symbols: list[str], snapshot) -> None:
+    """Live quotes for every symbol on the page the runtime does not quote already (a signal's
+    symbol that is not held or on the watchlist), held for this session until it leaves the page."""
+    runtime = services.runtime
+    if not hasattr(runtime, "ensure_quotes"):
+        return
+    missing = tuple(sorted(s for s in symbols if live_price(snapshot, s) is None))
+    asked, _ = st.session_state.get(QUOTES_KEY, ((), None))
+    if not missing or set(missing) <= set(asked):
+        return
+    try:
+        future = runtime.ensure_quotes(missing, quote_owner())
+    except Exception as exc:  # not connected: the page shows the last close instead
+        st.caption(f"No live quote for {', '.join(missing)}: {common.plain(exc)}")
+        return
+    st.session_state[QUOTES_KEY] = (missing, future)
+
+
+def _live(snapshot, symbol: str) -> float | None:
+    """The symbol's live price: its underlying's, else an on-demand quote's mid (else last)."""
+    price = live_price(snapshot, symbol)
+    if price is not None or snapshot is None:
+        return price
+    asked, future = st.session_state.get(QUOTES_KEY, ((), None))
+    if future is None or not future.done() or future.exception() is not None:
+        return None
+    for contract in future.result():
+        if contract.symbol == symbol and contract.sec_type == "STK":
+            quote = snapshot.quote(contract.con_id)
+            if quote is None:
+                return None
+            if quote.bid and quote.ask and 0 < quote.bid <= quote.ask:
+                return (quote.bid + quote.ask) / 2
+            return quote.last if quote.last and quote.last > 0 else None
+    return None
 
 
 def _summary_rows(latest, snapshot) -> list[dict]:
@@ -35,7 +78,7 @@ def _summary_rows(latest, snapshot) -> list[dict]:
             "Action": record.action.value if record.action else common.DASH,
             "Confidence": record.confidence.value if record.confidence else common.DASH,
             "Score": record.confidence_score,
-            "Live": live_price(snapshot, symbol), "Entry": record.entry, "Stop": record.stop,
+            "Live": _live(snapshot, symbol), "Entry": record.entry, "Stop": record.stop,
             "Target": record.target, "R/R": record.risk_reward, "Analyst": record.analyst,
             "At (UTC)": record.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             "Flags": len(record.flags),
@@ -108,7 +151,7 @@ def _state_banner(record) -> None:
 
 
 def _signal_detail(services, record, snapshot) -> None:
-    live = live_price(snapshot, record.symbol)
+    live = _live(snapshot, record.symbol)
     _state_banner(record)
     if record.state is SignalState.ACCEPTED:
         cols = st.columns(4)
@@ -193,6 +236,7 @@ def body(services) -> None:
         st.info("The watchlist is empty (setting V6_WATCHLIST).")
         return
 
+    _quote_symbols(services, symbols, snapshot)
     symbol = st.selectbox("Underlying", symbols, key=SYMBOL_KEY)
     _analyse_controls(services, symbols, symbol)
     latest = signals.latest()

@@ -33,6 +33,7 @@ from pages.components.formatting import (  # noqa: F401 (re-exported)
     operator_zone,
     plain,
     pnl_css,
+    pnl_metric,
     set_operator_zone,
     style_pnl,
     text,

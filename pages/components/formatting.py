@@ -214,6 +214,17 @@ def colored(shown: str, value: float | None) -> str:
     return f":green[{shown}]" if value > 0 else f":red[{shown}]"
 
 
+def pnl_metric(shown: str) -> str:
+    """A formatted P&L figure (`+$1.23`, `-$4.00`, `—`) as an st.metric value in red/green (markdown:
+    the dollar signs escaped so they never start LaTeX)."""
+    escaped = shown.replace("$", r"\$")
+    if shown.startswith("+"):
+        return f":green[{escaped}]"
+    if shown.startswith("-"):
+        return f":red[{escaped}]"
+    return escaped
+
+
 def pnl_css(value: Any) -> str:
     """Cell style for a P&L figure in a pandas Styler."""
     if _missing(value) or value == 0:

@@ -82,10 +82,10 @@ def _get(lake, v0: int, v1: int, mode: Mode, rate: float, path: bool) -> Explana
 def _headline(result: Explanation) -> None:
     explained = result.actual - result.residual
     cols = st.columns(4)
-    cols[0].metric("P&L change", common.fmt_money(result.actual, signed=True), border=True)
-    cols[1].metric("Explained", common.fmt_money(explained, signed=True), border=True)
-    cols[2].metric("Trades", common.fmt_money(result.component("trades"), signed=True), border=True)
-    cols[3].metric("Residual", common.fmt_money(result.residual, signed=True), border=True,
+    cols[0].metric("P&L change", common.pnl_metric(common.fmt_money(result.actual, signed=True)), border=True)
+    cols[1].metric("Explained", common.pnl_metric(common.fmt_money(explained, signed=True)), border=True)
+    cols[2].metric("Trades", common.pnl_metric(common.fmt_money(result.component("trades"), signed=True)), border=True)
+    cols[3].metric("Residual", common.pnl_metric(common.fmt_money(result.residual, signed=True)), border=True,
                    help="Actual minus explained, never hidden")
     for warning in result.warnings:
         st.warning(common.plain(warning), icon="⚠️")

@@ -78,3 +78,12 @@ def stand_in(monkeypatch):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "fresh_server: run AppTest in Streamlit's first-request page mode")
+
+
+def shown_metric(value: str) -> str:
+    """An st.metric value as the operator reads it: red/green markup (`:green[...]`) and markdown
+    escapes removed."""
+    import re
+
+    match = re.fullmatch(r":(?:green|red)\[(.*)\]", value, flags=re.S)
+    return unescape(match.group(1) if match else value)

@@ -11,8 +11,10 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
+from tests.app.leg_tables import column, leg_tables
+
 from pages.components import common
-from tests.app.conftest import open_page
+from tests.app.conftest import open_page, shown_metric
 from tests.app.synthetic import SPOTS, synthetic_snapshot
 from v6core.config import SettingsError, load_settings
 from v6core.models import PositionGreeks
@@ -31,7 +33,7 @@ def _shown_text(at) -> list[str]:
     texts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "title",
                                    "subheader") for e in getattr(at, kind)]
     texts += [e.label for e in at.expander]
-    texts += [f"{m.label} {m.value}" for m in at.metric]
+    texts += [f"{m.label} {shown_metric(m.value)}" for m in at.metric]
     for frame in at.dataframe:
         value = frame.value
         if isinstance(value, pd.DataFrame):
@@ -53,13 +55,16 @@ def test_no_literal_none_and_greek_names_as_words(stand_in, page):
 
 def test_positions_lead_with_the_columns_a_trader_reads_and_show_the_underlying_price(stand_in):
     at = open_page("positions")
-    legs = at.dataframe[0].value
-    assert list(legs.columns[:7]) == ["Contract", "Qty", "Underlying price", "Mark", "P&L", "Day P&L", "Delta"]
-    assert "con_id" not in legs.columns and "strategy_id" not in legs.columns
-    symbol = legs["Contract"].iloc[0].split()[0]
-    assert legs["Underlying price"].iloc[0] == SPOTS[symbol]
+    legs = leg_tables(at)[0]
+    assert list(legs[0])[:7] == ["Contract", "Qty", "Underlying price", "Mark", "P&L", "Day P&L", "Delta"]
+    assert "con_id" not in legs[0] and "strategy_id" not in legs[0]
+    symbol = legs[0]["Contract"][0].split()[0]
+    assert legs[0]["Underlying price"][0] == f"{SPOTS[symbol]:,.2f}"
     # every contract by its label (never a bare number)
-    assert all(re.match(r"^[A-Z]+( \d{4}-\d{2}-\d{2} [\d.]+[CP])?$", c) for c in legs["Contract"])
+    assert all(re.match(r"^[A-Z]+( \d{4}-\d{2}-\d{2} [\d.]+[CP])?$", c) for c in column(legs, "Contract"))
+    # the All legs view: one table with every column's number
+    at.button_group(key="positions_view").set_value("All legs").run()
+    assert at.dataframe[0].value["Underlying price"].iloc[0] in SPOTS.values()
 
 
 def test_greeks_risk_names_the_underlying_price_and_the_beta_weighted_delta(stand_in):

@@ -12,7 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages.components import common
-from tests.app.conftest import APP, open_page, unescape
+from tests.app.conftest import APP, open_page, unescape, shown_metric
+from tests.app.leg_tables import column, leg_tables
 from tests.app.synthetic import NOW, synthetic_snapshot, with_state
 from v6core.models import AccountValues, ConnState, PortfolioSnapshot
 
@@ -67,7 +68,7 @@ def test_connection_line_counts_down_to_next_retry():
 
 
 def _metrics(at) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    return {m.label: shown_metric(m.value) for m in at.metric}
 
 
 def test_overview_shows_account_and_portfolio_greeks(stand_in):
@@ -77,6 +78,9 @@ def test_overview_shows_account_and_portfolio_greeks(stand_in):
     shown = _metrics(at)
     assert shown["Net liquidation"] == "$1,234,567.89"
     assert shown["Daily P&L"] == "-$321.50"
+    raw = {m.label: m.value for m in at.metric}
+    assert raw["Daily P&L"] == r":red[-\$321.50]"                       # a loss in red
+    assert raw["Net liquidation"] == r"$1,234,567.89"                  # not a P&L: plain
     assert shown["Buying power"] == "$2,500,000.00"
     assert shown["Margin use"] == "10.0%"          # 123,456 / 1,234,567.89
     assert shown["Unrealized P&L"] == common.fmt_money(snap.unrealized_pnl, signed=True)
@@ -145,16 +149,23 @@ def test_positions_groups_legs_by_strategy(stand_in):
     at = open_page("positions")
     assert not at.exception
     assert len(at.expander) == len(snap.strategies) == 12
-    first = at.dataframe[0].value
+    tables = leg_tables(at)
+    assert len(tables) == 12
+    first = tables[0]
     strategy = snap.strategies[0]
-    assert sorted(first["Contract"]) == sorted(
+    assert sorted(column(first, "Contract")) == sorted(
         leg.contract.label for leg in snap.legs if leg.strategy_id == strategy.strategy_id)
-    row = first.iloc[0]
-    leg = next(leg for leg in snap.legs if leg.contract.label == row["Contract"])
-    assert row["Qty"] == leg.quantity
-    assert row["Delta"] == pytest.approx(leg.position_greeks.delta)
-    assert row["P&L"] == pytest.approx(leg.unrealized_pnl)
-    assert row["Greeks"] == leg.greeks.source.value
+    for row in first:
+        leg = next(leg for leg in snap.legs if leg.contract.label == row["Contract"][0])
+        assert row["Qty"][0] == f"{leg.quantity:+,.0f}"
+        assert row["Delta"][0] == f"{leg.position_greeks.delta:+,.1f}"
+        assert row["P&L"][0] == f"{leg.unrealized_pnl:+,.2f}"
+        # P&L red/green by its sign
+        assert ("gain" in row["P&L"][1]) == (leg.unrealized_pnl > 0)
+        assert ("loss" in row["P&L"][1]) == (leg.unrealized_pnl < 0)
+        assert row["Greeks"][0] == leg.greeks.source.value
+    shown = [text for table in tables for row in table for text, _ in row.values()]
+    assert "None" not in shown and "nan" not in shown
 
 
 def test_positions_filter_by_underlying_and_all_legs_view(stand_in):
@@ -173,7 +184,16 @@ def test_legs_outside_any_strategy_are_listed_last_as_ungrouped(stand_in):
     at = open_page("positions")
     assert len(at.expander) == 13
     assert at.expander[-1].label == "Ungrouped · 2 leg(s)"
-    assert list(at.dataframe[-1].value["Contract"]) == ["QQQ", "SPY"]
+    stock = leg_tables(at)[-1]
+    assert column(stock, "Contract") == ["QQQ", "SPY"]
+    # a stock leg has no expiry and no IV: a dash, never "None"; its delta is one per share
+    assert column(stock, "DTE") == column(stock, "IV %") == ["—", "—"]
+    assert column(stock, "Delta/contract") == ["+1.00", "+1.00"]
+    # the All legs view too (a null number would show as the word "None")
+    at.button_group(key="positions_view").set_value("All legs").run()
+    frame = at.dataframe[0].value
+    assert frame["DTE"].notna().all() and frame["IV %"].notna().all()
+    assert list(frame.loc[frame["Contract"].isin(["QQQ", "SPY"]), "DTE"]) == ["—", "—"]
 
 
 def test_positions_page_many_strategies_are_paged(stand_in):

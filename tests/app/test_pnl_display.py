@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pages.components import common
-from tests.app.conftest import open_page
+from tests.app.conftest import open_page, shown_metric
 from tests.app.synthetic import install_stand_in, remove_stand_in
 from v6core.config import Settings
 from v6core.models import OrderSpec
@@ -49,7 +49,7 @@ def test_overview_shows_ibs_pnl_and_the_leg_closed_today(after_a_close, monkeypa
     try:
         at = open_page("overview", timeout=60)
         assert not at.exception, at.exception
-        metrics = {m.label: m.value for m in at.metric}
+        metrics = {m.label: shown_metric(m.value) for m in at.metric}
         assert metrics["Realized P&L"] == common.fmt_money(sim["RealizedPnL"], signed=True)
         assert metrics["Realized P&L"] != common.fmt_money(0.0, signed=True)
         assert any("IB account P&L" in c.value for c in at.caption)

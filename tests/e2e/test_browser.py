@@ -107,8 +107,14 @@ def test_positions_by_strategy_and_all_legs(page, app_server):
     expect(expanders.first).to_be_visible(timeout=60_000)
     expect(expanders.nth(1)).to_be_visible()        # the page streams in: wait for the second
     expect(expanders.first).to_contain_text(re.compile(r"P&L [+-]?\$[\d,]+\.\d{2}"))
-    tables = page.locator("[data-testid='stDataFrame']")
+    tables = page.locator(".v6-legs table")                  # one table of legs per strategy
     expect(tables.first).to_be_visible()
+    # P&L red/green in every strategy's table, a dash for what a leg lacks, never "None"
+    expect(tables.first.locator("td.gain, td.loss").first).to_be_visible()
+    assert tables.first.locator("td.gain, td.loss").first.evaluate(
+        "el => getComputedStyle(el).color") in ("rgb(33, 195, 84)", "rgb(255, 75, 75)")
+    main = page.locator("[data-testid='stMain']")
+    expect(main.get_by_text("None", exact=True)).to_have_count(0)
     opened = min(expanders.count(), EXPANDED_BY_DEFAULT)
     open_details = page.locator("[data-testid='stExpander'] details[open]")
     expect(open_details).to_have_count(opened)

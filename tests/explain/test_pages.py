@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
+from tests.app.conftest import shown_metric
 from streamlit.testing.v1 import AppTest
 
 from pages.components.common import fmt_money
@@ -93,7 +95,7 @@ def test_history_explains_two_versions_with_waterfall_strategies_and_legs(histor
     assert trace["x"] == ["Start P&L", "Delta", "Gamma", "Theta", "Vega", "Trades", "Residual", "End P&L"]
     assert trace["y"] == pytest.approx([v for _, v in expected.waterfall()])
     assert trace["measure"][0] == "absolute" and trace["measure"][-1] == "total"
-    metrics = {m.label: m.value for m in at.metric}
+    metrics = {m.label: shown_metric(m.value) for m in at.metric}
     assert metrics["P&L change"] == fmt_money(expected.actual, signed=True)
     assert metrics["Trades"] == fmt_money(expected.component("trades"), signed=True)
     assert metrics["Residual"] == fmt_money(expected.residual, signed=True)

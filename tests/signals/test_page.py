@@ -281,3 +281,36 @@ def test_the_rules_fallback_after_a_tool_call_is_shown_suspect_too(services):
     assert any(t.startswith("suspect LLM answer in this run (not actionable): tool/function call")
                for t in texts(at))
     assert "Create ticket" not in [b.label for b in at.button] and not at.metric
+
+
+def test_symbols_not_held_are_quoted_on_demand_and_show_a_live_price(services):
+    """Issue #12 defect 5 on the page: QQQ and IWM are neither held nor quoted by the book; the
+    page asks the runtime for their quotes once (owner: this session) and shows their live mid."""
+    from concurrent.futures import Future
+    from dataclasses import replace as replaced
+
+    from v6core.models import ContractInfo, Quote
+
+    asked: list[tuple[tuple[str, ...], str]] = []
+    contracts = {"IWM": ContractInfo(con_id=501, symbol="IWM", sec_type="STK", local_symbol="IWM"),
+                 "QQQ": ContractInfo(con_id=502, symbol="QQQ", sec_type="STK", local_symbol="QQQ")}
+
+    def ensure_quotes(wanted, owner):
+        asked.append((tuple(wanted), owner))
+        done: Future = Future()
+        done.set_result([contracts[s] for s in wanted])
+        return done
+
+    services.runtime.ensure_quotes = ensure_quotes
+    snapshot = services.runtime._snapshot
+    services.runtime._snapshot = replaced(snapshot, quotes=(
+        Quote(con_id=501, bid=219.9, ask=220.1, time=snapshot.built_at),
+        Quote(con_id=502, bid=None, ask=None, last=480.5, time=snapshot.built_at)))
+    at = run_page()
+    button(at, "Analyse all").click()
+    at = run_page(at)
+    at = run_page(at)
+    assert len(asked) == 1 and asked[0][0] == ("IWM", "QQQ") and asked[0][1].startswith("signals-page:")
+    summary = at.dataframe[0].value
+    live = dict(zip(summary["Symbol"], summary["Live"]))
+    assert live == {"IWM": pytest.approx(220.0), "QQQ": 480.5, "SPY": 190.0}

@@ -1,0 +1,129 @@
+"""A small table of legs as HTML: P&L in red/green, a dash for a missing figure, stale quotes greyed.
+
+Positions shows one such table per strategy. An `st.dataframe` cannot colour a cell without a
+pandas Styler, and Streamlit re-marshals a Styler's display values on every draw (50–70 ms per
+table here, whatever its size): twenty strategies would cost a second per run. This table is
+built once per snapshot (the page shares it between sessions) and each draw only sends the text.
+Columns, labels and number formats follow `LEG_COLUMN_CONFIG`, so it reads like the All legs view.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from pages.components.formatting import DASH, GAIN_COLOR, HUGE, LOSS_COLOR
+
+CSS_CLASS = "v6-legs"
+STYLE = f"""<style>
+.{CSS_CLASS} {{ overflow-x: auto; margin-bottom: 0.5rem; }}
+.{CSS_CLASS} table {{ border-collapse: collapse; width: 100%; font-size: 0.85rem;
+  font-variant-numeric: tabular-nums; }}
+.{CSS_CLASS} th {{ text-align: right; font-weight: 600; padding: 4px 8px; white-space: nowrap;
+  border-bottom: 1px solid rgba(128, 128, 128, 0.4); opacity: 0.8; }}
+.{CSS_CLASS} td {{ text-align: right; padding: 3px 8px; white-space: nowrap;
+  border-bottom: 1px solid rgba(128, 128, 128, 0.15); }}
+.{CSS_CLASS} th.text, .{CSS_CLASS} td.text {{ text-align: left; }}
+.{CSS_CLASS} td.gain {{ color: {GAIN_COLOR}; }}
+.{CSS_CLASS} td.loss {{ color: {LOSS_COLOR}; }}
+.{CSS_CLASS} tr.stale td {{ opacity: 0.55; }}
+</style>"""
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return not math.isfinite(number) or abs(number) >= HUGE
+
+
+def _num(fmt: str) -> Callable[[Any], str]:
+    def show(value: Any) -> str:
+        number = round(float(value), 6) + 0.0          # never "-0.00"
+        shown = fmt.format(number)
+        return shown.replace("+0.0", "0.0").replace("+0,", "0,") if number == 0 else shown
+    return show
+
+
+def _int(signed: bool) -> Callable[[Any], str]:
+    def show(value: Any) -> str:
+        return f"{int(round(float(value))):+,d}" if signed and float(value) != 0 else f"{int(round(float(value))):,d}"
+    return show
+
+
+def _text(value: Any) -> str:
+    shown = str(value)
+    return shown if shown else DASH
+
+
+# column -> (header, how a value shows, tooltip); the same columns and formats as LEG_COLUMN_CONFIG
+FORMATS: dict[str, tuple[str, Callable[[Any], str], str]] = {
+    "Contract": ("Contract", _text, ""),
+    "Strategy": ("Strategy", _text, ""),
+    "Qty": ("Qty", _int(True), "Signed: negative is short"),
+    "Underlying price": ("Und. price", _num("{:,.2f}"), "The underlying's last price"),
+    "Mark": ("Mark", _num("{:,.2f}"), "Mid, else last, else close (per share), when quoted or recorded"),
+    "P&L": ("P&L", _num("{:+,.2f}"), "Unrealized P&L ($)"),
+    "Day P&L": ("Day P&L", _num("{:+,.2f}"), ""),
+    "Delta": ("Delta", _num("{:+,.1f}"), "Position delta, share-equivalents"),
+    "Gamma": ("Gamma", _num("{:+,.2f}"), "Position gamma, shares per $1"),
+    "Theta $/day": ("Theta $/day", _num("{:+,.2f}"), ""),
+    "Vega $/vol pt": ("Vega $/vol pt", _num("{:+,.2f}"), ""),
+    "DTE": ("DTE", _int(False), "Calendar days to expiry (0 = expires today)"),
+    "IV %": ("IV %", _num("{:.1f}"), ""),
+    "Avg cost": ("Avg cost", _num("{:,.2f}"), "Average price per share"),
+    "Mkt value": ("Mkt value", _num("{:+,.2f}"), ""),
+    "P&L %": ("P&L %", _num("{:+,.1f}%"), "Unrealized P&L / |cost basis|"),
+    "Delta/contract": ("Delta/contract", _num("{:+.2f}"), "Per-contract delta, in [-1, 1]"),
+    "Greeks": ("Greeks", _text, "IB = IB's model; COMPUTED = v6 (py_vollib); NONE = kept out of totals"),
+    "Quote age": ("Quote age", _num("{:.0f} s"), ""),
+    "Flags": ("Flags", _text, "Validation problems; flagged legs are kept out of the totals"),
+}
+TEXT_COLUMNS = {"Contract", "Strategy", "Greeks", "Flags"}
+PNL_COLUMNS = {"P&L", "Day P&L", "P&L %"}
+
+
+def cell(column: str, value: Any) -> str:
+    """How one value of `column` shows: its column's format, a dash when missing."""
+    if column in TEXT_COLUMNS:
+        return DASH if value is None or (isinstance(value, float) and math.isnan(value)) else _text(value)
+    if _missing(value):
+        return DASH
+    return FORMATS[column][1](value) if column in FORMATS else str(value)
+
+
+def _pnl_class(value: Any) -> str:
+    if _missing(value) or float(value) == 0:
+        return ""
+    return "gain" if float(value) > 0 else "loss"
+
+
+def legs_html(frame: pd.DataFrame, columns: Sequence[str], stale: Sequence[bool] | None = None) -> str:
+    """The rows of `frame` as one HTML table of `columns` (every value escaped)."""
+    head = "".join(
+        f'<th class="{"text" if c in TEXT_COLUMNS else "num"}"'
+        + (f' title="{html.escape(FORMATS[c][2])}"' if c in FORMATS and FORMATS[c][2] else "")
+        + f">{html.escape(FORMATS[c][0] if c in FORMATS else c)}</th>"
+        for c in columns)
+    values = [frame[c].tolist() for c in columns]
+    stale = list(stale) if stale is not None else [False] * len(frame)
+    rows = []
+    for i in range(len(frame)):
+        cells = []
+        for c, column_values in zip(columns, values):
+            value = column_values[i]
+            classes = "text" if c in TEXT_COLUMNS else "num"
+            if c in PNL_COLUMNS and (pnl := _pnl_class(value)):
+                classes += " " + pnl
+            cells.append(f'<td class="{classes}" data-column="{html.escape(c)}">{html.escape(cell(c, value))}</td>')
+        opening = '<tr class="stale">' if stale[i] else "<tr>"
+        rows.append(f'{opening}{"".join(cells)}</tr>')
+    return (f'<div class="{CSS_CLASS}"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')

@@ -1,0 +1,54 @@
+"""Reading the strategy tables Positions draws as HTML (pages/components/leg_table.py) back into
+rows, as a test sees them: each cell's shown text and its classes (gain/loss colour)."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+
+class _Tables(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[dict[str, tuple[str, str]]]] = []
+        self._headers: list[str] = []
+        self._cell: dict[str, str] | None = None
+        self._row: dict[str, tuple[str, str]] | None = None
+        self._in_th = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self._row = {}
+        elif tag == "td":
+            self._cell = {"column": attrs.get("data-column", ""), "class": attrs.get("class", ""), "text": ""}
+        elif tag == "th":
+            self._in_th = True
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None and self._row is not None:
+            self._row[self._cell["column"]] = (self._cell["text"], self._cell["class"])
+            self._cell = None
+        elif tag == "tr" and self._row:
+            self.tables[-1].append(self._row)
+            self._row = None
+        elif tag == "th":
+            self._in_th = False
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+
+
+def leg_tables(at) -> list[list[dict[str, tuple[str, str]]]]:
+    """Every HTML leg table on the page: rows of {column: (shown text, css classes)}."""
+    parser = _Tables()
+    for element in at.markdown:
+        if 'class="v6-legs"' in str(element.value):
+            parser.feed(str(element.value))
+    return parser.tables
+
+
+def column(table, name: str) -> list[str]:
+    return [row[name][0] for row in table]
