@@ -339,3 +339,53 @@ def test_a_saved_draft_can_be_edited_and_discarded_with_an_audit_trail(chain_sta
         assert stack.sim_orders(ticket.ticket_id) == []
     finally:
         stack.feed.release("draft").result(timeout=10)
+
+
+@pytest.mark.parametrize("action,style,right,short", [
+    ("BUY", "credit", "P", True), ("SELL", "credit", "C", True),
+    ("BUY", "debit", "C", False), ("SELL", "debit", "P", False),
+])
+def test_a_signal_drafts_a_defined_risk_vertical_at_the_target_delta_through_the_desk(
+        chain_stack, action, style, right, short):
+    """An actionable signal as a vertical on its underlying's live chain: the key leg at the
+    strike whose simulator delta is nearest the target, the other 5 $ further out, one combo
+    ticket through the desk's checks and what-if; stop/target ride along only as a bracket."""
+    from tests.orders.conftest import signal_record
+    from v6core.orders import OrderDeskError
+    from v6core.structures.drafting import draft_signal_structure, signal_structure
+
+    stack = chain_stack
+    expiry = expiry_near(stack, SYMBOL, 45)
+    stack.gw.freeze()
+    try:
+        s = live_slice(stack, SYMBOL, expiry, count=80, view="sig")
+        record = signal_record(SYMBOL, action, stack.gw.spot(SYMBOL))
+        structure = signal_structure(record, s, delta=0.30, width=5, style=style)
+        key = next(leg for leg in structure.legs if (leg.quantity < 0) == short)
+        other = next(leg for leg in structure.legs if leg is not key)
+        assert {leg.contract.right for leg in structure.legs} == {right}
+        assert key.contract.strike == brute_force_strike(stack, s, right, 0.30)
+        further = 1 if right == "C" else -1      # the other leg further out of the money (the wing / the sold leg)
+        assert other.contract.strike == key.contract.strike + further * 5
+        premium = structure.premium()
+        assert (premium < 0) == (style == "credit")                 # credit received / debit paid
+        ticket = draft_signal_structure(stack.desk, record, s, "s-sig", delta=0.30, width=5, style=style,
+                                        bracket=(action == "BUY"))
+        assert ticket.is_combo and ticket.origin == "signal structure" and ticket.signal_id == record.record_id
+        if action == "BUY":
+            assert (ticket.stop, ticket.target) == (record.stop, record.target)
+        else:
+            assert (ticket.stop, ticket.target) == (None, None)
+        previewed = stack.desk.preview(ticket.ticket_id, "s-sig")
+        assert previewed.state == TicketState.PREVIEWED
+        stack.desk.discard(ticket.ticket_id, "s-sig")
+        # bad inputs: a clear error, no ticket
+        with pytest.raises(Exception, match="style must be one of credit, debit"):
+            signal_structure(record, s, style="naked")
+        with pytest.raises(OrderDeskError, match="not actionable"):
+            signal_structure(signal_record(SYMBOL, action, 100.0, confidence="LOW"), s)
+        with pytest.raises(Exception, match="the signal is on AAPL"):
+            signal_structure(signal_record("AAPL", action, 100.0), s)
+    finally:
+        stack.feed.release("sig").result(timeout=10)
+        stack.gw.unfreeze()
