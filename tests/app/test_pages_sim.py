@@ -313,6 +313,52 @@ def test_orders_review_dialog_shows_the_tickets_risk_before_and_after(sim_servic
         sim_services.orders.discard(ticket.ticket_id, "apptest")
 
 
+def test_trade_page_waits_for_a_new_legs_greeks_then_enables_review(sim_services):
+    """A ticket leg whose Greeks have not streamed: the Trade page says it waits for them, with
+    Review disabled (no confusing block); once they arrive, the risk is drawn and Review enabled."""
+    feed, gw = sim_services.chains, sim_services.runtime.sim
+    at = open_page("pages/trade.py", timeout=60)
+    deadline = time.monotonic() + 60
+    while not any("chain lines" in c.value for c in at.main.caption):
+        assert time.monotonic() < deadline and not at.exception, "the chain never showed"
+        time.sleep(1)
+        at.run()
+    symbol = at.selectbox(key="trade_symbol").value
+    listing = feed.listing(symbol).result(timeout=10)
+    spot = sim_services.runtime.snapshot().underlying(symbol).spot
+    expiry = listing.expiries[-1]
+    near = sorted(listing.strikes, key=lambda k: abs(k - spot))
+    feed.show("apptest-load", symbol, expiry, [near[-1]]).result(timeout=10)   # loads the expiry's contracts
+    feed.release("apptest-load").result(timeout=10)
+    leg = feed.contract(symbol, expiry, near[0], "P")          # never streamed in this process
+    gw.faults.withhold_greeks([leg.con_id])
+    try:
+        at.session_state["v6_trade_legs"] = {leg.con_id: -1}
+        at.session_state["v6_trade_symbol_of_legs"] = symbol
+        at.session_state["v6_trade_kind"] = "single"
+        at.run()
+        assert not at.exception and not at.main.error
+        waiting = [i.value for i in at.main.info if "Waiting for quotes/Greeks" in i.value]
+        assert waiting and "of 1 leg " in unescape(waiting[0]) and leg.label in unescape(waiting[0])
+        assert at.button(key="trade_review").disabled
+        assert not any(m.label == "Max profit" for m in at.metric)
+    finally:
+        gw.faults.clear()
+    gw.unfreeze()                  # a frozen simulator sends no new ticks: let the Greeks stream
+    try:
+        deadline = time.monotonic() + 30
+        while any("Waiting for quotes/Greeks" in i.value for i in at.main.info):
+            assert time.monotonic() < deadline, "the leg's Greeks never arrived"
+            time.sleep(0.5)
+            at.run()
+    finally:
+        gw.freeze()
+    assert not at.exception and not at.main.error
+    assert not at.button(key="trade_review").disabled
+    assert any(m.label == "Max profit" for m in at.metric)
+    at.button(key="trade_clear").click().run()
+
+
 @pytest.mark.parametrize("page", ["pages/history.py", "pages/signals.py", "pages/orders.py"])
 def test_other_pages_run_without_error_boxes(sim_services, page):
     at = open_page(page, timeout=60)
