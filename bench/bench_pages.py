@@ -185,6 +185,9 @@ def main() -> None:
 def page_runs(repeat: int) -> None:
     _server_like_navigation()
     _time_script_runs()
+    from pages.components import shared
+
+    shared.SHARE_WINDOW_SECONDS = 0      # each "new snapshot" run must draw the new snapshot
     print("bench_pages: server-side page runs (the script thread's time per run of app.py + page, "
           "driven by AppTest, whose own parsing is not counted); SYNTHETIC snapshots served by a "
           "runtime stand-in injected into services (no gateway); median of", repeat, "runs")

@@ -63,7 +63,7 @@ def strategies_frame(snapshot: PortfolioSnapshot) -> pd.DataFrame:
 
 
 def greeks_risk(services) -> None:
-    snapshot = services.runtime.snapshot()
+    snapshot = common.live_snapshot(services.runtime)
     st.title("Greeks & risk")
     if common.no_legs_notice(snapshot):
         return

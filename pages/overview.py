@@ -126,7 +126,7 @@ def build(snapshot: PortfolioSnapshot) -> OverviewData:
 
 def overview(services) -> None:
     st.title("Overview")
-    snapshot = services.runtime.snapshot()
+    snapshot = common.live_snapshot(services.runtime)
     data = common.per_snapshot("overview", snapshot, None, lambda: build(snapshot))
     if not has_data(snapshot):
         st.info(f"Connecting to the gateway ({common.connection_line(snapshot.connection)}); "

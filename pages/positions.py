@@ -25,14 +25,14 @@ from pages.components.leg_table import STYLE as LEG_TABLE_STYLE  # noqa: E402
 from pages.components.leg_table import FORMATS as LEG_FORMATS  # noqa: E402
 from pages.components.leg_table import TEXT_COLUMNS as LEG_TEXT_COLUMNS  # noqa: E402
 from pages.components.leg_table import cell as leg_cell  # noqa: E402
-from pages.components.leg_table import legs_html  # noqa: E402
+from pages.components.leg_table import column_values, rows_html  # noqa: E402
 from pages.components.structure_risk import roll_button  # noqa: E402
 from pages.components.tickets import close_buttons  # noqa: E402
 from v6core.models import PortfolioSnapshot, Strategy  # noqa: E402
 
 UNGROUPED = "ungrouped"
 # Each expander costs a dataframe and the close widgets: page them so 500 legs stay fast.
-STRATEGIES_PER_PAGE = 20
+STRATEGIES_PER_PAGE = 12
 EXPANDED_BY_DEFAULT = 4          # the first strategies of a page open; the rest on a click
 PNL_COLUMNS = ("P&L", "P&L %", "Day P&L")
 # The columns a trader reads first come first; the whole row fits 1600 px.
@@ -131,7 +131,7 @@ class Group:
     strategy_id: str
     title: str
     explanation: str
-    table: str                                # this strategy's legs, the shown columns (HTML)
+    rows: tuple[int, ...]                     # this strategy's legs: positions in the filtered frame
     strategy: Strategy | None
     legs: tuple                               # the snapshot's Leg objects, for the close buttons
 
@@ -154,13 +154,9 @@ def filtered(book: Book, underlyings: tuple[str, ...], kinds: tuple[str, ...]) -
 
 
 def build_groups(snapshot: PortfolioSnapshot, book: Book, frame: pd.DataFrame) -> list[Group]:
-    """One Group per strategy (snapshot order, ungrouped last), its legs as an HTML table.
-
-    Not st.dataframe Stylers: Streamlit re-marshals a Styler's display values on every draw of
-    every session (50–70 ms per table here), which would undo the sharing; an unstyled table
-    cannot colour P&L and shows a missing figure as "None"."""
+    """One Group per strategy (snapshot order, ungrouped last); its table is drawn by `tables`,
+    for the strategies on screen only."""
     con_ids = frame["con_id"].to_numpy()
-    stale = frame["Stale"].to_numpy()
     order = {sid: i for i, sid in enumerate(book.strategies)}
     legs_by_con_id = {leg.contract.con_id: leg for leg in snapshot.legs}
     groups = sorted(frame.groupby("strategy_id", sort=False).indices.items(),
@@ -170,14 +166,24 @@ def build_groups(snapshot: PortfolioSnapshot, book: Book, frame: pd.DataFrame) -
         strategy = book.strategies.get(strategy_id)
         title = strategy_title(strategy, len(rows)) if strategy else f"Ungrouped · {len(rows)} leg(s)"
         legs = tuple(legs_by_con_id[c] for c in con_ids[rows] if c in legs_by_con_id)
-        table = legs_html(frame.iloc[rows], SHOWN_COLUMNS, stale[rows])
-        out.append(Group(strategy_id, title, strategy.explanation if strategy else "", table,
-                         strategy, legs))
+        out.append(Group(strategy_id, title, strategy.explanation if strategy else "",
+                         tuple(int(r) for r in rows), strategy, legs))
     return out
 
 
+def tables(frame: pd.DataFrame, groups: list[Group]) -> list[str]:
+    """Each group's legs as an HTML table (red/green P&L, a dash for a missing figure).
+
+    Not st.dataframe Stylers: Streamlit re-marshals a Styler's display values on every draw of
+    every session (50–70 ms per table here), which would undo the sharing; an unstyled table
+    cannot colour P&L and shows a missing figure as "None"."""
+    values = column_values(frame, SHOWN_COLUMNS)
+    stale = frame["Stale"].tolist()
+    return [rows_html(values, SHOWN_COLUMNS, group.rows, stale) for group in groups]
+
+
 def positions(services) -> None:
-    snapshot = services.runtime.snapshot()
+    snapshot = common.live_snapshot(services.runtime)
     st.title("Positions")
     if common.no_legs_notice(snapshot):
         return
@@ -202,7 +208,8 @@ def positions(services) -> None:
         return
     groups = common.per_snapshot("positions.groups", snapshot, options,
                                  lambda: build_groups(snapshot, book, frame))
-    strategy_expanders(groups)
+    strategy_expanders(groups, lambda first, shown: common.per_snapshot(
+        "positions.tables", snapshot, (*options, first), lambda: tables(frame, shown)))
 
 
 def _v6_pnl_note(snapshot: PortfolioSnapshot) -> str:
@@ -210,9 +217,11 @@ def _v6_pnl_note(snapshot: PortfolioSnapshot) -> str:
     return f", except {computed} leg(s) computed by v6 from the quote (IB sent none)" if computed else ""
 
 
-def strategy_expanders(groups: list[Group]) -> None:
-    """One expander per strategy, a page of them at a time."""
+def strategy_expanders(groups: list[Group], tables_of) -> None:
+    """One expander per strategy, a page of them at a time; `tables_of(first, groups)` gives the
+    HTML tables of the groups shown (built once per snapshot and page, shared by sessions)."""
     pages = max(1, math.ceil(len(groups) / STRATEGIES_PER_PAGE))
+    first = 0
     if pages > 1:
         page = st.number_input(f"Strategy page (of {pages})", min_value=1, max_value=pages, step=1,
                                key="positions_page")
@@ -221,14 +230,15 @@ def strategy_expanders(groups: list[Group]) -> None:
         st.caption(f"Strategies {first + 1}–{first + len(shown)} of {len(groups)}; "
                    "the All legs view shows every leg in one table.")
         groups = shown
+    shown_tables = tables_of(first, groups)
     st.html(LEG_TABLE_STYLE)
-    for position, group in enumerate(groups):
+    for position, (group, table) in enumerate(zip(groups, shown_tables)):
         # Keyed: the live figures in the label change every refresh, the open/closed state must not.
         # (Not tracked with on_change="rerun": Streamlit then forgets the state when the label changes.)
         with st.expander(group.title, expanded=position < EXPANDED_BY_DEFAULT, key=f"strategy_{group.strategy_id}"):
             if group.explanation:
                 st.caption(common.plain(group.explanation))
-            st.markdown(group.table, unsafe_allow_html=True)
+            st.markdown(table, unsafe_allow_html=True)
             if group.strategy is not None and group.legs:
                 close_buttons(group.strategy, list(group.legs))
                 if any(leg.contract.is_option for leg in group.legs):

@@ -40,7 +40,7 @@ from pages.components.formatting import (  # noqa: F401 (re-exported)
     utcnow,
     zone_name,
 )
-from pages.components.shared import per_snapshot  # noqa: F401 (re-exported)
+from pages.components.shared import live_snapshot, per_snapshot  # noqa: F401 (re-exported)
 from pages.components.shell import (  # noqa: F401 (re-exported)
     PAUSE_KEY,
     REFRESH_CHOICES,

@@ -208,8 +208,9 @@ def plain(value: Any) -> str:
 
 
 def colored(shown: str, value: float | None) -> str:
-    """Markdown red/green for a signed figure (our own formatted text, safe to mark up)."""
-    if _missing(value) or value == 0:
+    """Markdown red/green for a signed figure (our own formatted text, safe to mark up); a figure
+    that shows as zero (to the cent) stays uncoloured."""
+    if _missing(value) or round(float(value), 2) == 0:
         return shown
     return f":green[{shown}]" if value > 0 else f":red[{shown}]"
 
@@ -226,8 +227,8 @@ def pnl_metric(shown: str) -> str:
 
 
 def pnl_css(value: Any) -> str:
-    """Cell style for a P&L figure in a pandas Styler."""
-    if _missing(value) or value == 0:
+    """Cell style for a P&L figure in a pandas Styler (none for a figure that shows as zero)."""
+    if _missing(value) or round(float(value), 2) == 0:
         return ""
     return f"color: {GAIN_COLOR}" if value > 0 else f"color: {LOSS_COLOR}"
 

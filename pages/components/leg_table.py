@@ -100,30 +100,40 @@ def cell(column: str, value: Any) -> str:
 
 
 def _pnl_class(value: Any) -> str:
-    if _missing(value) or float(value) == 0:
+    if _missing(value) or round(float(value), 2) == 0:       # shows as 0.00: no colour
         return ""
     return "gain" if float(value) > 0 else "loss"
 
 
+def column_values(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, list]:
+    """The frame's columns as Python lists, once (a table then picks its rows by position)."""
+    return {c: frame[c].tolist() for c in columns}
+
+
 def legs_html(frame: pd.DataFrame, columns: Sequence[str], stale: Sequence[bool] | None = None) -> str:
     """The rows of `frame` as one HTML table of `columns` (every value escaped)."""
+    stale = list(stale) if stale is not None else [False] * len(frame)
+    return rows_html(column_values(frame, columns), columns, range(len(frame)), stale)
+
+
+def rows_html(values: dict[str, list], columns: Sequence[str], rows: Sequence[int],
+              stale: Sequence[bool]) -> str:
+    """Rows `rows` (positions in `values`' lists) as one HTML table of `columns`."""
     head = "".join(
         f'<th class="{"text" if c in TEXT_COLUMNS else "num"}"'
         + (f' title="{html.escape(FORMATS[c][2])}"' if c in FORMATS and FORMATS[c][2] else "")
         + f">{html.escape(FORMATS[c][0] if c in FORMATS else c)}</th>"
         for c in columns)
-    values = [frame[c].tolist() for c in columns]
-    stale = list(stale) if stale is not None else [False] * len(frame)
-    rows = []
-    for i in range(len(frame)):
+    out = []
+    for i in rows:
         cells = []
-        for c, column_values in zip(columns, values):
-            value = column_values[i]
+        for c in columns:
+            value = values[c][i]
             classes = "text" if c in TEXT_COLUMNS else "num"
             if c in PNL_COLUMNS and (pnl := _pnl_class(value)):
                 classes += " " + pnl
             cells.append(f'<td class="{classes}" data-column="{html.escape(c)}">{html.escape(cell(c, value))}</td>')
         opening = '<tr class="stale">' if stale[i] else "<tr>"
-        rows.append(f'{opening}{"".join(cells)}</tr>')
+        out.append(f'{opening}{"".join(cells)}</tr>')
     return (f'<div class="{CSS_CLASS}"><table><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
+            f'<tbody>{"".join(out)}</tbody></table></div>')

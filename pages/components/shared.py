@@ -14,6 +14,7 @@ cache emptied by a stranger would only cost work, never correctness, here.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
@@ -56,6 +57,34 @@ def per_snapshot(page: str, snapshot: Any, options: Hashable, build: Callable[[]
     return value
 
 
+# Sessions refresh on their own timers while the gateway's ticks replace the snapshot several
+# times a second: two sessions a moment apart would each draw (and build) a different snapshot.
+# For this long the live pages keep drawing the snapshot one session already drew, unless the book
+# itself changed (positions, connection) or the runtime restarted. The sidebar's "Data age" says
+# how old what is shown is.
+SHARE_WINDOW_SECONDS = 1.0
+_drawn: dict[int, tuple[Any, float]] = {}       # id(runtime) -> (snapshot drawn, when first drawn)
+
+
+def live_snapshot(runtime: Any) -> Any:
+    """The snapshot a live page draws: the runtime's latest, or the one drawn by another session
+    less than SHARE_WINDOW_SECONDS ago when only ticks happened since (so their work is shared)."""
+    latest = runtime.snapshot()
+    now = time.monotonic()
+    with _lock:
+        held = _drawn.get(id(runtime))
+        if held is not None and SHARE_WINDOW_SECONDS > 0:
+            drawn, since = held
+            if (now - since < SHARE_WINDOW_SECONDS and latest is not None and drawn is not None
+                    and latest.seq > drawn.seq
+                    and getattr(latest, "positions_version", None) == getattr(drawn, "positions_version", None)
+                    and latest.connection.state == drawn.connection.state
+                    and len(latest.legs) == len(drawn.legs)):
+                return drawn
+        _drawn[id(runtime)] = (latest, now)
+        return latest
+
+
 def stats() -> dict[str, int]:
     """Builds and hits so far (for tests and the benchmark)."""
     with _lock:
@@ -64,6 +93,7 @@ def stats() -> dict[str, int]:
 
 def clear() -> None:
     with _lock:
+        _drawn.clear()
         _results.clear()
         _building.clear()
         _stats.update(builds=0, hits=0)

@@ -182,7 +182,9 @@ def test_positions_filter_by_underlying_and_all_legs_view(stand_in):
 def test_legs_outside_any_strategy_are_listed_last_as_ungrouped(stand_in):
     stand_in.runtime.current = synthetic_snapshot(50)      # 12 condors + 2 stock positions
     at = open_page("positions")
-    assert len(at.expander) == 13
+    assert len(at.expander) == 12                           # a page of strategies; the rest on the next
+    at.number_input(key="positions_page").set_value(2).run()
+    assert len(at.expander) == 1
     assert at.expander[-1].label == "Ungrouped · 2 leg(s)"
     stock = leg_tables(at)[-1]
     assert column(stock, "Contract") == ["QQQ", "SPY"]
@@ -200,9 +202,11 @@ def test_positions_page_many_strategies_are_paged(stand_in):
     stand_in.runtime.current = synthetic_snapshot(500)
     at = open_page("positions")
     assert not at.exception
-    assert len(at.expander) == 20
-    at.number_input(key="positions_page").set_value(7).run()
-    assert len(at.expander) == 125 - 6 * 20
+    assert len(at.expander) == 12
+    at.number_input(key="positions_page").set_value(11).run()
+    assert len(at.expander) == 125 - 10 * 12
+    # each page's tables are its own strategies' legs
+    assert len(leg_tables(at)) == 5
 
 
 def test_unexpected_error_is_one_line_not_a_traceback(stand_in):
