@@ -40,6 +40,7 @@ CASES = [
     ("positions, all legs", "pages/positions.py", {"positions_view": "All legs"}),
     ("greeks & risk, portfolio", "pages/greeks_risk.py", {}),
     ("greeks & risk, SPY", "pages/greeks_risk.py", {"risk_scope": "SPY"}),
+    ("greeks & risk, by strategy", "pages/greeks_risk.py", {"risk_scope": "By strategy"}),
 ]
 
 

@@ -33,7 +33,7 @@ from v6core.structures import (  # noqa: E402
     build, draft_roll, held_quotes, strikes_around, ticket_risk,
 )
 from v6core.structures.chain import ChainSlice  # noqa: E402
-from v6core.structures.drafting import discard_draft, draft_structure  # noqa: E402
+from v6core.structures.drafting import awaiting_quotes, discard_draft, draft_structure  # noqa: E402
 
 LEGS_KEY = "v6_trade_legs"          # {con_id: signed quantity per unit}
 KIND_KEY = "v6_trade_kind"
@@ -359,6 +359,14 @@ def draft_section(services, listing) -> None:
     snapshot = services.runtime.snapshot()
     spot = _spot(snapshot, listing)
     options = sorted({leg.contract.expiry for leg in structure.legs if leg.contract.expiry})
+    waiting = awaiting_quotes(structure)
+    if waiting:
+        st.info(f"Waiting for quotes/Greeks of {len(waiting)} leg{'s' if len(waiting) > 1 else ''} "
+                f"({plain(', '.join(waiting))}): the ticket's risk and Review follow once they arrive.",
+                icon=":material/hourglass_top:")
+        st.fragment(_rerun_when_quoted, run_every=1.0)(services, listing)
+        ticket_buttons(services, structure, limit, None, waiting=len(waiting))
+        return
     try:
         spy = snapshot.underlying("SPY").spot if snapshot.underlying("SPY") else None
         risk_price = None if single or limit is None else limit
@@ -377,7 +385,16 @@ def draft_section(services, listing) -> None:
     ticket_buttons(services, structure, limit, tr)
 
 
-def ticket_buttons(services, structure: Structure, limit: float | None, tr) -> None:
+def _rerun_when_quoted(services, listing) -> None:
+    """While the ticket's legs wait for their quotes/Greeks, look each second; draw the risk and
+    enable Review once they are all there (nothing is clickable on the ticket meanwhile but
+    Save and Clear, which do not need them)."""
+    structure = current_structure(services, listing)
+    if structure is not None and not awaiting_quotes(structure):
+        st.rerun()
+
+
+def ticket_buttons(services, structure: Structure, limit: float | None, tr, waiting: int = 0) -> None:
     desk = services.orders
     if not desk.trading_available:
         st.caption("Trading is unavailable: the audit log is held by another v6 process.")
@@ -390,8 +407,9 @@ def ticket_buttons(services, structure: Structure, limit: float | None, tr) -> N
             ticket = draft_structure(desk, structure, session_id(), origin=origin, limit=limit)
             st.session_state["v6_trade_ticket"] = ticket.ticket_id
             st.success(f"Saved as draft {ticket.ticket_id}.")
-        if c[1].button("Review", key="trade_review", type="primary",
-                       help="Checks the limits, asks IB what-if (buying-power effect), then shows it to confirm"):
+        if c[1].button("Review", key="trade_review", type="primary", disabled=bool(waiting),
+                       help=f"Waiting for quotes/Greeks of {waiting} leg(s)" if waiting else
+                       "Checks the limits, asks IB what-if (buying-power effect), then shows it to confirm"):
             ticket = None
             if saved_id:
                 try:
@@ -423,10 +441,7 @@ def ticket_buttons(services, structure: Structure, limit: float | None, tr) -> N
 
 @st.dialog("Review order", width="large", dismissible=False)
 def review_dialog(ticket_id: str) -> None:
-    saved = st.session_state.get(RISK_KEY)
-    if saved and saved[0] == ticket_id and saved[1] is not None:
-        sr.summary_metrics(saved[1], saved[2])
-        st.plotly_chart(sr.risk_chart(saved[1]), key=f"review_risk_{ticket_id}", width="stretch")
+    # the ticket's risk (portfolio before -> after) is part of the review body, as on Orders
     st.fragment(tw._review_body, run_every=refresh_seconds())(ticket_id)
 
 

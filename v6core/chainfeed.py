@@ -73,6 +73,7 @@ class ChainFeed:
         self._tickers: dict[int, Any] = {}            # the chain's own subscriptions
         self._wanted: set[int] = set()                # what the views show (own or the runtime's)
         self._hooked = False
+        self._access: Any = None                      # the runtime's LoopAccess, set on the loop
         self._sweeper: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ any thread
@@ -130,14 +131,17 @@ class ChainFeed:
             return set().union(*(v.con_ids for v in self._views.values())) if self._views else set()
 
     def _submit(self, factory):
-        submit = getattr(self.runtime, "submit", None) or self.runtime._submit
-        return submit(factory)
+        def job(access):
+            self._access = access          # the same live view every time
+            return factory()
+
+        return self.runtime.on_loop(job)
 
     # ------------------------------------------------------------------ runtime loop
 
     @property
     def _ib(self) -> Any:
-        return self.runtime._ib
+        return self._access.ib if self._access is not None else None
 
     def _hook(self) -> None:
         """Listen to ticks and share the connection's subscriptions with the runtime.
@@ -263,7 +267,8 @@ class ChainFeed:
         self._hook()
         wanted = self._quotes_wanted()
         self._wanted = wanted
-        runtime_streams = set(getattr(self.runtime, "_tickers", {}))
+        streamed = self._access.streamed()
+        runtime_streams = set(streamed)
         own = wanted - runtime_streams
         for con_id in sorted(own - set(self._tickers)):
             info = self._contracts[con_id]
@@ -281,7 +286,7 @@ class ChainFeed:
             self._quotes = {k: v for k, v in self._quotes.items() if k not in gone}
         borrowed = wanted & runtime_streams
         if borrowed:       # the runtime's tickers already hold data: show it now, not at the next tick
-            self._on_tickers([self.runtime._tickers[c] for c in borrowed])
+            self._on_tickers([streamed[c] for c in borrowed])
 
     def _on_tickers(self, tickers: Any) -> None:
         try:

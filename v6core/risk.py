@@ -279,9 +279,11 @@ def rebase_betas(betas: Mapping[str, float], reference: str) -> dict[str, float]
 
 
 def scenario_matrix(legs: Sequence[Leg] | RiskBook, price_shocks_pct, vol_shocks_pts, now: datetime,
-                    rate: float, spots: Mapping[str, float] | None = None) -> np.ndarray:
+                    rate: float, spots: Mapping[str, float] | None = None, *,
+                    betas: Mapping[str, float] | None = None) -> np.ndarray:
     """T+0 P&L, shape (len(price_shocks_pct), len(vol_shocks_pts)): every underlying moved by
-    the same %, every option's vol by the same number of points."""
+    the same % (with `betas`: by its beta x the reference index's %, as in
+    `portfolio_risk_curves`), every option's vol by the same number of points."""
     book = _book(legs, now, rate, spots)
     prices = np.atleast_1d(np.asarray(price_shocks_pct, dtype=float))
     vols = np.atleast_1d(np.asarray(vol_shocks_pts, dtype=float))
@@ -289,7 +291,8 @@ def scenario_matrix(legs: Sequence[Leg] | RiskBook, price_shocks_pct, vol_shocks
         return np.zeros((prices.shape[0], vols.shape[0]))
     p, v = np.meshgrid(prices, vols, indexing="ij")
     p, v = p.ravel(), v.ravel()
-    spot = book.spot[None, :] * (1.0 + p[:, None] / 100.0)
+    beta = np.array([float((betas or {}).get(sym, 1.0)) for sym in book.symbols.tolist()])
+    spot = book.spot[None, :] * np.maximum(1.0 + beta[None, :] * p[:, None] / 100.0, 0.001)
     pnl = _pnl(book, spot, np.broadcast_to(v[:, None], spot.shape), at_expiry=False)
     return pnl.reshape(prices.shape[0], vols.shape[0])
 
@@ -311,3 +314,38 @@ def spot_grid(spot: float, width_pct: float = 15.0, points: int = 121) -> np.nda
     """Evenly spaced underlying prices spot x (1 +/- width_pct %), always including spot itself."""
     half = points // 2
     return spot * (1.0 + np.linspace(-width_pct, width_pct, 2 * half + 1) / 100.0)
+
+
+def crossings(x, y) -> tuple[float, ...]:
+    """Where a sampled P&L curve crosses zero (breakevens), by linear interpolation between
+    samples; a sample exactly at 0 between two of the same sign (a touch) is not a crossing."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    out: list[float] = []
+    sign = np.sign(ys)
+    nonzero = np.flatnonzero(sign != 0)
+    for a, b in zip(nonzero[:-1], nonzero[1:]):
+        if sign[a] != sign[b]:
+            if b == a + 1:
+                out.append(float(xs[a] - ys[a] * (xs[b] - xs[a]) / (ys[b] - ys[a])))
+            else:                       # zero on the samples in between: their middle
+                out.append(float(0.5 * (xs[a + 1] + xs[b - 1])))
+    return tuple(out)
+
+
+def strategy_legs(legs: Sequence[Leg], con_ids: Sequence[int], quantities: Sequence[float] = ()) -> list[Leg]:
+    """The legs of one strategy, each at the quantity the strategy holds (a held leg can be
+    split between strategies: 2 of 3 short puts in a condor). Without `quantities`, whole legs."""
+    from dataclasses import replace
+
+    by_id: dict[int, Leg] = {}
+    for leg in legs:
+        by_id.setdefault(leg.contract.con_id, leg)
+    out = []
+    for i, con_id in enumerate(con_ids):
+        leg = by_id.get(con_id)
+        if leg is None:
+            continue
+        if i < len(quantities) and quantities[i] != leg.quantity:
+            leg = replace(leg, quantity=float(quantities[i]))    # the risk engine reads the quantity
+        out.append(leg)
+    return out

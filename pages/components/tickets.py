@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import common
+from pages.components import structure_risk
 from pages.components.common import DASH, fmt_age, fmt_greek, fmt_money, plain, session_id
 from v6core.orders import (
     ORDER_TYPES,
@@ -297,6 +298,7 @@ def _review_body(ticket_id: str) -> None:
         st.warning(plain(ticket.last_message))
     show_ticket(ticket)
     show_preview(ticket)
+    structure_risk.review_risk(ticket)
     typed_key = f"typed_{ticket_id}"
     if ticket.state == TicketState.PREVIEWED and ticket.preview is not None \
             and ticket.preview.needs_typed_confirmation:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from pages.components import common
 from tests.app.conftest import open_page, unescape, shown_metric
 from tests.app.synthetic import remove_stand_in
 from v6core import risk
+from v6core.greeks import NEW_YORK
 
 
 def _ready(snapshot) -> bool:
@@ -151,14 +153,21 @@ def test_greeks_and_risk_equal_the_snapshot_and_risk_module(sim_services, frozen
     assert len(at.dataframe[1].value) == len(frozen.strategies)
 
     graph, grid = (json.loads(chart.proto.spec) for chart in at.get("plotly_chart"))
-    assert [trace["name"] for trace in graph["data"]] == ["T+0 (today)", "At expiry"]
+    nearest = min(leg.contract.expiry for leg in frozen.legs if leg.contract.is_option)
+    assert [trace["name"] for trace in graph["data"]] == ["T+0 (today)", f"At {nearest:%Y-%m-%d} expiry"]
     heat = grid["data"][0]
     z = _decode(heat["z"])
     assert z.shape == (len(risk.PRICE_SHOCKS_PCT), len(risk.VOL_SHOCKS_PTS))
     spots = {u.symbol: u.spot for u in frozen.underlyings if u.spot}
     rate, now = sim_services.settings.risk_free_rate, common.utcnow()
     book = risk.prepare_risk(frozen.legs, now, rate, spots)
-    expected = risk.scenario_matrix(book, risk.PRICE_SHOCKS_PCT, risk.VOL_SHOCKS_PTS, now, rate, spots=spots)
+    # the portfolio grid is beta-weighted to SPY: each underlying moves by its beta x SPY's move
+    betas = {u.symbol: u.beta for u in frozen.underlyings}
+    assert any(b != 1.0 for b in betas.values())        # else beta weighting could not be seen
+    expected = risk.scenario_matrix(book, risk.PRICE_SHOCKS_PCT, risk.VOL_SHOCKS_PTS, now, rate, spots=spots,
+                                    betas=risk.rebase_betas({**sim_services.settings.betas, **betas}, "SPY"))
+    same_pct = risk.scenario_matrix(book, risk.PRICE_SHOCKS_PCT, risk.VOL_SHOCKS_PTS, now, rate, spots=spots)
+    assert np.abs(expected - same_pct).max() > 10.0
     # seconds pass between the page run and this one: theta moves the cells by cents
     np.testing.assert_allclose(z, expected, rtol=1e-3, atol=1.0)
     centre = (risk.PRICE_SHOCKS_PCT.index(0), risk.VOL_SHOCKS_PTS.index(0))
@@ -170,6 +179,184 @@ def test_greeks_and_risk_equal_the_snapshot_and_risk_module(sim_services, frozen
     graph = json.loads(at.get("plotly_chart")[0].proto.spec)
     spot = _decode(graph["data"][0]["x"])
     assert spot.min() < spots["SPY"] < spot.max()
+
+
+def _note(at) -> str:
+    return next(c.value for c in at.main.caption if c.value.startswith("P&L in $"))
+
+
+def _traces(at) -> dict:
+    graph = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return {t["name"]: (_decode(t["x"]), _decode(t["y"])) for t in graph["data"]}, graph
+
+
+def test_greeks_risk_controls_use_the_risk_engine(sim_services, frozen):
+    """Strategy scope, named expiry with later legs valued at it, T+n, IV shift, breakevens and the
+    beta-weighted portfolio against a chosen index: each equals the engine's own figures."""
+    at = open_page("greeks_risk", timeout=120)
+    assert not at.exception and not at.main.error
+    snap = sim_services.runtime.snapshot()
+    rate, now = sim_services.settings.risk_free_rate, snap.built_at
+    spots = {u.symbol: u.spot for u in snap.underlyings if u.spot}
+    book = risk.prepare_risk(snap.legs, now, rate, spots)
+
+    # portfolio, beta-weighted to QQQ: each underlying moves by beta(X)/beta(QQQ) x QQQ's move
+    at.selectbox(key="risk_reference").set_value("QQQ").run()
+    assert not at.exception
+    traces, _ = _traces(at)
+    betas = risk.rebase_betas({u.symbol: u.beta for u in snap.underlyings}, "QQQ")
+    x, t0 = traces["T+0 (today)"]
+    expected = risk.portfolio_risk_curves(book, x, now, rate, spots=spots, betas=betas)
+    np.testing.assert_allclose(t0, expected["t0_pnl"], rtol=1e-6, atol=0.01)
+    spy_weighted = risk.portfolio_risk_curves(book, x, now, rate, spots=spots,
+                                              betas=risk.rebase_betas(betas, "SPY"))
+    assert np.abs(spy_weighted["t0_pnl"] - t0).max() > 10.0     # the reference changes the graph
+    assert "beta to QQQ" in _note(at)
+
+    # one strategy: the IWM calendar, valued at its near expiry (the later leg by Black-Scholes)
+    calendar = next(s for s in snap.strategies if s.kind.endswith("calendar"))
+    at.button_group(key="risk_scope").set_value("By strategy").run()
+    at.selectbox(key="risk_strategy").set_value(calendar.strategy_id).run()
+    assert not at.exception and not at.main.error
+    legs = risk.strategy_legs(snap.legs, calendar.con_ids, calendar.quantities)
+    expiries = sorted({leg.contract.expiry for leg in legs})
+    assert len(expiries) == 2
+    assert at.selectbox(key="risk_expiry").options[0].startswith(f"{expiries[0]:%Y-%m-%d}")
+    traces, graph = _traces(at)
+    x, at_expiry = traces[f"At {expiries[0]:%Y-%m-%d} expiry"]
+    assert x.min() < spots["IWM"] < x.max()
+    expected = risk.risk_curves(legs, x, now, rate, spots=spots, expiry=expiries[0])
+    np.testing.assert_allclose(at_expiry, expected["expiry_pnl"], rtol=1e-6, atol=0.01)
+    breakevens = risk.crossings(x, expected["expiry_pnl"])
+    assert len(breakevens) == 2                                  # a calendar's tent
+    shown = sorted(shape["x0"] for shape in graph["layout"]["shapes"]
+                   if shape.get("line", {}).get("color") == "#ff7f0e")
+    np.testing.assert_allclose(shown, breakevens, rtol=1e-9)
+    assert f"{expiries[1]:%Y-%m-%d}" in _note(at)     # later leg named in the note
+
+    # T+n and an IV shift
+    at.slider(key="risk_days").set_value(5).run()
+    at.slider(key="risk_iv_shift").set_value(4).run()
+    assert not at.exception
+    traces, _ = _traces(at)
+    when = risk.close_of(now.astimezone(NEW_YORK).date() + timedelta(days=5))
+    name = f"T+5 ({when:%Y-%m-%d})"
+    assert name in traces
+    expected = risk.risk_curves(legs, x, now, rate, spots=spots, expiry=expiries[0], at=when, iv_shift=4)
+    np.testing.assert_allclose(traces[name][1], expected["at_pnl"], rtol=1e-6, atol=0.01)
+    np.testing.assert_allclose(traces["T+0 (today)"][1], expected["t0_pnl"], rtol=1e-6, atol=0.01)
+    unshifted = risk.risk_curves(legs, x, now, rate, spots=spots)["t0_pnl"]
+    assert np.abs(unshifted - traces["T+0 (today)"][1]).max() > 1.0
+
+    # the later expiry: the calendar's near leg is then at its payoff
+    at.selectbox(key="risk_expiry").set_value(expiries[1]).run()
+    traces, _ = _traces(at)
+    expected = risk.risk_curves(legs, x, now, rate, spots=spots, expiry=expiries[1], iv_shift=4)
+    np.testing.assert_allclose(traces[f"At {expiries[1]:%Y-%m-%d} expiry"][1], expected["expiry_pnl"],
+                               rtol=1e-6, atol=0.01)
+
+
+def test_risk_crossings_are_the_breakevens():
+    x = np.array([90.0, 95.0, 100.0, 105.0, 110.0])
+    assert risk.crossings(x, np.array([-5.0, 5.0, 5.0, -5.0, -5.0])) == (92.5, 102.5)
+    assert risk.crossings(x, np.array([-5.0, 0.0, 5.0, 5.0, 5.0])) == (95.0,)
+    assert risk.crossings(x, np.array([1.0, 0.0, 1.0, 2.0, 3.0])) == ()     # a touch is no breakeven
+    assert risk.crossings(x, np.ones(5)) == ()
+
+
+def test_orders_review_dialog_shows_the_tickets_risk_before_and_after(sim_services, frozen):
+    """A ticket with option legs (closing one unit of the held QQQ vertical): the review dialog
+    draws the portfolio's QQQ risk before and after it, equal to the engine's risk of the held
+    legs with the ticket's legs added, and the Greeks before -> after."""
+    from pages.components import tickets as tw
+    from v6core.structures import Structure, StructureLeg, order_structure, structure_legs
+    from v6core.structures.drafting import draft_structure
+
+    snap = sim_services.runtime.snapshot()
+    vertical = next(s for s in snap.strategies if s.underlying == "QQQ" and "vertical" in s.kind)
+    legs = risk.strategy_legs(snap.legs, vertical.con_ids)
+    closing = Structure("close vertical", "QQQ", tuple(
+        StructureLeg(leg.contract, -1 if leg.quantity > 0 else 1) for leg in legs), units=1,
+        description="close one QQQ vertical")
+    ticket = draft_structure(sim_services.orders, closing, "apptest", limit=0.5)
+    try:
+        at = open_page("pages/orders.py", timeout=60)
+        at.session_state[tw.REVIEW_KEY] = ticket.ticket_id
+        at.run()
+        assert not at.exception
+        expander = next(e for e in at.expander if e.label == "Ticket risk: portfolio before → after")
+        chart = json.loads(expander.get("plotly_chart")[0].proto.spec)
+        traces = {t["name"]: (_decode(t["x"]), _decode(t["y"])) for t in chart["data"]}
+        snap = sim_services.runtime.snapshot()
+        structure, price = order_structure(sim_services.orders.ticket(ticket.ticket_id), snap,
+                                           sim_services.settings.risk_free_rate)
+        assert price == 0.5 and [leg.quantity for leg in structure.legs] == [leg.quantity for leg in closing.legs]
+        spot = snap.underlying("QQQ").spot
+        added = structure_legs(structure, snap.built_at, spot, sim_services.settings.betas,
+                               snap.underlying("SPY").spot)
+        held = [leg for leg in snap.legs if leg.contract.symbol == "QQQ"]
+        expiry = min(leg.contract.expiry for leg in held if leg.contract.is_option)
+        name = f"Portfolio after, at {expiry:%Y-%m-%d} expiry"
+        x, after = traces[name]
+        expected = risk.risk_curves([*held, *added], x, snap.built_at, sim_services.settings.risk_free_rate,
+                                    spots={"QQQ": spot}, expiry=expiry)
+        np.testing.assert_allclose(after, expected["expiry_pnl"], rtol=1e-6, atol=0.01)
+        before = risk.risk_curves(held, x, snap.built_at, sim_services.settings.risk_free_rate,
+                                  spots={"QQQ": spot}, expiry=expiry)
+        np.testing.assert_allclose(traces[f"Portfolio before, at {expiry:%Y-%m-%d} expiry"][1],
+                                   before["expiry_pnl"], rtol=1e-6, atol=0.01)
+        assert np.abs(after - before["expiry_pnl"]).max() > 10.0    # closing a unit changes the graph
+        greeks = expander.dataframe[0].value
+        assert list(greeks.columns) == ["Greek", "Before", "After"]
+        assert greeks.loc[0, "Before"] == common.fmt_greek("delta", snap.totals.delta)
+    finally:
+        sim_services.orders.discard(ticket.ticket_id, "apptest")
+
+
+def test_trade_page_waits_for_a_new_legs_greeks_then_enables_review(sim_services):
+    """A ticket leg whose Greeks have not streamed: the Trade page says it waits for them, with
+    Review disabled (no confusing block); once they arrive, the risk is drawn and Review enabled."""
+    feed, gw = sim_services.chains, sim_services.runtime.sim
+    at = open_page("pages/trade.py", timeout=60)
+    deadline = time.monotonic() + 60
+    while not any("chain lines" in c.value for c in at.main.caption):
+        assert time.monotonic() < deadline and not at.exception, "the chain never showed"
+        time.sleep(1)
+        at.run()
+    symbol = at.selectbox(key="trade_symbol").value
+    listing = feed.listing(symbol).result(timeout=10)
+    spot = sim_services.runtime.snapshot().underlying(symbol).spot
+    expiry = listing.expiries[-1]
+    near = sorted(listing.strikes, key=lambda k: abs(k - spot))
+    feed.show("apptest-load", symbol, expiry, [near[-1]]).result(timeout=10)   # loads the expiry's contracts
+    feed.release("apptest-load").result(timeout=10)
+    leg = feed.contract(symbol, expiry, near[0], "P")          # never streamed in this process
+    gw.faults.withhold_greeks([leg.con_id])
+    try:
+        at.session_state["v6_trade_legs"] = {leg.con_id: -1}
+        at.session_state["v6_trade_symbol_of_legs"] = symbol
+        at.session_state["v6_trade_kind"] = "single"
+        at.run()
+        assert not at.exception and not at.main.error
+        waiting = [i.value for i in at.main.info if "Waiting for quotes/Greeks" in i.value]
+        assert waiting and "of 1 leg " in unescape(waiting[0]) and leg.label in unescape(waiting[0])
+        assert at.button(key="trade_review").disabled
+        assert not any(m.label == "Max profit" for m in at.metric)
+    finally:
+        gw.faults.clear()
+    gw.unfreeze()                  # a frozen simulator sends no new ticks: let the Greeks stream
+    try:
+        deadline = time.monotonic() + 30
+        while any("Waiting for quotes/Greeks" in i.value for i in at.main.info):
+            assert time.monotonic() < deadline, "the leg's Greeks never arrived"
+            time.sleep(0.5)
+            at.run()
+    finally:
+        gw.freeze()
+    assert not at.exception and not at.main.error
+    assert not at.button(key="trade_review").disabled
+    assert any(m.label == "Max profit" for m in at.metric)
+    at.button(key="trade_clear").click().run()
 
 
 @pytest.mark.parametrize("page", ["pages/history.py", "pages/signals.py", "pages/orders.py"])

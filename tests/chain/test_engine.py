@@ -278,3 +278,16 @@ def test_a_target_delta_beyond_the_strikes_shown_is_refused_not_guessed():
     with pytest.raises(StructureError, match="beyond the C strikes shown"):
         narrow.by_delta("C", 0.05)
     assert narrow.by_delta("C", 0.5).contract.strike == nearest_delta_strike(CHAIN, "C", 0.5)
+
+
+def test_awaiting_quotes_names_the_legs_without_a_two_sided_quote_or_greeks():
+    from v6core.structures.drafting import awaiting_quotes
+
+    ic = build(TemplateSpec("iron condor", side="sell", delta=0.20, width=5), CHAIN)
+    assert awaiting_quotes(ic) == []
+    first, second, *rest = ic.legs
+    late = replace(ic, legs=(replace(first, quote=replace(first.quote, iv=None, delta=None)),
+                             replace(second, quote=replace(second.quote, ask=None)), *rest))
+    assert awaiting_quotes(late) == [first.contract.label, second.contract.label]
+    unquoted = replace(ic, legs=(replace(first, quote=None), second, *rest))
+    assert awaiting_quotes(unquoted) == [first.contract.label]

@@ -17,6 +17,7 @@ from v6core.structures import (
     RollPlan, TemplateSpec, build, draft_roll, held_quotes, strikes_around, ticket_risk,
 )
 from v6core.structures.chain import OptionQuote
+from v6core.structures.templates import Structure, StructureLeg
 from v6core.structures.drafting import discard_draft, draft_structure
 
 SYMBOL = "QQQ"
@@ -113,6 +114,40 @@ def test_the_feed_refuses_more_lines_than_allowed_and_expires_idle_views(chain_s
     assert small.views() == {}
 
 
+class PublicOnly:
+    """The runtime as a feed outside it may see it: any private member raises."""
+
+    def __init__(self, runtime):
+        self._wrapped = runtime
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(f"the chain feed used the runtime's private member {name!r}")
+        return getattr(self._wrapped, name)
+
+
+def test_the_feed_uses_only_the_runtimes_public_api_and_shares_its_lines(chain_stack):
+    """Through `Runtime.on_loop` alone: streams what is shown, reads a contract the runtime
+    itself streams (an on-demand quote) from the runtime's ticker instead of a second line."""
+    stack = chain_stack
+    feed = ChainFeed(PublicOnly(stack.runtime), max_lines=40)
+    expiry = expiry_near(stack, SYMBOL, 30)
+    feed.listing(SYMBOL).result(timeout=10)
+    strikes = strikes_around(stack.gw.strikes(SYMBOL), stack.gw.spot(SYMBOL), 4)
+    before = lines(stack.gw)
+    feed.show("pub", SYMBOL, expiry, strikes).result(timeout=10)
+    wait_until(lambda: lines(stack.gw) == before + 8)
+    shared = feed.contract(SYMBOL, expiry, strikes[0], "C")
+    stack.runtime.ensure_quotes([shared], "pub-test").result(timeout=10)
+    try:
+        wait_until(lambda: lines(stack.gw) == before + 8)          # handed over, not doubled
+        wait_until(lambda: (q := feed.quote(shared.con_id)) is not None and q.mid is not None)
+    finally:
+        stack.runtime.release_quotes("pub-test").result(timeout=10)
+        feed.release("pub").result(timeout=10)
+    wait_until(lambda: lines(stack.gw) == before)
+
+
 TEMPLATE_CASES = [
     (TemplateSpec("single", side="buy", right="C", delta=0.30), [("C", 0.30)]),
     (TemplateSpec("vertical", side="sell", right="P", delta=0.30, width=5), [("P", 0.30)]),
@@ -192,6 +227,64 @@ def test_iron_condor_ticket_fills_as_one_combo_and_matches_its_after_graph(chain
         stack.gw.unfreeze()
 
 
+def test_review_right_after_drafting_waits_for_the_new_legs_greeks_and_still_blocks_missing_ones(chain_stack):
+    """A ticket reviewed the moment it is drafted: its legs were just subscribed by the runtime
+    and their IV has not streamed yet. The desk waits briefly for them instead of blocking with
+    "the change in portfolio delta cannot be checked"; a leg that never streams is still blocked."""
+    import dataclasses
+    import threading
+    import time
+
+    from v6core.orders import TicketBlocked
+    from v6core.orders.checks import legs_awaiting_data
+
+    stack = chain_stack
+    expiry = expiry_near(stack, SYMBOL, 90)          # not held, not shown by other tests
+    spot = stack.gw.spot(SYMBOL)
+    far = max(stack.gw.strikes(SYMBOL))
+    stack.feed.show("fresh", SYMBOL, expiry, [far]).result(timeout=10)   # loads the expiry's contracts
+    try:
+        # two puts nobody has streamed yet in this process (ib_async keeps a ticker's last data)
+        below = [k for k in stack.gw.strikes(SYMBOL) if k < spot * 0.97][-6:]
+        short, long_ = (stack.feed.contract(SYMBOL, expiry, k, "P") for k in (below[-1], below[0]))
+
+        def quoted(info):
+            q = stack.gw.quote(info.con_id)
+            return OptionQuote(info, bid=q["bid"], ask=q["ask"], delta=sim_delta(stack, info.con_id),
+                               iv=stack.gw.option_inputs(info.con_id)["iv"])
+        vertical = Structure("put credit vertical", SYMBOL,
+                             (StructureLeg(short, -1, quoted(short)), StructureLeg(long_, 1, quoted(long_))),
+                             units=1, description="test vertical")
+        # their Greeks are late (as under load in CI): they stream 2 s after the draft
+        stack.gw.faults.withhold_greeks([short.con_id, long_.con_id])
+        ticket = draft_structure(stack.desk, vertical, "s-fresh")
+        assert legs_awaiting_data(stack.settings, ticket, stack.snapshot())
+        threading.Timer(2.0, stack.gw.faults.clear).start()
+        previewed = stack.desk.preview(ticket.ticket_id, "s-fresh")
+        assert previewed.state == TicketState.PREVIEWED
+        assert not legs_awaiting_data(stack.settings, previewed, stack.snapshot())
+        assert previewed.preview.order_greeks.delta != 0
+        stack.desk.discard(ticket.ticket_id, "s-fresh")
+
+        # the check is not weakened: a leg that never streams still blocks, after the brief wait
+        ghost = dataclasses.replace(vertical.legs[0].contract, con_id=987654321)
+        broken = dataclasses.replace(vertical, legs=(dataclasses.replace(vertical.legs[0], contract=ghost),
+                                                     *vertical.legs[1:]))
+        ticket = draft_structure(stack.desk, broken, "s-fresh")
+        started = time.monotonic()
+        with pytest.raises(TicketBlocked) as blocked:
+            stack.desk.preview(ticket.ticket_id, "s-fresh")
+        assert time.monotonic() - started >= 5.0
+        text = " ".join(blocked.value.problems)
+        assert f"No live quote for {ghost.label}" in text
+        assert vertical.legs[1].contract.label not in text          # the streamed leg passes
+        assert "the change in portfolio delta cannot be checked" in text
+        stack.desk.discard(ticket.ticket_id, "s-fresh")
+    finally:
+        stack.gw.faults.clear()
+        stack.feed.release("fresh").result(timeout=10)
+
+
 def test_rolling_the_condor_closes_exactly_what_is_held_in_one_combo(chain_stack):
     stack = chain_stack
     snapshot = stack.snapshot()
@@ -246,3 +339,53 @@ def test_a_saved_draft_can_be_edited_and_discarded_with_an_audit_trail(chain_sta
         assert stack.sim_orders(ticket.ticket_id) == []
     finally:
         stack.feed.release("draft").result(timeout=10)
+
+
+@pytest.mark.parametrize("action,style,right,short", [
+    ("BUY", "credit", "P", True), ("SELL", "credit", "C", True),
+    ("BUY", "debit", "C", False), ("SELL", "debit", "P", False),
+])
+def test_a_signal_drafts_a_defined_risk_vertical_at_the_target_delta_through_the_desk(
+        chain_stack, action, style, right, short):
+    """An actionable signal as a vertical on its underlying's live chain: the key leg at the
+    strike whose simulator delta is nearest the target, the other 5 $ further out, one combo
+    ticket through the desk's checks and what-if; stop/target ride along only as a bracket."""
+    from tests.orders.conftest import signal_record
+    from v6core.orders import OrderDeskError
+    from v6core.structures.drafting import draft_signal_structure, signal_structure
+
+    stack = chain_stack
+    expiry = expiry_near(stack, SYMBOL, 45)
+    stack.gw.freeze()
+    try:
+        s = live_slice(stack, SYMBOL, expiry, count=80, view="sig")
+        record = signal_record(SYMBOL, action, stack.gw.spot(SYMBOL))
+        structure = signal_structure(record, s, delta=0.30, width=5, style=style)
+        key = next(leg for leg in structure.legs if (leg.quantity < 0) == short)
+        other = next(leg for leg in structure.legs if leg is not key)
+        assert {leg.contract.right for leg in structure.legs} == {right}
+        assert key.contract.strike == brute_force_strike(stack, s, right, 0.30)
+        further = 1 if right == "C" else -1      # the other leg further out of the money (the wing / the sold leg)
+        assert other.contract.strike == key.contract.strike + further * 5
+        premium = structure.premium()
+        assert (premium < 0) == (style == "credit")                 # credit received / debit paid
+        ticket = draft_signal_structure(stack.desk, record, s, "s-sig", delta=0.30, width=5, style=style,
+                                        bracket=(action == "BUY"))
+        assert ticket.is_combo and ticket.origin == "signal structure" and ticket.signal_id == record.record_id
+        if action == "BUY":
+            assert (ticket.stop, ticket.target) == (record.stop, record.target)
+        else:
+            assert (ticket.stop, ticket.target) == (None, None)
+        previewed = stack.desk.preview(ticket.ticket_id, "s-sig")
+        assert previewed.state == TicketState.PREVIEWED
+        stack.desk.discard(ticket.ticket_id, "s-sig")
+        # bad inputs: a clear error, no ticket
+        with pytest.raises(Exception, match="style must be one of credit, debit"):
+            signal_structure(record, s, style="naked")
+        with pytest.raises(OrderDeskError, match="not actionable"):
+            signal_structure(signal_record(SYMBOL, action, 100.0, confidence="LOW"), s)
+        with pytest.raises(Exception, match="the signal is on AAPL"):
+            signal_structure(signal_record("AAPL", action, 100.0), s)
+    finally:
+        stack.feed.release("sig").result(timeout=10)
+        stack.gw.unfreeze()

@@ -66,6 +66,8 @@ def test_an_order_placed_while_the_disk_is_full_is_followed_and_audited_once_spa
 
         filler.unlink()
         wait_until(lambda: "fill" in stack.events(ticket.ticket_id), timeout=90)
+        # the backlog is written first, then the ticket's "not recorded" mark is cleared
+        wait_until(lambda: not stack.desk.ticket(ticket.ticket_id).audit_pending, timeout=30)
         events = stack.events(ticket.ticket_id)
         assert events.index("confirmed") < events.index("sent") < events.index("fill")
         assert "filled" in events or "status" in events       # the fill is in the state rows too

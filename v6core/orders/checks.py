@@ -136,6 +136,26 @@ def order_legs(spec: OrderSpec) -> list[tuple[ContractInfo, float]]:
     return [(spec.contract, sign(spec.action) * spec.quantity)]
 
 
+def legs_awaiting_data(settings: Settings, ticket: Ticket, snapshot: PortfolioSnapshot) -> list[str]:
+    """Labels of the ticket's legs whose quote or Greeks have not reached the snapshot yet (a leg
+    just subscribed streams within a second or two). The checks would block on them; the desk
+    waits briefly for them first (`Reviewer.check`), never instead of the checks."""
+    if not ticket.quantity:
+        return []
+    waiting = []
+    for contract, _ in order_legs(ticket.spec):
+        quote = quote_for(snapshot, contract)
+        if quote is None or quote.time is None or _leg_greeks(snapshot, contract, settings.risk_free_rate) is None:
+            waiting.append(contract.label)
+    return waiting
+
+
+def leg_greeks(snapshot: PortfolioSnapshot, contract: ContractInfo, rate: float = 0.0) -> Greeks | None:
+    """Per-contract Greeks of an order leg as the checks see them: a held leg's own, else
+    Black-Scholes at the quoted IV (None when neither is there yet)."""
+    return _leg_greeks(snapshot, contract, rate)
+
+
 def _leg_greeks(snapshot: PortfolioSnapshot, contract: ContractInfo, rate: float = 0.0) -> Greeks | None:
     if contract.sec_type == "STK":
         from v6core.greeks import STOCK_GREEKS

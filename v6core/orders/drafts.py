@@ -40,18 +40,7 @@ class Drafts:
     def draft_from_signal(self, record: Any, session_id: str, quantity: float = 1) -> Ticket:
         """A stock/ETF LMT ticket at the signal's suggested entry; stop and target shown, not sent."""
         self.book.require_audit()
-        state = str(getattr(getattr(record, "state", None), "value", getattr(record, "state", "")))
-        if getattr(record, "suspect", False) or state != "ACCEPTED":
-            # A suspect answer (order structures, tool calls, order text) or a rejected one: the
-            # check does not rest on `actionable` alone, so no future edit there can open this.
-            reason = getattr(record, "not_actionable_reason", "") or state or "not accepted"
-            raise OrderDeskError(f"This signal is not actionable ({reason}): no ticket.")
-        if not getattr(record, "actionable", False):
-            raise OrderDeskError("This signal is not actionable (HOLD or LOW confidence): no ticket.")
-        action = str(getattr(record.action, "value", record.action)).upper()
-        if action not in ACTIONS:
-            raise OrderDeskError(f"Signal action {action!r} cannot become an order.")
-        symbol = str(record.symbol).upper()
+        action, symbol = actionable_signal(record)
         ticket_id = new_ticket_id()
         contract = self._quoted(self._stock_contract(symbol), ticket_id)
         entry = float(record.entry)
@@ -169,6 +158,23 @@ class Drafts:
         self.book.write(ticket, "drafted", session_id, detail=ticket_detail(ticket))
         self.book.put(ticket)
         return ticket
+
+
+def actionable_signal(record: Any) -> tuple[str, str]:
+    """(BUY/SELL, symbol) of a signal that may become a ticket; OrderDeskError for any other
+    (suspect, rejected, HOLD or LOW confidence). Shared by every way a signal is drafted."""
+    state = str(getattr(getattr(record, "state", None), "value", getattr(record, "state", "")))
+    if getattr(record, "suspect", False) or state != "ACCEPTED":
+        # A suspect answer (order structures, tool calls, order text) or a rejected one: the
+        # check does not rest on `actionable` alone, so no future edit there can open this.
+        reason = getattr(record, "not_actionable_reason", "") or state or "not accepted"
+        raise OrderDeskError(f"This signal is not actionable ({reason}): no ticket.")
+    if not getattr(record, "actionable", False):
+        raise OrderDeskError("This signal is not actionable (HOLD or LOW confidence): no ticket.")
+    action = str(getattr(record.action, "value", record.action)).upper()
+    if action not in ACTIONS:
+        raise OrderDeskError(f"Signal action {action!r} cannot become an order.")
+    return action, str(record.symbol).upper()
 
 
 def leg_close_ticket(leg: Leg, session_id: str) -> Ticket:

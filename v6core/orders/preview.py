@@ -6,9 +6,9 @@ from dataclasses import replace
 from typing import Any
 
 from v6core.config import Settings
-from v6core.models import PositionGreeks
+from v6core.models import ConnState, PositionGreeks
 from v6core.orders.book import TicketBook
-from v6core.orders.checks import CheckResult, evaluate
+from v6core.orders.checks import CheckResult, evaluate, legs_awaiting_data
 from v6core.orders.codec import greeks_json, spec_to_json
 from v6core.orders.tickets import (
     OrderDeskError,
@@ -21,8 +21,13 @@ from v6core.orders.tickets import (
 )
 
 
+LEG_DATA_WAIT = 6.0     # s the check waits for a just-subscribed leg's quote and Greeks
+
+
 class Reviewer:
     """Checks a ticket against the limits and previews it; both steps are audited."""
+
+    leg_data_wait = LEG_DATA_WAIT
 
     def __init__(self, book: TicketBook, settings: Settings, runtime: Any, request_timeout: float) -> None:
         self.book = book
@@ -33,6 +38,7 @@ class Reviewer:
     def check(self, ticket_id: str, session_id: str) -> CheckResult:
         """Run the checks and record the outcome; a passing ticket moves to "checked"."""
         self.book.require_audit()
+        self._await_leg_data(ticket_id)
         with self.book.lock:
             ticket = self.book.get(ticket_id)
             if not ticket.editable:
@@ -45,6 +51,19 @@ class Reviewer:
                                     "order_delta": result.order_greeks.delta if result.order_greeks else None})
             self.book.put(checked)
             return result
+
+    def _await_leg_data(self, ticket_id: str) -> None:
+        """A leg subscribed a moment ago (a ticket drafted from the chain) has no quote or IV in
+        the snapshot yet: wait up to `leg_data_wait` seconds for the runtime to stream them, so
+        the checks judge the ticket on its data rather than block it for arriving late. The
+        checks run unchanged afterwards and still block whatever did not arrive."""
+        ticket, snapshot = self.book.get(ticket_id), self.runtime.snapshot()
+        if (not ticket.editable or snapshot.connection.state != ConnState.CONNECTED
+                or not legs_awaiting_data(self.settings, ticket, snapshot)):
+            return
+        wait_for = getattr(self.runtime, "wait_for", None)
+        if wait_for is not None and self.leg_data_wait > 0:
+            wait_for(lambda snap: not legs_awaiting_data(self.settings, ticket, snap), self.leg_data_wait)
 
     def preview(self, ticket_id: str, session_id: str) -> Ticket:
         """Check, then ask IB what-if for margin and commission; Greeks before -> after."""

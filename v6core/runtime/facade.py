@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import concurrent.futures
 import threading
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 from v6core.config import Settings, SettingsError, load_settings
 from v6core.models import ConnectionStatus, ConnState
@@ -26,6 +29,28 @@ from v6core.runtime.quotes import OnDemandQuotes
 from v6core.runtime.subscriptions import Subscriptions
 from v6core.runtime.supervisor import ConnectionSupervisor
 from v6core.state import LiveState, SnapshotBuilder, SnapshotStore, empty_snapshot
+
+
+T = TypeVar("T")
+
+
+class LoopAccess:
+    """What a job running on the runtime's loop may use of the connection (`Runtime.on_loop`).
+
+    Live views, valid on the loop thread only: `ib` is the current ib_async.IB; `streamed()`
+    the runtime's own market-data tickers by conId (read-only: the runtime owns them)."""
+
+    __slots__ = ("_runtime",)
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    @property
+    def ib(self) -> Any:
+        return self._runtime._ib
+
+    def streamed(self) -> Mapping[int, Any]:
+        return MappingProxyType(self._runtime._tickers)
 
 
 def _validated(settings: Settings) -> Settings:
@@ -83,3 +108,10 @@ class Runtime(Commands, OnDemandQuotes, Subscriptions, EventHandlers, Connection
             self.settings.backoff_initial, self.settings.backoff_max,
             self.settings.breaker_failures, self.settings.breaker_cooldown, rng=random.Random())
         self._frames: _FrameSplitter | None = None
+        self._loop_access = LoopAccess(self)
+
+    def on_loop(self, job: Callable[[LoopAccess], Awaitable[T]]) -> concurrent.futures.Future[T]:
+        """Run `job(access)` on the runtime's loop (the one thread allowed to touch ib_async) and
+        resolve to its result. For feeds that share the connection (the option chain); pages
+        use the runtime's commands instead. Fails the Future when the runtime is not running."""
+        return self._submit(lambda: job(self._loop_access))

@@ -7,11 +7,13 @@ from v6core.structures.roll import ROLL_MODES, RollPlan, draft_roll, held_quotes
 from v6core.structures.templates import (
     TEMPLATES, Structure, StructureLeg, TemplateSpec, build, combine, single_leg,
 )
-from v6core.structures.ticket_risk import TicketRisk, structure_legs, ticket_risk
+from v6core.structures.ticket_risk import (
+    TicketRisk, order_structure, order_ticket_risk, structure_legs, ticket_risk,
+)
 
 __all__ = [
     "ChainSlice", "OptionQuote", "PayoffSummary", "ROLL_MODES", "RollPlan", "Structure",
     "StructureError", "StructureLeg", "TEMPLATES", "TemplateSpec", "TicketRisk", "analyse", "build",
     "combine", "draft_roll", "held_quotes", "quote_from_leg", "single_leg", "strikes_around", "structure_legs",
-    "ticket_risk",
+    "ticket_risk", "order_structure", "order_ticket_risk",
 ]

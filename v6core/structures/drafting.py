@@ -17,8 +17,10 @@ from v6core.models import ContractInfo, OrderLegSpec
 from v6core.orders import (
     OrderDesk, Ticket, min_tick, new_ticket_id, round_to_tick,
 )
-from v6core.structures.chain import StructureError
-from v6core.structures.templates import Structure
+from dataclasses import replace
+
+from v6core.structures.chain import ChainSlice, StructureError
+from v6core.structures.templates import Structure, TemplateSpec, build
 
 STRUCTURE_ORIGINS = ("chain", "roll", "signal structure")
 
@@ -73,8 +75,61 @@ def draft_structure(desk: OrderDesk, structure: Structure, session_id: str, orig
     """Add the structure's ticket to the desk as a draft (audited), and have the runtime quote
     its legs so the desk's checks and preview see live prices."""
     ticket = structure_ticket(structure, session_id, origin, limit, **extra)
-    desk.runtime.watch([leg.contract for leg in structure.legs if leg.contract.con_id])
+    watching = desk.runtime.watch([leg.contract for leg in structure.legs if leg.contract.con_id])
+    try:        # subscribed before the ticket exists, so a Review right after finds them streaming
+        watching.result(timeout=10)
+    except Exception:     # the ticket still drafts; its checks say what is missing
+        pass
     return desk.draft_ticket(ticket, session_id)
+
+
+SIGNAL_STYLES = ("credit", "debit")
+
+
+def signal_structure(record: Any, chain: ChainSlice, *, delta: float = 0.30, width: float = 5.0,
+                     style: str = "credit", units: int = 1) -> Structure:
+    """An actionable signal as a defined-risk vertical on its underlying's chain: bullish (BUY)
+    a put credit or call debit vertical, bearish (SELL) a call credit or put debit vertical,
+    the short (credit) or long (debit) leg at `delta`, the other `width` dollars further out."""
+    from v6core.orders.drafts import actionable_signal
+
+    action, symbol = actionable_signal(record)
+    if chain.symbol.upper() != symbol:
+        raise StructureError(f"the chain is {chain.symbol}'s, the signal is on {symbol}")
+    if style not in SIGNAL_STYLES:
+        raise StructureError(f"style must be one of {', '.join(SIGNAL_STYLES)}, not {style!r}")
+    bullish = action == "BUY"
+    right = ("P" if bullish else "C") if style == "credit" else ("C" if bullish else "P")
+    spec = TemplateSpec("vertical", side="sell" if style == "credit" else "buy", right=right,
+                        delta=delta, width=width, units=units)
+    structure = build(spec, chain)
+    return replace(structure, description=f"{symbol} {action} signal: {structure.description}")
+
+
+def draft_signal_structure(desk: OrderDesk, record: Any, chain: ChainSlice, session_id: str, *,
+                           bracket: bool = False, limit: float | None = None, **options: Any) -> Ticket:
+    """Draft the signal's vertical (`signal_structure`) as a desk ticket (origin "signal
+    structure", the signal's id kept). `bracket`: carry the signal's stop and target on the
+    ticket, as its shares ticket does; without it the ticket has none. Checks, what-if, the
+    single confirmation and the audit apply as to every ticket."""
+    structure = signal_structure(record, chain, **options)
+    record_id = str(getattr(record, "record_id", None) or getattr(record, "id", "") or "")
+    stop = getattr(record, "stop", None) if bracket else None
+    target = getattr(record, "target", None) if bracket else None
+    return draft_structure(desk, structure, session_id, origin="signal structure", limit=limit,
+                           signal_id=record_id, stop=None if stop is None else float(stop),
+                           target=None if target is None else float(target))
+
+
+def awaiting_quotes(structure: Structure) -> list[str]:
+    """Labels of the legs whose quote (bid and ask) or, for options, Greeks and IV have not
+    streamed yet: the ticket's risk and the desk's checks need them."""
+    waiting = []
+    for leg in structure.legs:
+        q = leg.quote
+        if q is None or q.mid is None or (leg.is_option and (q.delta is None or not q.iv)):
+            waiting.append(leg.contract.label)
+    return waiting
 
 
 def discard_draft(desk: OrderDesk, ticket_id: str, session_id: str) -> Ticket:

@@ -113,3 +113,55 @@ def ticket_risk(structure: Structure, portfolio: Sequence[Leg], spot: float, now
         summary=analyse(structure, spot, now, rate, price),
         greeks_before=before_g, greeks_after=before_g + greeks_of(added),
         ticket_legs=tuple(added))
+
+
+def order_structure(ticket, snapshot, rate: float = 0.0) -> tuple[Structure, float | None]:
+    """An order-desk ticket as a Structure quoted from the snapshot (bid/ask, IV, and the Greeks
+    the desk's checks use), with its limit as the structure's signed price per unit (+ debit).
+    Raises StructureError for a ticket that trades no option."""
+    from v6core.orders.checks import leg_greeks, order_legs, quote_for, sign
+    from v6core.structures.chain import OptionQuote
+    from v6core.structures.templates import StructureLeg
+
+    spec = ticket.spec
+    legs = order_legs(spec)
+    if not any(c.is_option for c, _ in legs):
+        raise StructureError("the ticket trades no option")
+    units = int(round(spec.quantity or 0))
+    if units <= 0:
+        raise StructureError("the ticket has no quantity")
+    out = []
+    for contract, qty in legs:
+        q = quote_for(snapshot, contract)
+        g = leg_greeks(snapshot, contract, rate) if contract.is_option else None
+        quote = OptionQuote(contract, bid=q.bid if q else None, ask=q.ask if q else None,
+                            iv=(g.iv if g is not None and g.iv else (q.iv if q else None)),
+                            delta=g.delta if g is not None else (1.0 if not contract.is_option else None),
+                            gamma=g.gamma if g is not None else None, theta=g.theta if g is not None else None,
+                            vega=g.vega if g is not None else None,
+                            und_price=g.und_price if g is not None else None, time=q.time if q else None)
+        out.append(StructureLeg(contract, int(round(qty / units)), quote))
+    price = None if ticket.limit_price is None else ticket.limit_price * sign(spec.action)
+    symbol = spec.contract.symbol
+    kind = ticket.description.split(":")[0] if ticket.description else "ticket"
+    return Structure(kind, symbol, tuple(out), units=units, description=ticket.description), price
+
+
+def order_ticket_risk(ticket, snapshot, settings, now: datetime) -> TicketRisk:
+    """The review's risk of a desk ticket: its structure against the snapshot's portfolio
+    (before -> after graphs on its underlying, Greeks before -> after)."""
+    rate = settings.risk_free_rate
+    structure, price = order_structure(ticket, snapshot, rate)
+    und = snapshot.underlying(structure.underlying)
+    spot = und.spot if und is not None and und.spot else None
+    if spot is None:
+        stock = next((leg for leg in snapshot.legs if leg.contract.sec_type == "STK"
+                      and leg.contract.symbol == structure.underlying), None)
+        spot = stock.mark if stock is not None else None
+    if not spot:
+        raise StructureError(f"no price for {structure.underlying}")
+    spy = snapshot.underlying("SPY")
+    return ticket_risk(structure, snapshot.legs, spot, now, rate, settings.betas,
+                       spy.spot if spy is not None else None,
+                       price=price,
+                       portfolio_greeks=snapshot.totals)
