@@ -36,7 +36,6 @@ LEG_COLUMNS = {
     "theta": "Theta $/day", "vega": "Vega $/vol pt", "dte": "DTE", "iv": "IV %", "avg_price": "Avg cost",
     "market_value": "Mkt value", "contract_delta": "Delta/contract", "greeks_source": "Greeks", "stale": "Stale",
 }
-PNL_COLUMNS = ("P&L", "Day P&L")
 CHANGE_CONFIG = {
     **{f"{g}_change": st.column_config.NumberColumn(common.GREEK_LABELS[g] + " change", format="%+,.2f")
        for g in GREEKS},
