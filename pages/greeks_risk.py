@@ -33,8 +33,9 @@ GREEK_COLUMNS = {
     "Beta-weighted delta (SPY sh)": st.column_config.NumberColumn(format="%+,.1f"),
     "P&L": st.column_config.NumberColumn(format="%+,.2f", help="Unrealized P&L ($)"),
     "Day P&L": st.column_config.NumberColumn(format="%+,.2f"),
-    "Underlying price": st.column_config.NumberColumn(format="%,.2f"),
-    "Beta": st.column_config.NumberColumn(format="%.2f"),
+    # text: the Portfolio row has neither, and a null number shows as the word "None"
+    "Underlying price": st.column_config.TextColumn(alignment="right"),
+    "Beta": st.column_config.TextColumn(alignment="right"),
 }
 
 
@@ -46,9 +47,10 @@ _GREEK_NAMES = ["Delta", "Gamma", "Theta $/day", "Vega $/vol pt", "Dollar delta"
 
 
 def underlyings_frame(snapshot: PortfolioSnapshot) -> pd.DataFrame:
-    rows = [(u.symbol, u.spot, u.beta, *_greek_values(u.greeks), u.unrealized_pnl, u.daily_pnl)
+    rows = [(u.symbol, common.fmt_price(u.spot), common.DASH if u.beta is None else f"{u.beta:.2f}",
+             *_greek_values(u.greeks), u.unrealized_pnl, u.daily_pnl)
             for u in snapshot.underlyings]
-    rows.append(("Portfolio", None, None, *_greek_values(snapshot.totals), snapshot.unrealized_pnl,
+    rows.append(("Portfolio", common.DASH, common.DASH, *_greek_values(snapshot.totals), snapshot.unrealized_pnl,
                  snapshot.daily_pnl))
     return pd.DataFrame.from_records(
         rows, columns=["Underlying", "Underlying price", "Beta", *_GREEK_NAMES, "P&L", "Day P&L"])

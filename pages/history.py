@@ -21,6 +21,8 @@ from plotly.subplots import make_subplots  # noqa: E402
 
 from pages.components import common  # noqa: E402
 from pages.components import pnl_explain  # noqa: E402
+from pages.components.leg_table import STYLE as LEG_TABLE_STYLE  # noqa: E402
+from pages.components.leg_table import legs_html  # noqa: E402
 
 UTC = timezone.utc
 VERSION_KEY = "history_version"
@@ -34,7 +36,6 @@ LEG_COLUMNS = {
     "theta": "Theta $/day", "vega": "Vega $/vol pt", "dte": "DTE", "iv": "IV %", "avg_price": "Avg cost",
     "market_value": "Mkt value", "contract_delta": "Delta/contract", "greeks_source": "Greeks", "stale": "Stale",
 }
-PNL_COLUMNS = ("P&L", "Day P&L")
 CHANGE_CONFIG = {
     **{f"{g}_change": st.column_config.NumberColumn(common.GREEK_LABELS[g] + " change", format="%+,.2f")
        for g in GREEKS},
@@ -170,6 +171,8 @@ def portfolio_section(lake, version: int) -> None:
         st.info("No positions at this version.")
         return
     frame = legs_display(legs)
+    shown = [c for c in frame.columns if c not in ("strategy_id", "strategy_kind", "symbol")]
+    st.html(LEG_TABLE_STYLE)
     for strategy_id, group in frame.groupby("strategy_id", sort=False):
         kind = group["strategy_kind"].iloc[0] or "ungrouped"
         pnl = group["P&L"].sum()
@@ -177,9 +180,8 @@ def portfolio_section(lake, version: int) -> None:
                  f"P&L {common.colored(common.fmt_money(pnl, signed=True).replace('$', chr(92) + '$'), pnl)} · "
                  f"Delta {common.fmt_greek('delta', group['Delta'].sum())}")
         with st.expander(title, expanded=True):
-            st.dataframe(common.style_pnl(group.drop(columns=["strategy_id", "strategy_kind", "symbol"]),
-                                          PNL_COLUMNS),
-                         column_config=common.LEG_COLUMN_CONFIG, hide_index=True, key=f"history_legs_{strategy_id}")
+            # as on Positions: P&L red/green, a dash where a leg has no figure (never "None")
+            st.markdown(legs_html(group, shown), unsafe_allow_html=True)
 
 
 def _pick_pair(lake, versions: pl.DataFrame, selected: int) -> tuple[int | None, int | None]:

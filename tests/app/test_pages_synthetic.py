@@ -244,6 +244,9 @@ def test_greeks_by_underlying_and_strategy(stand_in):
         assert by_underlying.loc[u.symbol, "Delta"] == pytest.approx(u.greeks.delta)
         assert by_underlying.loc[u.symbol, "Vega $/vol pt"] == pytest.approx(u.greeks.vega)
     assert by_underlying.loc["Portfolio", "Theta $/day"] == pytest.approx(snap.totals.theta)
+    # the Portfolio row has no price or beta: a dash, never "None"
+    assert by_underlying.loc["Portfolio", "Underlying price"] == by_underlying.loc["Portfolio", "Beta"] == "—"
+    assert by_underlying.loc[snap.underlyings[0].symbol, "Underlying price"] == common.fmt_price(snap.underlyings[0].spot)
     assert len(at.dataframe[1].value) == len(snap.strategies)
 
 

@@ -9,6 +9,8 @@ from datetime import time
 from pathlib import Path
 
 import pytest
+
+from tests.app.leg_tables import column, leg_tables
 from streamlit.testing.v1 import AppTest
 
 from tests.lake.factory import STEP, T0, snapshot_at
@@ -70,9 +72,10 @@ def test_history_page_browses_versions_times_and_diffs(history_page):
     # By number: version 3 shows snapshot 3 grouped by strategy (the TSLA spread is closed there).
     at.number_input(key="history_version").set_value(3).run()
     assert "Portfolio as of version 3" in [h.value for h in at.subheader]
-    spy = _frame(at, "Contract", "Qty")     # the first strategy group: SPY shares
-    assert spy["Qty"].tolist() == [110.0]
-    assert spy["Delta"].tolist() == [snapshots[3].legs[0].position_greeks.delta]
+    spy = leg_tables(at)[0]                 # the first strategy group: SPY shares
+    assert column(spy, "Qty") == ["+110"]
+    assert column(spy, "Delta") == [f"{snapshots[3].legs[0].position_greeks.delta:+,.1f}"]
+    assert column(spy, "DTE") == ["—"]      # shares have no expiry: a dash, never "None"
     assert "credit vertical" not in "\n".join(e.label for e in at.expander)
     assert at.slider(key="history_version_slider").value == 3
 
