@@ -137,8 +137,17 @@ def test_three_clicks_within_300ms_place_one_order_and_a_second_tab_is_refused(b
     confirm2.evaluate(CLICKS, 1)
     assert len(times) == 3 and times[-1] < 300, times
 
-    expect(dialog1).to_contain_text("Sent once as order", timeout=60_000)
-    expect(tab2.get_by_role("dialog")).to_contain_text("already confirmed", timeout=60_000)
+    # Whichever tab's confirm reaches the desk first sends the order (under load tab 2's single
+    # click can overtake tab 1's three); the other tab is told it was already confirmed.
+    dialog2 = tab2.get_by_role("dialog")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if dialog1.filter(has_text="Sent once as order").count() or dialog2.filter(has_text="Sent once as order").count():
+            break
+        tab1.wait_for_timeout(250)
+    winner, loser = (dialog1, dialog2) if dialog1.filter(has_text="Sent once as order").count() else (dialog2, dialog1)
+    expect(winner).to_contain_text("Sent once as order")
+    expect(loser).to_contain_text("already confirmed", timeout=60_000)
     time.sleep(2.0)   # any duplicate would have reached the simulator by now
     orders = [o for o in gw.orders() if o.order_ref == ticket_id]
     assert len(orders) == 1, orders
