@@ -21,7 +21,6 @@ from plotly.subplots import make_subplots  # noqa: E402
 
 from pages.components import common  # noqa: E402
 from pages.components import pnl_explain  # noqa: E402
-from pages.components.leg_table import STYLE as LEG_TABLE_STYLE  # noqa: E402
 from pages.components.leg_table import legs_html  # noqa: E402
 
 UTC = timezone.utc
@@ -172,7 +171,6 @@ def portfolio_section(lake, version: int) -> None:
         return
     frame = legs_display(legs)
     shown = [c for c in frame.columns if c not in ("strategy_id", "strategy_kind", "symbol")]
-    st.html(LEG_TABLE_STYLE)
     for strategy_id, group in frame.groupby("strategy_id", sort=False):
         kind = group["strategy_kind"].iloc[0] or "ungrouped"
         pnl = group["P&L"].sum()

@@ -21,7 +21,6 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from pages.components import common  # noqa: E402
-from pages.components.leg_table import STYLE as LEG_TABLE_STYLE  # noqa: E402
 from pages.components.leg_table import FORMATS as LEG_FORMATS  # noqa: E402
 from pages.components.leg_table import TEXT_COLUMNS as LEG_TEXT_COLUMNS  # noqa: E402
 from pages.components.leg_table import cell as leg_cell  # noqa: E402
@@ -231,7 +230,6 @@ def strategy_expanders(groups: list[Group], tables_of) -> None:
                    "the All legs view shows every leg in one table.")
         groups = shown
     shown_tables = tables_of(first, groups)
-    st.html(LEG_TABLE_STYLE)
     for position, (group, table) in enumerate(zip(groups, shown_tables)):
         # Keyed: the live figures in the label change every refresh, the open/closed state must not.
         # (Not tracked with on_change="rerun": Streamlit then forgets the state when the label changes.)

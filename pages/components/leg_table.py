@@ -19,7 +19,7 @@ import pandas as pd
 from pages.components.formatting import DASH, GAIN_COLOR, HUGE, LOSS_COLOR
 
 CSS_CLASS = "v6-legs"
-STYLE = f"""<style>
+_STYLE_LINES = f"""<style>
 .{CSS_CLASS} {{ overflow-x: auto; margin-bottom: 0.5rem; }}
 .{CSS_CLASS} table {{ border-collapse: collapse; width: 100%; font-size: 0.85rem;
   font-variant-numeric: tabular-nums; }}
@@ -32,6 +32,7 @@ STYLE = f"""<style>
 .{CSS_CLASS} td.loss {{ color: {LOSS_COLOR}; }}
 .{CSS_CLASS} tr.stale td {{ opacity: 0.55; }}
 </style>"""
+STYLE = " ".join(line.strip() for line in _STYLE_LINES.splitlines())   # one line: one HTML block
 
 
 def _missing(value: Any) -> bool:
@@ -135,5 +136,7 @@ def rows_html(values: dict[str, list], columns: Sequence[str], rows: Sequence[in
             cells.append(f'<td class="{classes}" data-column="{html.escape(c)}">{html.escape(cell(c, value))}</td>')
         opening = '<tr class="stale">' if stale[i] else "<tr>"
         out.append(f'{opening}{"".join(cells)}</tr>')
-    return (f'<div class="{CSS_CLASS}"><table><thead><tr>{head}</tr></thead>'
+    # The style travels with each table: a separate style element can be redrawn apart from the
+    # tables by a live refresh, and the colours would flicker.
+    return (f'{STYLE}<div class="{CSS_CLASS}"><table><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(out)}</tbody></table></div>')
