@@ -51,18 +51,9 @@ def main() -> None:
     at.run()
     caption = next(c.value for c in at.caption if "chain lines" in c.value)
 
-    script_runs: list[float] = []
-    from streamlit.runtime.scriptrunner import script_runner
+    from bench.bench_pages import SCRIPT_RUNS as script_runs, time_script_runs
 
-    original_run = script_runner.ScriptRunner._run_script
-
-    def timed_run(self, rerun_data):      # the script thread's time: what the server pays per run
-        start = time.perf_counter()
-        try:
-            return original_run(self, rerun_data)
-        finally:
-            script_runs.append(time.perf_counter() - start)
-    script_runner.ScriptRunner._run_script = timed_run
+    time_script_runs()                             # the script thread's time: what the server pays per run
 
     def timed(label: str) -> None:
         at.run()                                   # warm
