@@ -23,8 +23,7 @@ import streamlit as st  # noqa: E402
 from pages.components import common  # noqa: E402
 from pages.components.leg_table import FORMATS as LEG_FORMATS  # noqa: E402
 from pages.components.leg_table import TEXT_COLUMNS as LEG_TEXT_COLUMNS  # noqa: E402
-from pages.components.leg_table import cell as leg_cell  # noqa: E402
-from pages.components.leg_table import column_values, rows_html  # noqa: E402
+from pages.components.leg_table import cell as leg_cell, column_values, rows_html  # noqa: E402
 from pages.components.structure_risk import roll_button  # noqa: E402
 from pages.components.tickets import close_buttons  # noqa: E402
 from v6core.models import PortfolioSnapshot, Strategy  # noqa: E402

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from pages.components.formatting import DASH, GAIN_COLOR, HUGE, LOSS_COLOR
+from pages.components.formatting import DASH, GAIN_COLOR, HUGE, LOSS_COLOR, text
 
 CSS_CLASS = "v6-legs"
 _STYLE_LINES = f"""<style>
@@ -49,25 +49,21 @@ def _num(fmt: str) -> Callable[[Any], str]:
     def show(value: Any) -> str:
         number = round(float(value), 6) + 0.0          # never "-0.00"
         shown = fmt.format(number)
-        return shown.replace("+0.0", "0.0").replace("+0,", "0,") if number == 0 else shown
+        return shown.lstrip("+") if number == 0 else shown
     return show
 
 
 def _int(signed: bool) -> Callable[[Any], str]:
     def show(value: Any) -> str:
-        return f"{int(round(float(value))):+,d}" if signed and float(value) != 0 else f"{int(round(float(value))):,d}"
+        number = int(round(float(value)))
+        return f"{number:+,d}" if signed and number else f"{number:,d}"
     return show
-
-
-def _text(value: Any) -> str:
-    shown = str(value)
-    return shown if shown else DASH
 
 
 # column -> (header, how a value shows, tooltip); the same columns and formats as LEG_COLUMN_CONFIG
 FORMATS: dict[str, tuple[str, Callable[[Any], str], str]] = {
-    "Contract": ("Contract", _text, ""),
-    "Strategy": ("Strategy", _text, ""),
+    "Contract": ("Contract", text, ""),
+    "Strategy": ("Strategy", text, ""),
     "Qty": ("Qty", _int(True), "Signed: negative is short"),
     "Underlying price": ("Und. price", _num("{:,.2f}"), "The underlying's last price"),
     "Mark": ("Mark", _num("{:,.2f}"), "Mid, else last, else close (per share), when quoted or recorded"),
@@ -83,9 +79,9 @@ FORMATS: dict[str, tuple[str, Callable[[Any], str], str]] = {
     "Mkt value": ("Mkt value", _num("{:+,.2f}"), ""),
     "P&L %": ("P&L %", _num("{:+,.1f}%"), "Unrealized P&L / |cost basis|"),
     "Delta/contract": ("Delta/contract", _num("{:+.2f}"), "Per-contract delta, in [-1, 1]"),
-    "Greeks": ("Greeks", _text, "IB = IB's model; COMPUTED = v6 (py_vollib); NONE = kept out of totals"),
+    "Greeks": ("Greeks", text, "IB = IB's model; COMPUTED = v6 (py_vollib); NONE = kept out of totals"),
     "Quote age": ("Quote age", _num("{:.0f} s"), ""),
-    "Flags": ("Flags", _text, "Validation problems; flagged legs are kept out of the totals"),
+    "Flags": ("Flags", text, "Validation problems; flagged legs are kept out of the totals"),
 }
 TEXT_COLUMNS = {"Contract", "Strategy", "Greeks", "Flags"}
 PNL_COLUMNS = {"P&L", "Day P&L", "P&L %"}
@@ -94,7 +90,7 @@ PNL_COLUMNS = {"P&L", "Day P&L", "P&L %"}
 def cell(column: str, value: Any) -> str:
     """How one value of `column` shows: its column's format, a dash when missing."""
     if column in TEXT_COLUMNS:
-        return DASH if value is None or (isinstance(value, float) and math.isnan(value)) else _text(value)
+        return text(value)
     if _missing(value):
         return DASH
     return FORMATS[column][1](value) if column in FORMATS else str(value)
