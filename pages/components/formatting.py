@@ -242,14 +242,61 @@ def style_pnl(frame, columns) -> Any:
 def frozen_style(style) -> Any:
     """A Styler whose styles are computed once, here.
 
-    Streamlit computes a Styler's styles again each time it draws it; a Styler shared by every
-    session (built once per snapshot) keeps its first result instead, so each further draw only
-    copies it into the message."""
+    Streamlit computes a Styler's styles again each time it draws it, and turns every cell into
+    its display string again; a Styler shared by every session (built once per snapshot) keeps
+    its first result instead, so each further draw only copies bytes into the message."""
     style._compute()
     translated = style._translate(False, False)
+    translated[_FROZEN] = {}                   # per-uuid CSS and the display values, filled once
     style._compute = lambda: style
     style._translate = lambda *args, **kwargs: translated
+    _memo_styler_marshalling()
     return style
+
+
+_FROZEN = "_v6_frozen"
+_memo_installed = False
+
+
+def _memo_styler_marshalling() -> None:
+    """Let Streamlit's Styler marshalling reuse what it made for a frozen Styler's first draw.
+
+    Only a frozen Styler's translated styles carry the memo (their cells never change after
+    `frozen_style`); every other Styler goes through Streamlit unchanged."""
+    global _memo_installed
+    if _memo_installed:
+        return
+    from streamlit.elements.lib import pandas_styler_utils as styler_utils
+
+    marshall_styles = styler_utils._marshall_styles
+    marshall_display_values = styler_utils._marshall_display_values
+
+    def styles_once(proto, styler, styles) -> None:
+        memo = styles.get(_FROZEN) if isinstance(styles, dict) else None
+        if memo is None:
+            return marshall_styles(proto, styler, styles)
+        key = ("styles", str(styler.uuid))
+        if key not in memo:
+            marshall_styles(proto, styler, styles)
+            memo[key] = proto.styler.styles
+        elif memo[key]:
+            proto.styler.styles = memo[key]
+        return None
+
+    def display_values_once(proto, df, styles) -> None:
+        memo = styles.get(_FROZEN) if isinstance(styles, dict) else None
+        if memo is None:
+            return marshall_display_values(proto, df, styles)
+        if "display" not in memo:
+            marshall_display_values(proto, df, styles)
+            memo["display"] = proto.styler.display_values
+        else:
+            proto.styler.display_values = memo["display"]
+        return None
+
+    styler_utils._marshall_styles = styles_once
+    styler_utils._marshall_display_values = display_values_once
+    _memo_installed = True
 
 
 # One look for a table of legs, live (Positions) or recorded (History): the columns a trader

@@ -97,3 +97,28 @@ def test_times_in_the_operator_zone_with_the_exchange_clock():
     assert load_settings(time_zone="America/Chicago").time_zone == "America/Chicago"
     with pytest.raises((SettingsError, ValueError)):
         load_settings(time_zone="Mars/Olympus")
+
+
+def test_a_frozen_styler_draws_exactly_what_streamlit_draws_for_a_fresh_one_every_time():
+    """frozen_style memoises Streamlit's Styler marshalling (CSS and display values) for a Styler
+    shared by sessions: each draw must carry the same bytes as Streamlit's own, unmemoised path."""
+    from streamlit.elements.lib.pandas_styler_utils import marshall_styler
+    from streamlit.proto.ArrowData_pb2 import ArrowData
+
+    frame = pd.DataFrame({"Contract": ["SPY 500C", "QQQ 400P", "AAPL"], "Qty": [2, -1, 100],
+                          "P&L": [12.5, -3.25, 0.001], "Day P&L": [None, 1.0, -2.0]})
+
+    def drawn(style) -> ArrowData:
+        proto = ArrowData()
+        marshall_styler(proto, style, "fixed-uuid")
+        return proto
+
+    fresh = drawn(common.style_pnl(frame.copy(), ("P&L", "Day P&L")).set_uuid("u1"))
+    frozen = common.frozen_style(common.style_pnl(frame.copy(), ("P&L", "Day P&L")).set_uuid("u1"))
+    other = common.style_pnl(frame.assign(**{"P&L": [-1.0, 2.0, 3.0]}), ("P&L",)).set_uuid("u1")
+    for _ in range(3):
+        again = drawn(frozen)
+        assert again.styler.styles == fresh.styler.styles and "color" in again.styler.styles
+        assert again.styler.display_values == fresh.styler.display_values
+    # an unfrozen Styler drawn after is not served a frozen one's memo
+    assert drawn(other).styler.styles != fresh.styler.styles
