@@ -231,7 +231,7 @@ def diff_section(lake, versions: pl.DataFrame, selected: int) -> None:
                    common.fmt_money(totals["unrealized_pnl_change"], signed=True))
     if diff.legs.height:
         st.markdown("**Legs opened, closed, resized**")
-        st.dataframe(diff.legs.drop("strategy_id").to_pandas(), hide_index=True, key="history_diff_legs",
+        common.show_table(diff.legs.drop("strategy_id").to_pandas(), hide_index=True, key="history_diff_legs",
                      column_config={"label": st.column_config.TextColumn("Contract"),
                                     "quantity_before": st.column_config.NumberColumn("Qty before", format="%+,.0f"),
                                     "quantity_after": st.column_config.NumberColumn("Qty after", format="%+,.0f"),
@@ -242,10 +242,10 @@ def diff_section(lake, versions: pl.DataFrame, selected: int) -> None:
     change_cols = [f"{g}_change" for g in GREEKS] + ["unrealized_pnl_change", "daily_pnl_change",
                                                      "market_value_change"]
     st.markdown("**By strategy**")
-    st.dataframe(diff.by_strategy.select("strategy_id", "kind", "underlying", "status", *change_cols).to_pandas(),
+    common.show_table(diff.by_strategy.select("strategy_id", "kind", "underlying", "status", *change_cols).to_pandas(),
                  hide_index=True, column_config=CHANGE_CONFIG, key="history_diff_strategy")
     st.markdown("**By underlying**")
-    st.dataframe(diff.by_underlying.select("underlying", "status", *change_cols).to_pandas(),
+    common.show_table(diff.by_underlying.select("underlying", "status", *change_cols).to_pandas(),
                  hide_index=True, column_config=CHANGE_CONFIG, key="history_diff_underlying")
 
 
@@ -291,7 +291,7 @@ def _run(action: str, call) -> None:
             return
         frame = pl.DataFrame([{"table": r.table, "detail": r.detail, "log bytes before": r.log_bytes_before,
                                "log bytes after": r.log_bytes_after} for r in results])
-        st.dataframe(frame.to_pandas(), hide_index=True, key=f"history_maint_{action}")
+        common.show_table(frame.to_pandas(), hide_index=True, key=f"history_maint_{action}")
         before = sum(r.log_bytes_before for r in results)
         after = sum(r.log_bytes_after for r in results)
         status.update(label=f"{action} done: _delta_log {before:,} → {after:,} bytes", state="complete")
@@ -303,7 +303,7 @@ def maintenance_section(lake) -> None:
     retention = maintenance.retention()
     st.caption("What each table keeps (vacuum deletes unreferenced files older than its retention; "
                "log cleanup drops entries older than the log retention):")
-    st.dataframe(retention.to_pandas(), hide_index=True, key="history_retention",
+    common.show_table(retention.to_pandas(), hide_index=True, key="history_retention",
                  column_config={"deleted_file_retention_hours": st.column_config.NumberColumn(
                      "Vacuum keeps (h)", format="%,.0f"),
                      "log_retention_hours": st.column_config.NumberColumn("Log kept (h)", format="%,.0f"),

@@ -85,7 +85,7 @@ def _all_tickets(desk) -> None:
                    + (" (earlier run)" if started and t.created_at < started else ""),
         "Note": (t.last_message or DASH)[:160],
     } for t in tickets]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    common.show_table(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 # ---------------------------------------------------------------- the ticket being edited
@@ -223,7 +223,7 @@ def _working_orders(services) -> None:
         "Status": "cancel sent" if o.order_id in sent else common.text(o.status), "Filled": o.filled,
         "Remaining": o.remaining, "Message": common.text(o.last_message),
     } for o in working])
-    st.dataframe(table, hide_index=True, width="stretch",
+    common.show_table(table, hide_index=True, width="stretch",
                  column_config={"Limit": st.column_config.NumberColumn(format="%.2f")})
     if not desk.trading_available:
         return
@@ -282,7 +282,7 @@ def _fills(services) -> None:
         "Qty": f.quantity, "Price": f.price, "Realized P&L": f.realized_pnl, "Commission": f.commission,
         "Ticket": f.order_ref or DASH, "Order id": f.order_id, "Exec id": f.exec_id,
     } for f in sorted(fills, key=lambda f: f.time, reverse=True)])
-    st.dataframe(common.style_pnl(table, ("Realized P&L",)), hide_index=True, width="stretch",
+    common.show_table(table, pnl=("Realized P&L",), hide_index=True, width="stretch",
                  column_config={"Price": st.column_config.NumberColumn(format="%,.2f"),
                                 "Realized P&L": st.column_config.NumberColumn(format="%+,.2f"),
                                 "Commission": st.column_config.NumberColumn(format="%,.2f")})
@@ -307,7 +307,7 @@ def _audit_trail(desk) -> None:
     frame = trail.sort("ts").select("ts", "event", "status", "order_id", "perm_id", "session_id", "detail").to_pandas()
     frame["ts"] = [common.fmt_time(t) for t in frame["ts"]]
     frame = frame.astype(object).where(frame.notna(), DASH)         # no literal "None" in the table
-    st.dataframe(frame, hide_index=True, width="stretch",
+    common.show_table(frame, hide_index=True, width="stretch",
                  column_config={"ts": st.column_config.TextColumn(f"Time ({common.zone_name()})")})
 
 

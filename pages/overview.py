@@ -139,7 +139,7 @@ def overview(services) -> None:
     closed = closed_today_frame(snapshot)
     if not closed.empty:
         st.subheader(f"Closed today ({len(closed)})")
-        st.dataframe(common.style_pnl(closed, ("Realized P&L",)), hide_index=True, key="closed_today", column_config={
+        common.show_table(closed, pnl=("Realized P&L",), hide_index=True, key="closed_today", column_config={
             "Qty closed": st.column_config.NumberColumn(format="%,g"),
             "Realized P&L": st.column_config.NumberColumn(format="%+,.2f", help="IB's, from the commission reports"),
             "Commissions": st.column_config.NumberColumn(format="%,.2f", help="Every fill of this leg today"),
@@ -158,7 +158,7 @@ def overview(services) -> None:
     attention = data.attention
     if not attention.empty:
         with st.expander(f"Legs needing attention ({len(attention)})"):
-            st.dataframe(attention, hide_index=True, key="attention")
+            common.show_table(attention, hide_index=True, key="attention")
     if not snapshot.alerts and not lake_alerts and attention.empty:
         st.success("No alerts.")
 

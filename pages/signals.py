@@ -170,7 +170,7 @@ def _signal_detail(services, record, snapshot) -> None:
                    f"{record.created_at:%Y-%m-%d %H:%M:%S} UTC")
         rows = plan_rows(record, live)
         if rows:
-            st.dataframe(rows, hide_index=True)
+            common.show_table(rows, hide_index=True)
     for flag in record.flags:
         if flag in record.suspect_flags:
             continue                   # already shown, first, in the banner
@@ -243,7 +243,7 @@ def body(services) -> None:
 
     st.subheader("Latest signal per underlying")
     if latest:
-        st.dataframe(_summary_rows(latest, snapshot), hide_index=True)
+        common.show_table(_summary_rows(latest, snapshot), hide_index=True)
     else:
         st.info("No signals yet: press Analyse.")
 
@@ -264,7 +264,7 @@ def body(services) -> None:
     st.subheader(f"History of {symbol}")
     history = signals.history_table(symbol)
     if history.height:
-        st.dataframe(history, hide_index=True)
+        common.show_table(history, hide_index=True)
     else:
         st.caption("No stored signals for this symbol.")
 

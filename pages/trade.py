@@ -193,8 +193,9 @@ def chain_view(services, listing, expiry: date, strikes: list[float], every: int
     st.caption(f"{plain(listing.symbol)} {common.fmt_money(spot)} · {expiry:%Y-%m-%d} · {len(strikes)} strikes "
                f"({STRIKE_STEPS[every]}, {strikes[0]:g} to {strikes[-1]:g}) · "
                f"{feed.lines} chain lines · select a row, then buy at the ask or sell at the bid")
-    event = st.dataframe(frame, key="trade_chain", on_select="rerun", selection_mode="single-row",
-                         hide_index=True, column_config=CHAIN_COLUMNS, height=420)
+    shown, config = common.without_nulls(frame, CHAIN_COLUMNS)      # an unquoted cell is a dash
+    event = st.dataframe(shown, key="trade_chain", on_select="rerun", selection_mode="single-row",
+                         hide_index=True, column_config=config, height=420)
     rows = event.selection.rows if event is not None else []
     if not rows:
         return
@@ -341,7 +342,7 @@ def draft_section(services, listing) -> None:
         st.info("Add legs from the chain (select a strike) or build a template.")
         return
     st.caption(plain(structure.description))
-    st.dataframe(sr.legs_frame(structure), hide_index=True, column_config=sr.LEG_COLUMNS, width="stretch")
+    common.show_table(sr.legs_frame(structure), hide_index=True, column_config=sr.LEG_COLUMNS, width="stretch")
     c = st.columns(4)
     mode = c[0].segmented_control("Limit price", PRICE_MODES, default="Mid", key="trade_price_mode") or "Mid"
     mid, natural = structure.net_mid(), _natural(structure)

@@ -35,9 +35,11 @@ from pages.components.formatting import (  # noqa: F401 (re-exported)
     pnl_css,
     pnl_metric,
     set_operator_zone,
+    show_table,
     style_pnl,
     text,
     utcnow,
+    without_nulls,
     zone_name,
 )
 from pages.components.shared import live_snapshot, per_snapshot  # noqa: F401 (re-exported)

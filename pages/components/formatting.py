@@ -326,3 +326,79 @@ LEG_COLUMN_CONFIG = {
     "Quote age": st.column_config.NumberColumn(format="%.0f s", width="small"),
     "Flags": st.column_config.TextColumn(help="Validation problems; flagged legs are kept out of the totals"),
 }
+
+
+# ---------------------------------------------------------------- tables without "None"
+
+_PRINTF = re.compile(r"%([+]?)(,?)(?:\.(\d+))?([dfig])")
+
+
+def printf(fmt: str, value: float) -> str:
+    """A number by a column's printf-style format (st.column_config's `format`, e.g. "%+,.2f",
+    "%.0f s", "%+,.1f%%"), as Streamlit's frontend would draw it."""
+    def one(match: re.Match) -> str:
+        sign, comma, decimals, kind = match.groups()
+        if kind == "g":
+            return format(value, f"{sign}{comma}{'' if decimals is None else '.' + decimals}g")
+        places = 0 if kind in "di" else int(decimals if decimals is not None else 6)
+        return format(value, f"{sign}{comma}.{places}f")
+    return _PRINTF.sub(one, fmt, count=1).replace("%%", "%")
+
+
+def _column_format(config: Any) -> str | None:
+    if isinstance(config, dict):
+        return (config.get("type_config") or {}).get("format") if isinstance(
+            config.get("type_config"), dict) else None
+    return None
+
+
+def without_nulls(frame, column_config: dict | None = None):
+    """(frame, column_config) for st.dataframe with no cell drawn as "None".
+
+    st.dataframe draws a null as the word "None" whatever its column's format says. A column with
+    a missing figure becomes text: each number by its column's format (or two places), a dash
+    where it is missing, right-aligned; columns without nulls stay as they are (sortable numbers).
+    Accepts a pandas or polars frame or a dict of columns."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        frame = frame.to_pandas() if hasattr(frame, "to_pandas") else pd.DataFrame(frame)
+    config = dict(column_config or {})
+    shown = frame
+    for name in frame.columns:
+        column = frame[name]
+        if not column.isna().any():
+            continue
+        if shown is frame:
+            shown = frame.copy()
+        if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+            if pd.api.types.is_datetime64_any_dtype(column):
+                shown[name] = [DASH if pd.isna(v) else fmt_time(v.to_pydatetime()) for v in column]
+            else:
+                shown[name] = [text(v) for v in column.astype(object).tolist()]
+            continue
+        current = config.get(name)
+        fmt = _column_format(current) or ("%d" if pd.api.types.is_integer_dtype(column) else "%,.2f")
+        shown[name] = [DASH if _missing(v) else (printf(fmt, float(v)) if abs(float(v)) < HUGE
+                                                 else _huge(float(v), "+" in fmt))
+                       for v in column.astype(object).tolist()]
+        if isinstance(current, dict):
+            config[name] = {**current, "alignment": "right",
+                            "type_config": {"type": "text", "max_chars": None, "validate": None}}
+        else:
+            config[name] = st.column_config.TextColumn(current, alignment="right")
+    return shown, config
+
+
+def show_table(data, *, pnl: tuple[str, ...] = (), column_config: dict | None = None, **kwargs):
+    """st.dataframe with no "None" cell (see `without_nulls`) and the named P&L columns red/green
+    (coloured by their numbers even where a column became text)."""
+    import pandas as pd
+
+    frame = data if isinstance(data, pd.DataFrame) else (
+        data.to_pandas() if hasattr(data, "to_pandas") else pd.DataFrame(data))
+    shown, config = without_nulls(frame, column_config)
+    present = [c for c in pnl if c in frame.columns]
+    if present:
+        shown = shown.style.apply(lambda col: [pnl_css(v) for v in frame[col.name].tolist()], subset=present)
+    return st.dataframe(shown, column_config=config or None, **kwargs)

@@ -139,7 +139,7 @@ def _price(value: float | None) -> str:
 
 def show_ticket(ticket: Ticket) -> None:
     st.badge(ticket.state.value, color=STATE_COLOR.get(ticket.state.value, "gray"))
-    st.dataframe(ticket_table(ticket), hide_index=True, width="stretch")
+    common.show_table(ticket_table(ticket), hide_index=True, width="stretch")
 
 
 def show_preview(ticket: Ticket) -> None:
@@ -167,7 +167,7 @@ def show_preview(ticket: Ticket) -> None:
                   for q in preview.quotes]
     if quote_rows:
         st.caption("Quote at preview")
-        st.dataframe(pd.DataFrame(quote_rows), hide_index=True, width="stretch")
+        common.show_table(pd.DataFrame(quote_rows), hide_index=True, width="stretch")
     names = ("delta", "gamma", "theta", "vega", "dollar_delta", "beta_delta")
     greeks = pd.DataFrame({
         "Greek": [common.GREEK_LABELS[n] for n in names],
@@ -176,7 +176,7 @@ def show_preview(ticket: Ticket) -> None:
         "After": [fmt_greek(n, getattr(preview.greeks_after, n)) for n in names],
     })
     st.caption("Portfolio Greeks before → after")
-    st.dataframe(greeks, hide_index=True, width="stretch")
+    common.show_table(greeks, hide_index=True, width="stretch")
     account = plain(preview.account) + (" (paper)" if preview.is_paper else " (LIVE)")
     st.caption(f"Account {account} · previewed {fmt_age((_utcnow() - preview.made_at).total_seconds())} ago")
 

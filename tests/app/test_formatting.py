@@ -37,6 +37,8 @@ def _shown_text(at) -> list[str]:
     for frame in at.dataframe:
         value = frame.value
         if isinstance(value, pd.DataFrame):
+            nulls = value.isna()
+            assert not nulls.any().any(), f"null cells (drawn as None): {value[nulls.any(axis=1)]}"
             texts += [str(v) for col in value.columns if value[col].dtype == object for v in value[col]]
     return texts
 
