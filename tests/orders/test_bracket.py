@@ -133,3 +133,21 @@ def test_a_filled_entrys_working_exits_are_what_cancel_cancels(stack):
     wait_until(lambda: [refs(stack, tid)[f"{tid}:{k}"].status for k in ("tp", "sl")] == ["Cancelled"] * 2)
     assert refs(stack, tid)[tid].status == "Filled"
     assert stack.events(tid).count("cancel_requested") == 1
+
+
+def test_modifying_a_working_brackets_entry_keeps_it_working_and_inside_its_exits(stack):
+    spot = stack.gw.spot("AAPL")
+    ticket = bracket_ticket(stack, limit=round(spot * 0.8, 2))
+    stack.desk.edit(ticket.ticket_id, "sess-a", stop=round(spot * 0.7, 2))
+    stack.desk.preview(ticket.ticket_id, "sess-a")
+    stack.desk.confirm(ticket.ticket_id, "sess-a")
+    tid = ticket.ticket_id
+    wait_until(lambda: stack.desk.ticket(tid).state == TicketState.WORKING)
+    with pytest.raises(TicketBlocked, match="stop < limit < target"):
+        stack.desk.modify_limit(tid, "sess-a", round(spot * 0.65, 2))       # below its own stop
+    stack.desk.modify_limit(tid, "sess-a", round(spot * 0.81, 2))
+    wait_until(lambda: refs(stack, tid)[tid].limit_price == round(spot * 0.81, 2))
+    assert refs(stack, tid)[tid].status == "Submitted"                       # transmitted, not held
+    assert [refs(stack, tid)[f"{tid}:{k}"].status for k in ("tp", "sl")] == ["PreSubmitted"] * 2
+    stack.desk.cancel(tid, "sess-a")
+    wait_until(lambda: {o.status for o in refs(stack, tid).values()} == {"Cancelled"})

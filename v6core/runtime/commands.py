@@ -202,6 +202,7 @@ class Commands:
         if trade is None:
             raise ValueError(f"order {order_id} is not known to this connection")
         trade.order.lmtPrice = limit_price
+        trade.order.transmit = True     # a bracket's entry went out held (transmit=False): a modify must not hold it
         self._on_trade(self._ib.placeOrder(trade.contract, trade.order))
 
     async def _cancel_all(self) -> None:
