@@ -95,6 +95,8 @@ def test_one_confirmation_places_entry_take_profit_and_stop_exactly_once(own_gw,
             return trail.filter(trail["event"] == "fill")["order_id"].to_list()
         wait_until(lambda: tp.order_id in fill_order_ids(), timeout=15)
         assert len([o for o in own_gw.orders() if o.order_ref.startswith(tid)]) == 3
+        draft = bracket_ticket(stack)
+        draft = stack.desk.edit(draft.ticket_id, "sess-a", stop=round(draft.stop - 0.5, 2), bracket=False)
     finally:
         stack.close()
     # after a restart the ticket still knows it is a bracket and which orders are its exits
@@ -103,6 +105,8 @@ def test_one_confirmation_places_entry_take_profit_and_stop_exactly_once(own_gw,
         recovered = again.desk.ticket(tid)
         assert recovered.bracket and recovered.child_order_ids == (tp.order_id, sl.order_id)
         assert (recovered.stop, recovered.target) == (ticket.stop, ticket.target)
+        kept = again.desk.ticket(draft.ticket_id)           # an edited draft keeps its edits
+        assert (kept.bracket, kept.stop, kept.target) == (False, draft.stop, draft.target)
     finally:
         again.close()
 

@@ -302,7 +302,9 @@ class Follower:
                     ticket = replace(ticket, **base)
                 if "bracket" in detail or event == "confirmed":
                     ticket = replace(ticket, bracket=bool(detail.get("bracket", spec.is_bracket)))
-                if spec.is_bracket:
+                if "stop" in detail:                  # drafted / edited rows carry the levels
+                    ticket = replace(ticket, stop=detail.get("stop"), target=detail.get("target"))
+                if spec.is_bracket:                   # what was confirmed is what was sent
                     ticket = replace(ticket, stop=spec.stop_loss, target=spec.take_profit)
             if ticket is None:
                 continue
