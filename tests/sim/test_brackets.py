@@ -4,7 +4,7 @@ other, a parent's cancel takes its children with it."""
 
 from __future__ import annotations
 
-from ib_async import IB, LimitOrder, Stock, StopOrder
+from ib_async import IB, Stock, StopOrder
 
 from tests.sim.conftest import ErrorLog, connect, run, until
 

@@ -19,11 +19,10 @@ from typing import Protocol
 from v6core.models import ContractInfo
 from v6core.sim.account import Account, commission_for
 from v6core.sim.chains import option_tick
-from v6core.sim.brackets import BracketRules
+from v6core.sim.brackets import WORKING, BracketRules  # noqa: F401 (WORKING re-exported)
 from v6core.sim.market import Market, on_tick_grid
 
 BAG_CON_ID = 28812380
-WORKING = ("PreSubmitted", "Submitted", "PendingCancel")
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
 
 ERR_NO_SECURITY = (200, "No security definition has been found for the request")
