@@ -219,12 +219,14 @@ def _working_orders(services) -> None:
     table = pd.DataFrame([{
         "Order id": o.order_id, "Ticket": o.order_ref or DASH, "Contract": o.contract.label,
         "Action": o.action, "Qty": o.quantity, "Type": o.order_type,
-        "Limit": o.limit_price, "TIF": o.tif,
+        "Limit": o.limit_price, "Stop": o.aux_price, "Parent": o.parent_id or None, "TIF": o.tif,
         "Status": "cancel sent" if o.order_id in sent else common.text(o.status), "Filled": o.filled,
         "Remaining": o.remaining, "Message": common.text(o.last_message),
     } for o in working])
     common.show_table(table, hide_index=True, width="stretch",
-                 column_config={"Limit": st.column_config.NumberColumn(format="%.2f")})
+                      column_config={"Limit": st.column_config.NumberColumn(format="%.2f"),
+                                     "Stop": st.column_config.NumberColumn(format="%.2f"),
+                                     "Parent": st.column_config.NumberColumn(format="%d")})
     if not desk.trading_available:
         return
     cancellable = [o for o in working if o.order_id not in sent]

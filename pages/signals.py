@@ -17,6 +17,7 @@ import streamlit as st  # noqa: E402
 from streamlit.errors import StreamlitAPIException  # noqa: E402
 
 from pages.components import common  # noqa: E402
+from pages.components.signal_structure import vertical_controls  # noqa: E402
 from v6core.signals.schema import SignalState  # noqa: E402
 from v6core.signals.service import live_price, plan_rows  # noqa: E402
 
@@ -105,28 +106,42 @@ def _analyse_controls(services, symbols: list[str], symbol: str) -> None:
         st.caption(common.plain(st.session_state[MESSAGE_KEY]))
 
 
-def _create_ticket(services, record) -> None:
+def _open_ticket(ticket, what: str) -> None:
+    """Take the operator to the drafted ticket's review on the Orders page."""
+    st.session_state[TICKET_KEY] = ticket.ticket_id
+    try:
+        st.switch_page("pages/orders.py")
+    except StreamlitAPIException:  # the page runs outside the app's navigation
+        st.success(f"{what} {common.plain(ticket.ticket_id)} drafted: review and confirm it on "
+                   "the Orders page.")
+
+
+def _create_ticket(services, record, live: float | None = None) -> None:
     if not record.actionable:
         st.caption(f"Not actionable, no ticket: {common.plain(record.not_actionable_reason)}.")
         return
     desk = services.orders
     available = getattr(desk, "trading_available", True)
+    bracket = st.checkbox(
+        "Attach a bracket: the signal's target as a take-profit order and its stop as a stop order",
+        key=f"v6_bracket_{record.record_id}",
+        help="Placed with the entry under the same confirmation; when one exit fills the other is "
+             "cancelled; cancelling the ticket cancels them.")
     if st.button("Create ticket", key=f"v6_ticket_{record.record_id}", disabled=not available,
                  help="Drafts an order ticket at the suggested entry; you review and confirm it on Orders."):
         try:
-            ticket = desk.draft_from_signal(record, common.session_id())
+            ticket = desk.draft_from_signal(record, common.session_id(), bracket=bracket)
         except Exception as exc:  # the desk's refusals are for the operator to read
             st.error("No ticket was drafted:")
             st.text(str(exc))
             return
-        st.session_state[TICKET_KEY] = ticket.ticket_id
-        try:
-            st.switch_page("pages/orders.py")
-        except StreamlitAPIException:  # the page runs outside the app's navigation
-            st.success(f"Ticket {common.plain(ticket.ticket_id)} drafted: review and confirm it on "
-                       "the Orders page.")
+        _open_ticket(ticket, "Ticket")
     if not available:
         st.caption("Trading is unavailable (audit log not open): tickets cannot be drafted.")
+        return
+    ticket = vertical_controls(services, record, live)
+    if ticket is not None:
+        _open_ticket(ticket, "Vertical ticket")
 
 
 def _state_banner(record) -> None:
@@ -184,7 +199,7 @@ def _signal_detail(services, record, snapshot) -> None:
     if record.raw_answer:
         with st.expander("Raw analyst answer"):
             st.code(record.raw_answer, language=None)
-    _create_ticket(services, record)
+    _create_ticket(services, record, live)
 
 
 def _charts(services, symbol: str) -> None:

@@ -126,6 +126,19 @@ class ChainFeed:
         return ChainSlice(symbol.upper(), expiry, spot, tuple(float(k) for k in strikes),
                           tuple(calls), tuple(puts), stock)
 
+    def wait_slice(self, symbol: str, expiry: date, strikes: Sequence[float], spot: float,
+                   stock: OptionQuote | None = None, timeout: float = 8.0) -> ChainSlice:
+        """`slice`, once every shown option has a mid and a delta (or when `timeout` ends: the
+        caller's structure then says which strike it lacks)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            chain = self.slice(symbol, expiry, strikes, spot, stock)
+            quotes = [q for q in (*chain.calls, *chain.puts) if q is not None]
+            if (quotes and all(q.delta is not None and q.mid is not None for q in quotes)) \
+                    or time.monotonic() > deadline:
+                return chain
+            time.sleep(0.1)
+
     def _quotes_wanted(self) -> set[int]:
         with self._lock:
             return set().union(*(v.con_ids for v in self._views.values())) if self._views else set()

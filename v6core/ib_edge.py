@@ -380,6 +380,8 @@ def order_view_from_trade(trade: Any, contract: ContractInfo, last_message: str 
         avg_fill_price=avg_fill if avg_fill else None,
         last_message=last_message,
         updated_at=updated_at,
+        aux_price=clean_number(getattr(order, "auxPrice", None)),
+        parent_id=int(getattr(order, "parentId", 0) or 0),
     )
 
 

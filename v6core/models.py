@@ -241,6 +241,8 @@ class OrderView:
     avg_fill_price: float | None
     last_message: str = ""             # IB's rejection reason / last error for this order
     updated_at: datetime | None = None
+    aux_price: float | None = None     # a STP order's stop price
+    parent_id: int = 0                 # a bracket child's parent order id
 
     @property
     def is_working(self) -> bool:
@@ -350,6 +352,31 @@ class OrderSpec:
     limit_price: float | None = None
     tif: str = "DAY"
     combo_legs: tuple[OrderLegSpec, ...] = ()
+    # A bracket (both set): the LMT entry goes with a take-profit LMT child at `take_profit` and
+    # a stop STP child at `stop_loss`, one OCA group, placed together under the one confirmation.
+    take_profit: float | None = None
+    stop_loss: float | None = None
+
+    @property
+    def is_bracket(self) -> bool:
+        return self.take_profit is not None or self.stop_loss is not None
+
+
+TAKE_PROFIT_REF, STOP_LOSS_REF, OCA_REF = ":tp", ":sl", ":oca"
+
+
+def bracket_refs(order_ref: str) -> tuple[str, str]:
+    """The orderRefs of a bracket's take-profit and stop children: the ticket id and a suffix,
+    so a look-up by orderRef after a crash finds them."""
+    return order_ref + TAKE_PROFIT_REF, order_ref + STOP_LOSS_REF
+
+
+def parent_ref(order_ref: str) -> str:
+    """The ticket id a (child) orderRef belongs to."""
+    for suffix in (TAKE_PROFIT_REF, STOP_LOSS_REF):
+        if order_ref.endswith(suffix):
+            return order_ref[: -len(suffix)]
+    return order_ref
 
 
 @dataclass(slots=True, frozen=True)

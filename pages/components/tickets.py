@@ -119,11 +119,18 @@ def ticket_table(ticket: Ticket) -> pd.DataFrame:
     ]
     for leg in ticket.combo_legs:
         rows.append(("Combo leg", f"{leg.action} {leg.ratio} x {leg.contract.label}"))
-    if ticket.stop is not None or ticket.target is not None:
-        rows.append(("Signal stop / target (not sent)",
+    if ticket.bracket:
+        exit_action = "SELL" if ticket.action == "BUY" else "BUY"
+        rows.append(("Bracket take profit (sent)", f"{exit_action} LMT {_price(ticket.target)} GTC"))
+        rows.append(("Bracket stop (sent)", f"{exit_action} STP {_price(ticket.stop)} GTC"))
+    elif ticket.stop is not None or ticket.target is not None:
+        where = " on the underlying" if ticket.is_combo else ""
+        rows.append((f"Signal stop / target{where} (not sent)",
                      f"{_price(ticket.stop)} / {_price(ticket.target)}"))
     if ticket.order_id is not None:
         rows.append(("IB order id / perm id", f"{ticket.order_id} / {ticket.perm_id or DASH}"))
+    if ticket.child_order_ids:
+        rows.append(("Bracket exit order ids", " / ".join(str(i) for i in ticket.child_order_ids)))
     if ticket.status:
         rows.append(("IB status", ticket.status))
         rows.append(("Filled", f"{ticket.filled:g}" + (f" @ {ticket.avg_fill_price:.2f}"
@@ -140,6 +147,29 @@ def _price(value: float | None) -> str:
 def show_ticket(ticket: Ticket) -> None:
     st.badge(ticket.state.value, color=STATE_COLOR.get(ticket.state.value, "gray"))
     common.show_table(ticket_table(ticket), hide_index=True, width="stretch")
+    if ticket.child_order_ids:
+        _bracket_exits(ticket)
+
+
+def exit_rows(ticket: Ticket, orders) -> list[dict]:
+    """The bracket's exits as the gateway reports them now (empty until it does)."""
+    by_id = {o.order_id: o for o in orders if o.order_id in ticket.child_order_ids}
+    return [{"Order id": i, "Exit": "take profit" if o.order_type == "LMT" else "stop",
+             "Action": o.action, "Type": o.order_type,
+             "Price": _price(o.aux_price if o.order_type == "STP" else o.limit_price),
+             "Status": common.text(o.status), "Filled": f"{o.filled:g}"}
+            for i in ticket.child_order_ids if (o := by_id.get(i)) is not None]
+
+
+def _bracket_exits(ticket: Ticket) -> None:
+    try:
+        orders = common.get_services().runtime.snapshot().orders
+    except Exception:          # no runtime (a test of the table alone): the ids above say enough
+        return
+    rows = exit_rows(ticket, orders)
+    if rows:
+        st.caption("Bracket exits at the gateway")
+        common.show_table(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 def show_preview(ticket: Ticket) -> None:
@@ -209,10 +239,20 @@ def ticket_editor(ticket: Ticket) -> None:
                                      help="Used for LMT orders; a combo's limit is per combo unit "
                                           "(negative: a credit)")
         tif = cols[4].selectbox("Time in force", TIFS, index=TIFS.index(ticket.tif), key=f"edit_tif_{tid}")
+        exits = {}
+        if not ticket.is_combo:     # a combo gets no bracket (see v6core.orders.checks.bracket_problems)
+            cols = st.columns([2, 1, 1])
+            exits["bracket"] = cols[0].checkbox(
+                "Bracket: send the target as a take-profit LMT and the stop as a STP (GTC, one cancels "
+                "the other)", value=ticket.bracket, key=f"edit_bracket_{tid}")
+            exits["stop"] = cols[1].number_input("Stop", value=ticket.stop, step=0.01, format="%.2f",
+                                                 key=f"edit_stop_{tid}")
+            exits["target"] = cols[2].number_input("Target", value=ticket.target, step=0.01,
+                                                   format="%.2f", key=f"edit_target_{tid}")
         if st.form_submit_button("Apply changes"):
             try:
                 desk.edit(tid, session_id(), action=action, quantity=quantity, order_type=order_type,
-                          limit_price=limit, tif=tif)
+                          limit_price=limit, tif=tif, **exits)
             except OrderDeskError as exc:
                 st.error(plain(exc))
     if ticket.problems:

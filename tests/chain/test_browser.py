@@ -6,11 +6,13 @@ from its Roll… button: one roll combo closing the four legs and opening four a
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 
 import pytest
 
-from tests.browser_harness import SCRIPT_IDLE, streamlit_app
+from tests.browser_harness import ARTIFACTS, ROOT, SCRIPT_IDLE, streamlit_app
 from tests.chain.conftest import wait_until
 from v6core.sim import SimGateway
 
@@ -53,6 +55,23 @@ def choose(page, label: str, text: str) -> None:
 
 def combos(gw) -> list:
     return [o for o in gw.orders() if o.combo_legs and o.symbol == SYMBOL]
+
+
+def readme_shot(page) -> None:
+    """The page as drawn now, whole, into tests/artifacts/trade.png; README's picture
+    (docs/screenshot-trade.png) refreshed from it on request only (V6_UPDATE_SCREENSHOTS=1, or
+    when it is missing), so a test run leaves the work tree clean."""
+    idle(page)
+    size = page.viewport_size
+    height = page.evaluate("document.querySelector(\"[data-testid='stMain']\").scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height), 4000))})
+    page.wait_for_timeout(500)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "trade.png"))
+    page.set_viewport_size(size)
+    target = ROOT / "docs" / "screenshot-trade.png"
+    if not target.exists() or os.environ.get("V6_UPDATE_SCREENSHOTS") == "1":
+        shutil.copy(ARTIFACTS / "trade.png", target)
 
 
 def review_and_confirm(page) -> None:
@@ -99,6 +118,7 @@ def test_iron_condor_by_template_confirmed_once_grouped_on_positions_and_rolled_
     page.get_by_role("button", name="Build from template").click()
     expect(page.get_by_text("Max profit")).to_be_visible(timeout=120_000)
     assert combos(gw) == []
+    readme_shot(page)
     review_and_confirm(page)
 
     [order] = wait_until(lambda: combos(gw), timeout=30)

@@ -218,3 +218,48 @@ def test_the_ticket_picker_labels_show_the_edit_made_in_the_same_run(services):
     assert at.selectbox(key="v6_ticket_pick").format_func(tid).endswith("previewed")
     assert at.selectbox(key="v6_ticket_pick").value == tid
     desk.discard(tid, SESSION) if hasattr(desk, "discard") else None
+
+
+def test_a_bracket_ticket_is_reviewed_confirmed_once_and_its_exits_shown(services):
+    """The signal's stop and target as a bracket: the ticket shows both exits before confirm, the
+    one confirmation sends three orders, the exits appear under the ticket and in working orders,
+    and cancelling the ticket cancels them with the entry."""
+    gw, desk = services.runtime.sim, services.orders
+    spot = gw.spot("AAPL")
+    ticket = desk.draft_from_signal(signal_record("AAPL", "BUY", spot), SESSION, bracket=True)
+    tid = ticket.ticket_id
+    at = orders_page(tid)
+    shown = dict(zip(at.dataframe[0].value["Field"], at.dataframe[0].value["Value"]))
+    assert shown["Bracket take profit (sent)"] == f"SELL LMT {ticket.target:.2f} GTC"
+    assert shown["Bracket stop (sent)"] == f"SELL STP {ticket.stop:.2f} GTC"
+    assert at.checkbox(key=f"edit_bracket_{tid}").value is True
+    # a stop above the entry is refused before anything is sent
+    at.number_input(key=f"edit_limit_{tid}").set_value(round(spot * 0.8, 2))       # rests
+    at.number_input(key=f"edit_stop_{tid}").set_value(round(spot * 0.9, 2))
+    button(at, f"FormSubmitter:edit_{tid}-Apply changes").click()
+    at.run()
+    button(at, f"review_{tid}").click()
+    at.run()
+    assert "A BUY bracket needs stop \\< limit" in texts(at)            # shown as plain (escaped) text
+    at.number_input(key=f"edit_stop_{tid}").set_value(round(spot * 0.7, 2))
+    button(at, f"FormSubmitter:edit_{tid}-Apply changes").click()
+    at.run()
+    button(at, f"review_{tid}").click()
+    at.run()
+    assert desk.ticket(tid).state == TicketState.PREVIEWED, texts(at)
+    button(at, f"confirm_{tid}").click()
+    at.run()
+    assert not at.exception, at.exception
+    mine = {o.order_ref: o for o in gw.orders() if o.order_ref.startswith(tid)}
+    assert set(mine) == {tid, f"{tid}:tp", f"{tid}:sl"}
+    assert desk.ticket(tid).child_order_ids == (mine[f"{tid}:tp"].order_id, mine[f"{tid}:sl"].order_id)
+    wait_until(lambda: sum(o.order_ref.startswith(tid) for o in services.runtime.snapshot().orders
+                           if o.is_working) == 3, timeout=20)
+    at = orders_page(tid)
+    working = next(d.value for d in at.dataframe if "Parent" in d.value.columns)
+    children = working[working["Ticket"].isin([f"{tid}:tp", f"{tid}:sl"])]
+    assert set(children["Parent"]) == {mine[tid].order_id}
+    assert set(children["Type"]) == {"LMT", "STP"}
+    assert children.loc[children["Type"] == "STP", "Stop"].item() == pytest.approx(round(spot * 0.7, 2))
+    desk.cancel(tid, SESSION)
+    wait_until(lambda: {o.status for o in gw.orders() if o.order_ref.startswith(tid)} == {"Cancelled"})

@@ -395,3 +395,32 @@ def test_cancelled_snapshot_sends_nothing_more(gw, client):
     client.wait_for(lambda: client.first("currentTime"), WAIT)
     time.sleep(0.5)                              # past the snapshot's end delay
     assert client.first("tickSnapshotEnd", 18) is None
+
+
+def test_bracket_parent_children_oca_and_stop(gw, client):
+    gw.freeze()
+    contract = stock(gw)
+    spot = gw.spot("AAPL")
+    parent_id = next_id(client)
+    tp_id, sl_id = parent_id + 1, parent_id + 2
+    client.placeOrder(parent_id, contract, limit("BUY", 4, round(spot + 1.0, 2), orderRef="off-br",
+                                                 transmit=False))
+    client.placeOrder(tp_id, contract, limit("SELL", 4, round(spot + 5.0, 2), orderRef="off-br:tp",
+                                             parentId=parent_id, ocaGroup="off-br:oca", ocaType=1,
+                                             transmit=False))
+    stop = Order()
+    stop.action, stop.totalQuantity, stop.orderType = "SELL", Decimal(4), "STP"
+    stop.auxPrice, stop.parentId, stop.orderRef = round(spot - 3.0, 2), parent_id, "off-br:sl"
+    stop.ocaGroup, stop.ocaType = "off-br:oca", 1
+    client.placeOrder(sl_id, contract, stop)
+    client.wait_for(lambda: any(a[1] == "Filled" for a in client.named("orderStatus", parent_id)), WAIT)
+    client.wait_for(lambda: any(a[1] == "Submitted" for a in client.named("orderStatus", sl_id)), WAIT)
+    opened = {a[0]: a[2] for a in client.named("openOrder") if a[0] in (tp_id, sl_id)}
+    assert opened[sl_id].orderType == "STP" and opened[sl_id].auxPrice == round(spot - 3.0, 2)
+    assert opened[sl_id].parentId == parent_id and opened[tp_id].parentId == parent_id
+    assert opened[tp_id].ocaGroup == "off-br:oca" and opened[tp_id].ocaType == 1
+    assert [a for a in client.named("orderStatus", tp_id)][-1][6] == parent_id    # parentId field
+    gw.set_spot("AAPL", spot - 4.0)
+    client.wait_for(lambda: any(a[1] == "Filled" for a in client.named("orderStatus", sl_id)), WAIT)
+    client.wait_for(lambda: any(a[1] == "Cancelled" for a in client.named("orderStatus", tp_id)), WAIT)
+    assert 202 in client.errors(tp_id)      # the OCA cancel, as IB reports it

@@ -124,6 +124,40 @@ def validate_fields(action: str, quantity: float, order_type: str, limit_price: 
     return problems
 
 
+def bracket_problems(ticket: Ticket) -> list[str]:
+    """A bracket's exits against its entry: BUY needs stop < limit < target, SELL the reverse,
+    every price on the contract's tick grid. Combos get none: a combo's stop would be simulated
+    by IB on a net price whose spread triggers it on noise, and a vertical's risk is defined
+    already (the signal's stop and target are underlying prices, not combo prices)."""
+    if not ticket.bracket:
+        return []
+    if ticket.is_combo:
+        return ["A bracket (take-profit and stop orders) is for shares or a single contract, not "
+                "a combo: a defined-risk structure caps its loss already. Untick the bracket."]
+    if ticket.order_type != "LMT":
+        return ["A bracket needs a LMT entry order (its children are placed against the limit)."]
+    problems = []
+    prices = {"stop": ticket.stop, "target": ticket.target}
+    for name, price in prices.items():
+        if price is None or not math.isfinite(price) or price <= 0:
+            problems.append(f"A bracket needs a positive {name} price (got {price!r}).")
+        elif not on_tick_grid(price, tick := min_tick(ticket.contract, price)):
+            problems.append(f"Bracket {name} {price!r} is not on the tick grid: {ticket.contract.label} "
+                            f"trades in steps of ${tick:.{tick_decimals(tick)}f} (nearest "
+                            f"{round_to_tick(price, tick):.{tick_decimals(tick)}f}).")
+    limit = ticket.limit_price
+    if problems or limit is None or not math.isfinite(limit):
+        return problems
+    stop, target = ticket.stop, ticket.target
+    if ticket.action == "BUY" and not stop < limit < target:
+        problems.append(f"A BUY bracket needs stop < limit < target (got stop {stop:g}, limit "
+                        f"{limit:g}, target {target:g}).")
+    if ticket.action == "SELL" and not target < limit < stop:
+        problems.append(f"A SELL bracket needs target < limit < stop (got target {target:g}, limit "
+                        f"{limit:g}, stop {stop:g}).")
+    return problems
+
+
 def sign(action: str) -> int:
     return 1 if action == "BUY" else -1
 
@@ -223,6 +257,7 @@ def evaluate(settings: Settings, ticket: Ticket, snapshot: PortfolioSnapshot) ->
     s = settings
     problems = validate_fields(ticket.action, ticket.quantity, ticket.order_type,
                                ticket.limit_price, ticket.tif, ticket.contract)
+    problems += bracket_problems(ticket)
     conn = snapshot.connection
     if conn.state != ConnState.CONNECTED:
         problems.append(f"Gateway is {conn.state.value}: orders are blocked until it is connected"

@@ -31,6 +31,7 @@ def spec_to_json(spec: OrderSpec) -> dict[str, Any]:
         "limit_price": spec.limit_price, "tif": spec.tif,
         "combo_legs": [{"contract": contract_to_json(leg.contract), "ratio": leg.ratio,
                         "action": leg.action} for leg in spec.combo_legs],
+        **({"take_profit": spec.take_profit, "stop_loss": spec.stop_loss} if spec.is_bracket else {}),
     }
 
 
@@ -41,6 +42,7 @@ def spec_from_json(d: dict[str, Any]) -> OrderSpec:
         combo_legs=tuple(OrderLegSpec(contract=contract_from_json(leg["contract"]),
                                       ratio=int(leg["ratio"]), action=leg["action"])
                          for leg in d.get("combo_legs", ())),
+        take_profit=d.get("take_profit"), stop_loss=d.get("stop_loss"),
     )
 
 
@@ -53,4 +55,5 @@ def ticket_detail(ticket: Ticket) -> dict[str, Any]:
     """What a "drafted"/"edited" row records: enough to rebuild the ticket after a restart."""
     return {"spec": spec_to_json(ticket.spec), "limit_price": ticket.limit_price,
             "origin": ticket.origin, "description": ticket.description,
-            "signal_id": ticket.signal_id, "stop": ticket.stop, "target": ticket.target}
+            "signal_id": ticket.signal_id, "stop": ticket.stop, "target": ticket.target,
+            "bracket": ticket.bracket}

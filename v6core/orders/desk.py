@@ -183,9 +183,11 @@ class OrderDesk:
 
     # ----------------------------------------------------------------- drafting and editing
 
-    def draft_from_signal(self, record: Any, session_id: str, quantity: float = 1) -> Ticket:
-        """A stock/ETF LMT ticket at the signal's suggested entry; stop and target shown, not sent."""
-        return self._drafts.draft_from_signal(record, session_id, quantity)
+    def draft_from_signal(self, record: Any, session_id: str, quantity: float = 1,
+                          bracket: bool = False) -> Ticket:
+        """A stock/ETF LMT ticket at the signal's entry; with `bracket`, its stop and target go
+        with it as attached take-profit and stop orders."""
+        return self._drafts.draft_from_signal(record, session_id, quantity, bracket)
 
     def draft_close(self, legs_or_strategy: Strategy | Leg | Sequence[Leg], as_combo: bool,
                     session_id: str) -> list[Ticket]:

@@ -26,7 +26,7 @@ from v6core.orders.tickets import (
 
 log = logging.getLogger(__name__)
 
-EDITABLE_FIELDS = frozenset({"action", "quantity", "order_type", "limit_price", "tif"})
+EDITABLE_FIELDS = frozenset({"action", "quantity", "order_type", "limit_price", "tif", "bracket", "stop", "target"})
 
 
 class Drafts:
@@ -37,20 +37,26 @@ class Drafts:
         self.runtime = runtime
         self.quoting: set[str] = set()     # tickets holding on-demand quotes (runtime.ensure_quotes)
 
-    def draft_from_signal(self, record: Any, session_id: str, quantity: float = 1) -> Ticket:
-        """A stock/ETF LMT ticket at the signal's suggested entry; stop and target shown, not sent."""
+    def draft_from_signal(self, record: Any, session_id: str, quantity: float = 1,
+                          bracket: bool = False) -> Ticket:
+        """A stock/ETF LMT ticket at the signal's suggested entry. Its stop and target are shown;
+        with `bracket` they are sent too, as a take-profit LMT and a stop STP attached to the entry
+        (on the tick grid; the checks refuse a bracket whose prices are on the wrong side)."""
         self.book.require_audit()
         action, symbol = actionable_signal(record)
         ticket_id = new_ticket_id()
         contract = self._quoted(self._stock_contract(symbol), ticket_id)
         entry = float(record.entry)
         limit = round_to_tick(entry, min_tick(contract, entry))
+        stop, target = opt_float(getattr(record, "stop", None)), opt_float(getattr(record, "target", None))
+        if bracket:
+            stop, target = (None if p is None else round_to_tick(p, min_tick(contract, p)) for p in (stop, target))
         ticket = Ticket(
             ticket_id=ticket_id, created_at=utc_now(), created_by=session_id, origin="signal",
             contract=contract, action=action, quantity=float(quantity), order_type="LMT",
             limit_price=limit, tif="DAY", description=f"{symbol} stock",
             signal_id=str(getattr(record, "record_id", None) or getattr(record, "id", "") or ""),
-            stop=opt_float(getattr(record, "stop", None)), target=opt_float(getattr(record, "target", None)),
+            stop=stop, target=target, bracket=bool(bracket),
         )
         return self._add(ticket, session_id)
 
@@ -79,9 +85,11 @@ class Drafts:
             for key in ("action", "order_type", "tif"):
                 if key in normalised:
                     normalised[key] = str(normalised[key]).upper()
-            for key in ("quantity", "limit_price"):
+            for key in ("quantity", "limit_price", "stop", "target"):
                 if key in normalised:
                     normalised[key] = opt_float(normalised[key])
+            if "bracket" in normalised:
+                normalised["bracket"] = bool(normalised["bracket"])
             note = ""
             if normalised.get("limit_price") is not None:
                 entered = normalised["limit_price"]

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from v6core.models import FillView, OrderView, PortfolioSnapshot
+from v6core.models import FillView, OrderView, PortfolioSnapshot, parent_ref
 from v6core.orders.book import TicketBook
 from v6core.orders.claims import ClaimStore, claim_record, confirm_key
 from v6core.orders.codec import spec_from_json
@@ -68,6 +68,7 @@ class Follower:
         for view in snapshot.orders:
             ticket = followed.get(view.order_ref)
             if ticket is None:
+                self._adopt_child(followed.get(parent_ref(view.order_ref)), view)
                 continue
             # A resent ticket also has its first, never-acknowledged order on record: follow the
             # order the ticket was placed as.
@@ -177,6 +178,16 @@ class Follower:
                 self.reconcile_to(view.order_ref, [view], "")
                 uncertain.discard(view.order_ref)
 
+    def _adopt_child(self, ticket: Ticket | None, view: OrderView) -> None:
+        """A bracket's exit the ticket does not list yet (reconciled after a crash): listed now,
+        so the ticket shows it and a cancel reaches it."""
+        if ticket is None or not ticket.bracket or view.order_ref == ticket.ticket_id or not view.order_id:
+            return
+        with self.book.lock:
+            current = self.book.tickets.get(ticket.ticket_id)
+            if current is not None and view.order_id not in current.child_order_ids:
+                self.book.put(replace(current, child_order_ids=current.child_order_ids + (view.order_id,)))
+
     def _record_fills(self, fills: Iterable[FillView]) -> None:
         book = self.book
         with book.lock:
@@ -185,6 +196,7 @@ class Follower:
             placed = [t for t in book.tickets.values() if t.state in FOLLOWED_STATES | FINAL_STATES]
             ids = {t.ticket_id for t in placed}
             by_order = {t.order_id: t.ticket_id for t in placed if t.order_id}
+            by_order.update({child: t.ticket_id for t in placed for child in t.child_order_ids})
             by_perm = {t.perm_id: t.ticket_id for t in placed if t.perm_id}
         now = time.monotonic()
         ready: list[tuple[FillView, str]] = []
@@ -192,7 +204,8 @@ class Follower:
             if fill.exec_id in book.recorded_fills:
                 continue
             # Executions loaded at connect may lack the orderRef; the perm id is IB's own key.
-            ticket_id = (fill.order_ref if fill.order_ref in ids
+            # A bracket's exits fill under the ticket too (their orderRef is the ticket id + ":tp"/":sl").
+            ticket_id = (parent_ref(fill.order_ref) if parent_ref(fill.order_ref) in ids
                          else by_perm.get(fill.perm_id) or by_order.get(fill.order_id))
             if ticket_id is None:
                 continue
@@ -204,7 +217,8 @@ class Follower:
         if not ready:
             return
         snapshot = self.runtime.snapshot()
-        book.audit.append_fills([replace(f, order_ref=tid) for f, tid in ready],
+        book.audit.append_fills([replace(f, order_ref=f.order_ref if parent_ref(f.order_ref) == tid else tid)
+                                 for f, tid in ready],
                                 account=snapshot.connection.account or snapshot.account.account)
         for fill, ticket_id in ready:
             ticket = book.get(ticket_id)
@@ -286,6 +300,12 @@ class Follower:
                                     target=detail.get("target"), **base)
                 else:
                     ticket = replace(ticket, **base)
+                if "bracket" in detail or event == "confirmed":
+                    ticket = replace(ticket, bracket=bool(detail.get("bracket", spec.is_bracket)))
+                if "stop" in detail:                  # drafted / edited rows carry the levels
+                    ticket = replace(ticket, stop=detail.get("stop"), target=detail.get("target"))
+                if spec.is_bracket:                   # what was confirmed is what was sent
+                    ticket = replace(ticket, stop=spec.stop_loss, target=spec.take_profit)
             if ticket is None:
                 continue
             ids = {}
@@ -301,6 +321,8 @@ class Follower:
             elif event in ("sent", "reconciled"):
                 sent = True
                 ticket = replace(ticket, state=TicketState.SENT, status=row.get("status") or "", **ids)
+                if detail.get("child_order_ids"):
+                    ticket = replace(ticket, child_order_ids=tuple(int(i) for i in detail["child_order_ids"]))
             elif event == "status":
                 ticket = replace(ticket, state=TicketState(detail.get("state", "working")),
                                  status=row.get("status") or "", filled=float(detail.get("filled") or 0),

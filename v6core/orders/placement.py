@@ -1,6 +1,10 @@
 """Confirmation and placement: a ticket is claimed once in the store, audited as confirmed, then
 sent once with its ticket id as IB's `orderRef`. Also the cancels, which act on placed orders.
 
+A bracket ticket is one placement too: its entry and both exits go out together under the one
+claim (the exits' orderRefs are the ticket id + ":tp" / ":sl"), so a second confirm, a resend
+refused by the claim or a crash never sends any of the three twice.
+
 The claim (`ClaimStore.claim`, a create-if-absent exactly one caller wins) is what makes the
 placement exactly-once across threads, browser tabs, processes and hosts; the in-memory
 reservation only spares a second click the trip to the store.
@@ -153,9 +157,14 @@ class Placement:
 
     def _place(self, ticket: Ticket, session_id: str) -> Ticket:
         book = self.book
+        children: list[OrderView] = []
         try:
-            view: OrderView = self.runtime.place_order(ticket.spec, ticket.ticket_id).result(
-                timeout=self.request_timeout)
+            if ticket.spec.is_bracket:
+                view, *children = self.runtime.place_bracket(ticket.spec, ticket.ticket_id).result(
+                    timeout=self.request_timeout)
+            else:
+                view = self.runtime.place_order(ticket.spec, ticket.ticket_id).result(
+                    timeout=self.request_timeout)
         except Exception as exc:
             # The order may or may not have reached the gateway: never guess, never re-send.
             uncertain = replace(ticket, state=TicketState.UNCERTAIN, last_message=error_text(exc),
@@ -163,10 +172,16 @@ class Placement:
             recorded = book.write_or_defer(uncertain, "uncertain", session_id, detail={"reason": error_text(exc)})
             book.put(self._unrecorded(uncertain) if not recorded else uncertain)
             return book.get(ticket.ticket_id)
-        sent = apply_view(ticket, view)
+        sent = replace(apply_view(ticket, view), child_order_ids=tuple(c.order_id for c in children))
+        detail: dict[str, Any] = {"last_message": view.last_message, "filled": view.filled}
+        if children:
+            detail["child_order_ids"] = list(sent.child_order_ids)
+            detail["children"] = [{"order_id": c.order_id, "perm_id": c.perm_id, "order_ref": c.order_ref,
+                                   "order_type": c.order_type, "action": c.action, "status": c.status,
+                                   "price": c.aux_price if c.order_type == "STP" else c.limit_price,
+                                   "last_message": c.last_message} for c in children]
         # The order is at the gateway now: what follows is a fact to record, never a reason to fail.
-        recorded = book.write_or_defer(sent, "sent", session_id, status=view.status,
-                                       detail={"last_message": view.last_message, "filled": view.filled})
+        recorded = book.write_or_defer(sent, "sent", session_id, status=view.status, detail=detail)
         if sent.state in FINAL_STATES:     # queued behind "sent" if that one had to wait
             recorded = book.write_or_defer(sent, sent.state.value, session_id, status=view.status,
                                            detail={"reason": view.last_message}) and recorded
@@ -240,16 +255,29 @@ class Placement:
         book.require_audit()
         with book.lock:
             ticket = book.get(ticket_id)
-            if ticket.order_id is None or ticket.state not in FOLLOWED_STATES:
+            # The entry working: cancelling it cancels its bracket's exits (the gateway does).
+            # The entry filled: the exits still working are what is left to cancel.
+            exits = [] if ticket.state in FOLLOWED_STATES else self._working_exits(ticket)
+            if ticket.order_id is None or (ticket.state not in FOLLOWED_STATES and not exits):
                 raise OrderDeskError(f"Ticket {ticket_id} has no working order to cancel ({ticket.state.value}).")
-            ticket = replace(ticket, cancel_requested=True, updated_at=utc_now())
-            book.put(ticket)
-        book.write(ticket, "cancel_requested", session_id, status=ticket.status)
+            if ticket.state in FOLLOWED_STATES:
+                ticket = replace(ticket, cancel_requested=True, updated_at=utc_now())
+                book.put(ticket)
+        book.write(ticket, "cancel_requested", session_id, status=ticket.status,
+                   detail={"order_ids": exits or [ticket.order_id]})
         try:
-            self.runtime.cancel_order(ticket.order_id).result(timeout=self.request_timeout)
+            for order_id in exits or [ticket.order_id]:
+                self.runtime.cancel_order(order_id).result(timeout=self.request_timeout)
         except Exception as exc:
             raise OrderDeskError(f"Cancel failed: {error_text(exc)}") from exc
         return ticket
+
+    def _working_exits(self, ticket: Ticket) -> list[int]:
+        """Order ids of the ticket's bracket exits the gateway still works."""
+        if not ticket.child_order_ids:
+            return []
+        return [o.order_id for o in self.runtime.snapshot().orders
+                if o.order_id in ticket.child_order_ids and o.is_working]
 
     def cancel_order(self, order_id: int, session_id: str) -> None:
         """Cancel any working order by IB order id (orders v6 did not place included)."""

@@ -105,8 +105,10 @@ class Ticket:
     combo_legs: tuple[OrderLegSpec, ...] = ()
     description: str = ""
     signal_id: str = ""
-    stop: float | None = None          # shown with signal tickets; not sent (v6 sends one order)
-    target: float | None = None
+    stop: float | None = None          # the signal's stop and target: shown, and sent only as a
+    target: float | None = None        # bracket's children when `bracket` is set
+    bracket: bool = False
+    child_order_ids: tuple[int, ...] = ()   # a bracket's take-profit and stop orders, once placed
     state: TicketState = TicketState.DRAFTED
     problems: tuple[str, ...] = ()
     preview: Preview | None = None
@@ -130,6 +132,8 @@ class Ticket:
             order_type=self.order_type,
             limit_price=self.limit_price if self.order_type == "LMT" else None,
             tif=self.tif, combo_legs=self.combo_legs,
+            take_profit=self.target if self.bracket else None,
+            stop_loss=self.stop if self.bracket else None,
         )
 
     @property
@@ -143,7 +147,14 @@ class Ticket:
     @property
     def label(self) -> str:
         price = f"{self.limit_price:g} LMT" if self.order_type == "LMT" and self.limit_price is not None else "MKT"
-        return f"{self.action} {self.quantity:g} {self.description or self.contract.label} @ {price} {self.tif}"
+        text = f"{self.action} {self.quantity:g} {self.description or self.contract.label} @ {price} {self.tif}"
+        if self.bracket:
+            text += f" · bracket: take profit {_price(self.target)}, stop {_price(self.stop)}"
+        return text
+
+
+def _price(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
 
 
 def apply_view(ticket: Ticket, view: OrderView) -> Ticket:

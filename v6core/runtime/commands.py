@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from v6core.ib_edge import clean_number, contract_from_ib
-from v6core.models import ContractInfo, OrderSpec, OrderView, WhatIfResult
+from v6core.models import OCA_REF, ContractInfo, OrderSpec, OrderView, WhatIfResult, bracket_refs
 from v6core.runtime._common import _now
 from v6core.runtime.convert import bars_frame, contract_to_ib
 from v6core.state import order_key
@@ -28,6 +28,13 @@ class Commands:
 
     def place_order(self, spec: OrderSpec, order_ref: str) -> concurrent.futures.Future[OrderView]:
         return self._submit(lambda: self._place_order(spec, order_ref))
+
+    def place_bracket(self, spec: OrderSpec, order_ref: str) -> concurrent.futures.Future[list[OrderView]]:
+        """The LMT entry and its take-profit LMT and stop STP children, as IB's bracket: the
+        entry and the take-profit held (transmit=False) until the stop, last, transmits the
+        group; the children in one OCA group, GTC so the exits outlive the entry's day. Views of
+        [entry, take-profit, stop]."""
+        return self._submit(lambda: self._place_bracket(spec, order_ref))
 
     def cancel_order(self, order_id: int) -> concurrent.futures.Future[None]:
         return self._submit(lambda: self._cancel_order(order_id))
@@ -129,23 +136,58 @@ class Commands:
         order = self._ib_order(spec, order_ref)
         trade = self._ib.placeOrder(contract, order)
         self._on_trade(trade)
-        order_id = trade.order.orderId
+        return (await self._acknowledged([trade]))[0]
+
+    async def _place_bracket(self, spec: OrderSpec, order_ref: str) -> list[OrderView]:
+        from ib_async import Order
+
+        self._require_connected()
+        if not order_ref:
+            raise ValueError("order_ref (the ticket id) is required")
+        if spec.take_profit is None or spec.stop_loss is None or spec.order_type.upper() != "LMT":
+            raise ValueError("a bracket needs a LMT entry, a take-profit and a stop price")
+        contract = await self._ib_contract(spec.contract, spec.combo_legs)
+        parent = self._ib_order(spec, order_ref)
+        parent.orderId = self._ib.client.getReqId()
+        parent.transmit = False
+        exit_action = "SELL" if parent.action == "BUY" else "BUY"
+        tp_ref, sl_ref = bracket_refs(order_ref)
+        common = dict(action=exit_action, totalQuantity=spec.quantity, tif="GTC",
+                      account=parent.account, parentId=parent.orderId,
+                      ocaGroup=order_ref + OCA_REF, ocaType=1)
+        take_profit = Order(orderType="LMT", lmtPrice=spec.take_profit, orderRef=tp_ref,
+                            transmit=False, orderId=self._ib.client.getReqId(), **common)
+        stop_loss = Order(orderType="STP", auxPrice=spec.stop_loss, orderRef=sl_ref,
+                          transmit=True, orderId=self._ib.client.getReqId(), **common)
+        trades = []
+        for order in (parent, take_profit, stop_loss):
+            trade = self._ib.placeOrder(contract, order)
+            self._on_trade(trade)
+            trades.append(trade)
+        return await self._acknowledged(trades)
+
+    async def _acknowledged(self, trades: list[Any]) -> list[OrderView]:
+        """Wait (bounded) until the gateway has answered every order, then their views."""
         deadline = asyncio.get_running_loop().time() + max(self.settings.connect_timeout * 2, 5.0)
+
+        def answered(trade: Any) -> bool:
+            return (trade.orderStatus.status not in WORKING_STATES or bool(trade.order.permId)
+                    or trade.order.orderId in self._state.order_messages)
+
         while asyncio.get_running_loop().time() < deadline:
-            acknowledged = (trade.orderStatus.status not in WORKING_STATES
-                            or trade.order.permId or order_id in self._state.order_messages)
-            if acknowledged:
-                break
-            if not self._ib.isConnected():
+            if all(answered(t) for t in trades) or not self._ib.isConnected():
                 break
             await asyncio.sleep(0.02)
-        view = self._order_view(trade)
-        if view.status in WORKING_STATES and not view.perm_id and not view.last_message:
-            view = dataclasses.replace(
-                view, last_message="no acknowledgement from the gateway yet; check before re-sending")
-        self._state.orders[order_key(view)] = view
+        views = []
+        for trade in trades:
+            view = self._order_view(trade)
+            if view.status in WORKING_STATES and not view.perm_id and not view.last_message:
+                view = dataclasses.replace(
+                    view, last_message="no acknowledgement from the gateway yet; check before re-sending")
+            self._state.orders[order_key(view)] = view
+            views.append(view)
         self._mark_dirty()
-        return view
+        return views
 
     async def _cancel_order(self, order_id: int) -> None:
         from ib_async import Order
@@ -160,6 +202,7 @@ class Commands:
         if trade is None:
             raise ValueError(f"order {order_id} is not known to this connection")
         trade.order.lmtPrice = limit_price
+        trade.order.transmit = True     # a bracket's entry went out held (transmit=False): a modify must not hold it
         self._on_trade(self._ib.placeOrder(trade.contract, trade.order))
 
     async def _cancel_all(self) -> None:

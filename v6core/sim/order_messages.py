@@ -67,6 +67,11 @@ def _open_close(order: LiveOrder) -> str:
     return "O" if order.contract.sec_type in ("OPT", "BAG") else ""
 
 
+def _oca_type(order: LiveOrder) -> int:
+    """1 (cancel the rest with block) for an order in an OCA group, as IB reports bracket children."""
+    return 1 if order.oca_group else 0
+
+
 def _fa_params(version: int) -> list:
     fields: list = ["", "", ""]                            # faGroup, faMethod, faPercentage
     if version < v.FA_PROFILE_DESUPPORT:
@@ -98,17 +103,18 @@ def open_order(order: LiveOrder, what_if: dict | None, version: int) -> list:
     status = "PreSubmitted" if what_if else order.status
     return [
         5, order.order_id, *contract_c11x(order.contract),
-        order.action, quantity_text(order.quantity), order.order_type, _price(order.limit_price), U,
-        order.tif, "", order.account, _open_close(order), 0, order.order_ref, order.client_id,
+        order.action, quantity_text(order.quantity), order.order_type, _price(order.limit_price),
+        _price(order.aux_price), order.tif, order.oca_group, order.account, _open_close(order), 0,
+        order.order_ref, order.client_id,
         order.perm_id, 0, 0, 0, "",                        # outsideRth, hidden, discretionaryAmt, goodAfterTime
         "", *_fa_params(version),                          # sharesAllocation, FA
         "", "", "", U, "",                                 # modelCode, goodTillDate, rule80A, percentOffset, settlingFirm
         0, "", -1,                                         # shortSaleSlot, designatedLocation, exemptCode
         0,                                                 # auctionStrategy
         U, U, U, U, U,                                     # startingPrice .. stockRangeUpper
-        0, 0, 0, 0, I, 0,                                  # displaySize, block, sweep, allOrNone, minQty, ocaType
+        0, 0, 0, 0, I, _oca_type(order),                   # displaySize, block, sweep, allOrNone, minQty, ocaType
         0, 0, U,                                           # eTradeOnly, firmQuoteOnly, nbboPriceCap
-        0, 0,                                              # parentId, triggerMethod
+        order.parent_id, 0,                                # parentId, triggerMethod
         U, I, "", U,                                       # volatility, volatilityType, deltaNeutral type, aux
         0, I,                                              # continuousUpdate, referencePriceType
         U, U,                                              # trailStopPrice, trailingPercent
@@ -139,14 +145,15 @@ def completed_order(order: LiveOrder, version: int) -> list:
     status_text = order.status + (f": {order.last_message}" if order.last_message else "")
     return [
         101, *contract_c11x(order.contract),
-        order.action, quantity_text(order.quantity), order.order_type, _price(order.limit_price), U,
-        order.tif, "", order.account, _open_close(order), 0, order.order_ref, order.perm_id,
+        order.action, quantity_text(order.quantity), order.order_type, _price(order.limit_price),
+        _price(order.aux_price), order.tif, order.oca_group, order.account, _open_close(order), 0,
+        order.order_ref, order.perm_id,
         0, 0, 0, "",                                       # outsideRth, hidden, discretionaryAmt, goodAfterTime
         *_fa_params(version),
         "", "", "", U, "",                                 # modelCode, goodTillDate, rule80A, percentOffset, settlingFirm
         0, "", -1,                                         # shortSaleSlot, designatedLocation, exemptCode
         U, U, U, U, U,                                     # startingPrice .. stockRangeUpper
-        0, 0, 0, I, 0, 0,                                  # displaySize, sweep, allOrNone, minQty, ocaType, triggerMethod
+        0, 0, 0, I, _oca_type(order), 0,                   # displaySize, sweep, allOrNone, minQty, ocaType, triggerMethod
         U, I, "", U,                                       # volatility, volatilityType, deltaNeutral type, aux
         0, I,                                              # continuousUpdate, referencePriceType
         U, U,                                              # trailStopPrice, trailingPercent
@@ -170,7 +177,8 @@ def order_status(order: LiveOrder) -> list:
     """ORDER_STATUS: remaining is what is left unfilled, whatever the status (TWS)."""
     remaining = max(order.quantity - order.filled, 0.0)
     return [3, order.order_id, order.status, quantity_text(order.filled), quantity_text(remaining),
-            order.avg_fill_price, order.perm_id, 0, order.last_fill_price, order.client_id, "", 0]
+            order.avg_fill_price, order.perm_id, order.parent_id, order.last_fill_price,
+            order.client_id, "", 0]
 
 
 def execution(req_id: int, fill: Fill, version: int) -> list:

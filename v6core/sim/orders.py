@@ -1,5 +1,11 @@
 """Order book and matching: validation with IB's codes, whatIf, working orders, fills.
 
+Order types MKT, LMT and STP (a stop becomes a market order once the executable price reaches
+it). Brackets as IB runs them: an order with `transmit=0` is held until an order of its group
+arrives with `transmit=1`; a child (`parentId`) works only once its parent has filled; children
+of one parent, and orders sharing an `ocaGroup`, cancel each other when one fills; cancelling a
+parent cancels its children.
+
 The engine is transport-agnostic: it reports through an `OrderSink` (the server), which turns
 events into OPEN_ORDER / ORDER_STATUS / EXECUTION_DATA / COMMISSION_REPORT / ERR_MSG frames.
 """
@@ -13,10 +19,10 @@ from typing import Protocol
 from v6core.models import ContractInfo
 from v6core.sim.account import Account, commission_for
 from v6core.sim.chains import option_tick
+from v6core.sim.brackets import WORKING, BracketRules  # noqa: F401 (WORKING re-exported)
 from v6core.sim.market import Market, on_tick_grid
 
 BAG_CON_ID = 28812380
-WORKING = ("PreSubmitted", "Submitted", "PendingCancel")
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
 
 ERR_NO_SECURITY = (200, "No security definition has been found for the request")
@@ -53,6 +59,9 @@ class SimOrder:
     combo_legs: tuple[SimComboLeg, ...] = ()
     symbol: str = ""
     last_message: str = ""
+    aux_price: float | None = None
+    parent_id: int = 0
+    oca_group: str = ""
 
 
 @dataclass(slots=True)
@@ -74,6 +83,8 @@ class OrderRequest:
     transmit: bool
     what_if: bool
     legs: list[tuple[ContractInfo | None, int, str]] = field(default_factory=list)
+    parent_id: int = 0
+    oca_group: str = ""
 
 
 @dataclass(slots=True)
@@ -115,6 +126,10 @@ class LiveOrder:
     last_fill_price: float = 0.0
     last_message: str = ""
     completed_time: str = ""
+    aux_price: float | None = None    # a STP order's stop price
+    parent_id: int = 0                # a bracket child's parent (same client)
+    oca_group: str = ""
+    transmitted: bool = True          # False: held at the "gateway" until its group is transmitted
 
     @property
     def is_combo(self) -> bool:
@@ -129,6 +144,7 @@ class LiveOrder:
             avg_fill_price=self.avg_fill_price if self.filled else None,
             combo_legs=tuple(SimComboLeg(i.con_id, r, a) for i, r, a in self.legs),
             symbol=self.contract.symbol, last_message=self.last_message,
+            aux_price=self.aux_price, parent_id=self.parent_id, oca_group=self.oca_group,
         )
 
 
@@ -144,7 +160,7 @@ def _rejected(reason: str) -> tuple[int, str]:
     return ERR_REJECTED, f"Order rejected - reason:{reason}"
 
 
-class OrderEngine:
+class OrderEngine(BracketRules):
     def __init__(self, market: Market, account: Account, sink: OrderSink, seed: int) -> None:
         self.market = market
         self.account = account
@@ -174,7 +190,7 @@ class OrderEngine:
         self._next_exec_seq = max(self._next_exec_seq, next_exec_seq)
 
     # ---- validation
-    def _validate(self, req: OrderRequest) -> tuple[int, str] | None:
+    def _validate(self, req: OrderRequest, client_id: int) -> tuple[int, str] | None:
         if req.sec_type == "BAG":
             if not req.legs or any(info is None for info, _, _ in req.legs):
                 return ERR_NO_SECURITY
@@ -188,24 +204,34 @@ class OrderEngine:
             return _rejected("Order quantity must be positive")
         if req.quantity != int(req.quantity):
             return _rejected("Fractional quantity is not supported for this contract")
-        if req.order_type not in ("MKT", "LMT"):
+        if req.order_type not in ("MKT", "LMT", "STP"):
             return _rejected(f"Order type {req.order_type or '(empty)'} is not supported")
         if req.order_type == "LMT":
-            if req.limit_price is None:
-                return _rejected("Missing or invalid limit price")
-            if req.sec_type == "BAG":
-                if not on_tick_grid(abs(req.limit_price), 0.01):
-                    return ERR_TICK
-            else:
-                if req.limit_price <= 0:
-                    return _rejected("Missing or invalid limit price")
-                tick = 0.01 if req.contract.sec_type == "STK" else option_tick(
-                    req.contract.symbol, req.limit_price)
-                if not on_tick_grid(req.limit_price, tick):
-                    return ERR_TICK
+            error = self._price_error(req, req.limit_price, "limit")
+            if error is not None:
+                return error
+        if req.order_type == "STP":
+            error = self._price_error(req, req.aux_price, "stop")
+            if error is not None:
+                return error
+        if req.parent_id:
+            parent = self.orders.get((client_id, req.parent_id))
+            if parent is None or parent.status not in WORKING:
+                return _rejected(f"Parent order {req.parent_id} is not a working order")
         if req.account and req.account != self.account.account_id:
             return _rejected(f"Account {req.account} is not a managed account")
         return None
+
+    @staticmethod
+    def _price_error(req: OrderRequest, price: float | None, what: str) -> tuple[int, str] | None:
+        if price is None:
+            return _rejected(f"Missing or invalid {what} price")
+        if req.sec_type == "BAG":
+            return None if on_tick_grid(abs(price), 0.01) else ERR_TICK
+        if price <= 0:
+            return _rejected(f"Missing or invalid {what} price")
+        tick = 0.01 if req.contract.sec_type == "STK" else option_tick(req.contract.symbol, price)
+        return None if on_tick_grid(price, tick) else ERR_TICK
 
     # ---- pricing
     def _leg_side_prices(self, order: LiveOrder) -> list[tuple[ContractInfo, float, float]]:
@@ -233,6 +259,12 @@ class OrderEngine:
         if order.order_type == "MKT":
             return legs
         net = self._net_price(legs, order.action)
+        if order.order_type == "STP":      # triggered: executes at market
+            if order.action == "BUY" and net >= order.aux_price - 1e-9:
+                return legs
+            if order.action == "SELL" and net <= order.aux_price + 1e-9:
+                return legs
+            return None
         if order.action == "BUY" and net <= order.limit_price + 1e-9:
             return legs
         if order.action == "SELL" and net >= order.limit_price - 1e-9:
@@ -246,7 +278,7 @@ class OrderEngine:
         if existing is not None and not req.what_if:
             self._modify(existing, req)
             return
-        error = self._validate(req)
+        error = self._validate(req, client_id)
         if error is not None:
             if not req.what_if:
                 self._record_rejection(client_id, req, error[1])
@@ -257,15 +289,27 @@ class OrderEngine:
             self.sink.order_open(order, what_if=self.what_if(order))
             return
         self.orders[key] = order
-        if not req.transmit:
-            order.status = "PreSubmitted"
-            self.sink.order_open(order)
-            self.sink.order_status(order)
-            return
-        order.status = "Submitted"
+        parent = self._parent(order)
+        order.transmitted = req.transmit
+        order.status = "Submitted" if req.transmit and parent is None else "PreSubmitted"
         self.sink.order_open(order)
         self.sink.order_status(order)
-        self._try_fill(order)
+        if not req.transmit:
+            return
+        if parent is None:
+            self._transmit_children(order)
+            self._try_fill(order)
+            return
+        # The group's transmit=1 order transmits the parent and every child held with it.
+        parent_held = not parent.transmitted
+        parent.transmitted = True
+        self._transmit_children(parent)
+        if parent.status == "Filled":
+            self._activate(order)
+        elif parent_held and parent.status in WORKING:
+            parent.status = "Submitted"
+            self.sink.order_status(parent)
+            self._try_fill(parent)
 
     def _build(self, client_id: int, req: OrderRequest) -> LiveOrder:
         if req.sec_type == "BAG":
@@ -280,7 +324,8 @@ class OrderEngine:
             perm_id=0 if req.what_if else self._take_perm_id(), order_ref=req.order_ref,
             contract=contract, legs=legs, action=req.action, quantity=float(req.quantity),
             order_type=req.order_type, limit_price=req.limit_price, tif=req.tif or "DAY",
-            account=self.account.account_id,
+            account=self.account.account_id, aux_price=req.aux_price if req.order_type == "STP" else None,
+            parent_id=req.parent_id, oca_group=req.oca_group,
         )
 
     def _record_rejection(self, client_id: int, req: OrderRequest, message: str) -> None:
@@ -302,18 +347,21 @@ class OrderEngine:
         if order.status not in WORKING:
             self.sink.order_error(order.client_id, order.order_id, *ERR_DUPLICATE_ID)
             return
-        error = self._validate(req)
+        error = self._validate(req, order.client_id)
         if error is not None:
             self.sink.order_error(order.client_id, order.order_id, *error)
             return
         order.quantity = float(req.quantity)
         order.limit_price = req.limit_price
+        order.aux_price = req.aux_price if req.order_type == "STP" else None
         order.order_type = req.order_type
         order.order_ref = req.order_ref or order.order_ref
-        order.status = "Submitted"
+        order.transmitted = order.transmitted or req.transmit
+        order.status = "Submitted" if self._live(order) else "PreSubmitted"
         self.sink.order_open(order)
         self.sink.order_status(order)
-        self._try_fill(order)
+        if order.status == "Submitted":
+            self._try_fill(order)
 
     def cancel(self, client_id: int, order_id: int) -> None:
         order = self.orders.get((client_id, order_id))
@@ -331,6 +379,9 @@ class OrderEngine:
         order.completed_time = self._now_text()
         self.sink.order_status(order)
         self.sink.order_error(order.client_id, order.order_id, *ERR_CANCELLED)
+        for child in self._children(order):       # IB cancels a parent's children with it
+            if child.status in WORKING:
+                self._cancel(child)
 
     def global_cancel(self) -> None:
         for order in list(self.orders.values()):
@@ -374,6 +425,10 @@ class OrderEngine:
         order.completed_time = self._now_text()
         self.sink.order_status(order)
         self.sink.positions_changed(touched)
+        for peer in self._oca_peers(order):
+            self._cancel(peer)
+        for child in self._children(order):
+            self._activate(child)
 
     # ---- whatIf
     def what_if(self, order: LiveOrder) -> dict:

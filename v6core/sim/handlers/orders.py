@@ -27,12 +27,13 @@ class OrderRequests:
         limit_price = f.float()
         aux_price = f.float()
         tif = f.text()
-        f.text()
+        oca_group = f.text()
         account = f.text()
         f.skip(2)
         order_ref = f.text()
         transmit = f.text() != "0"
-        f.skip(7)
+        parent_id = f.int()
+        f.skip(6)                         # blockOrder .. hidden
         legs: list[tuple[ContractInfo | None, int, str]] = []
         is_bag = spec["sec_type"].upper() == "BAG"
         if is_bag:
@@ -72,6 +73,7 @@ class OrderRequests:
             symbol=spec["symbol"], action=action, quantity=quantity, order_type=order_type,
             limit_price=limit_price, aux_price=aux_price, tif=tif, account=account,
             order_ref=order_ref, transmit=transmit, what_if=what_if, legs=legs,
+            parent_id=parent_id, oca_group=oca_group,
         )
         self.server.engine.place(self.client_id, request)
 
