@@ -308,9 +308,10 @@ def _audit_trail(desk) -> None:
         return
     frame = trail.sort("ts").select("ts", "event", "status", "order_id", "perm_id", "session_id", "detail").to_pandas()
     frame["ts"] = [common.fmt_time(t) for t in frame["ts"]]
-    frame = frame.astype(object).where(frame.notna(), DASH)         # no literal "None" in the table
-    common.show_table(frame, hide_index=True, width="stretch",
-                 column_config={"ts": st.column_config.TextColumn(f"Time ({common.zone_name()})")})
+    common.show_table(frame, hide_index=True, width="stretch",      # a dash where a row has no id
+                      column_config={"ts": st.column_config.TextColumn(f"Time ({common.zone_name()})"),
+                                     "order_id": st.column_config.NumberColumn("Order id", format="%d"),
+                                     "perm_id": st.column_config.NumberColumn("Perm id", format="%d")})
 
 
 render_page(body, refresh=False)

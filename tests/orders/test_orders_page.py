@@ -258,8 +258,10 @@ def test_a_bracket_ticket_is_reviewed_confirmed_once_and_its_exits_shown(service
     at = orders_page(tid)
     working = next(d.value for d in at.dataframe if "Parent" in d.value.columns)
     children = working[working["Ticket"].isin([f"{tid}:tp", f"{tid}:sl"])]
-    assert set(children["Parent"]) == {mine[tid].order_id}
+    # Parent and Stop are blank for the entry: text columns with a dash there (never "None")
+    assert set(children["Parent"]) == {str(mine[tid].order_id)}
+    assert working.loc[working["Ticket"] == tid, "Parent"].item() == "—"
     assert set(children["Type"]) == {"LMT", "STP"}
-    assert children.loc[children["Type"] == "STP", "Stop"].item() == pytest.approx(round(spot * 0.7, 2))
+    assert float(children.loc[children["Type"] == "STP", "Stop"].item()) == pytest.approx(round(spot * 0.7, 2))
     desk.cancel(tid, SESSION)
     wait_until(lambda: {o.status for o in gw.orders() if o.order_ref.startswith(tid)} == {"Cancelled"})
