@@ -24,8 +24,14 @@ browser:
 run: install
 	V6_MODE=$${V6_MODE:-sim} $(BIN)/streamlit run app.py --server.port $(PORT)
 
+# Two cores: the tests that do not drive chromium run on two workers (a module stays on one
+# worker: its simulator and fixtures are shared); the browser tests run after, one at a time,
+# each under its own CPU load. Both parts always run; either failing fails the target.
 test: install-dev browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	@rc=0; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not browser" tests || rc=1; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests || rc=1; \
+	exit $$rc
 
 bench: install-dev
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
