@@ -140,6 +140,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def server_cpu_per_session(legs: int, window: float, refresh: int) -> None:
     """Server CPU seconds per second with 1, 5 and 10 sessions open on Positions."""
     from playwright.sync_api import sync_playwright
@@ -153,7 +161,7 @@ def server_cpu_per_session(legs: int, window: float, refresh: int) -> None:
            "V6_MODE": "sim", "V6_LAKE_PATH": str(tmp / "lake"), "V6_REFRESH_INTERVAL": str(refresh)}
     print(f"\nserver CPU with N sessions on Positions: {legs} synthetic legs, book replaced 3x/s, "
           f"refresh every {refresh} s, {window:.0f} s windows")
-    print(f"{'sessions':>8}{'CPU s/s':>10}{'x one':>8}")
+    print(f"{'sessions':>8}{'CPU s/s':>10}{'x one':>8}{'RSS MB':>9}")
     try:
         with streamlit_process(env, tmp / "streamlit.log") as (url, process), sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
@@ -172,7 +180,7 @@ def server_cpu_per_session(legs: int, window: float, refresh: int) -> None:
                 time.sleep(window)
                 rate = (_cpu_seconds(process.pid) - start_cpu) / (time.monotonic() - start)
                 one = one or rate
-                print(f"{sessions:>8}{rate:>10.3f}{rate / one:>8.2f}")
+                print(f"{sessions:>8}{rate:>10.3f}{rate / one:>8.2f}{_rss_mb(process.pid):>9.0f}")
             browser.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
