@@ -53,9 +53,13 @@ def _server_like_navigation() -> None:
         PagesManager.uses_pages_directory = False
 
     PagesManager.__init__ = init
-    # A server compiles app.py and each page once (one ScriptCache per runtime); AppTest makes a
-    # new ScriptCache for every run and so parses and compiles them again each time (20-28 % of a
-    # page's run at 500 legs): not what a server pays, so the bench shares one cache like a server.
+    share_script_cache()
+
+
+def share_script_cache() -> None:
+    """A server compiles app.py and each page once (one ScriptCache per runtime); AppTest makes a
+    new ScriptCache for every run and so parses and compiles them again each time (20-28 % of a
+    page's run at 500 legs): not what a server pays, so the benches share one cache like a server."""
     from streamlit.runtime.scriptrunner.script_cache import ScriptCache
     from streamlit.testing.v1 import app_test, local_script_runner
 
