@@ -169,22 +169,30 @@ def build_risk(snapshot: PortfolioSnapshot, scoped: ScopeBook, rate: float, *, e
     breakevens = risk.crossings(x, curves["expiry_pnl"]) if expiry is not None else ()
     expiry_name = f"At {expiry:%Y-%m-%d} expiry" if expiry is not None else "At expiry"
     at_name = f"T+{days} ({at:%Y-%m-%d})" if at is not None else ""
-    figure = go.Figure()
-    figure.add_trace(go.Scatter(x=x, y=curves["t0_pnl"], name="T+0 (today)", hovertemplate=hover))
-    figure.add_trace(go.Scatter(x=x, y=curves["expiry_pnl"], name=expiry_name, line=dict(dash="dash"),
-                                hovertemplate=hover))
+    # One constructor call with plain dicts: plotly validates once (add_trace/add_vline/update_layout
+    # validate and re-lay-out on every call: a fifth of this page's run at 500 legs).
+    xs = np.asarray(x).tolist()
+    data = [dict(type="scatter", x=xs, y=np.asarray(curves["t0_pnl"]).tolist(), name="T+0 (today)",
+                 hovertemplate=hover),
+            dict(type="scatter", x=xs, y=np.asarray(curves["expiry_pnl"]).tolist(), name=expiry_name,
+                 line=dict(dash="dash"), hovertemplate=hover)]
     if at is not None:
-        figure.add_trace(go.Scatter(x=x, y=curves["at_pnl"], name=at_name, line=dict(dash="dot"),
-                                    hovertemplate=hover))
-    for b in breakevens:
-        figure.add_vline(x=b, line=dict(color="#ff7f0e", dash="dot", width=1),
-                         annotation_text=f"BE {be_fmt.format(b)}", annotation_position="top")
-    figure.add_hline(y=0, line_width=1, line_color="gray")
-    figure.add_vline(x=marker, line_width=1, line_dash="dot", line_color="gray")
+        data.append(dict(type="scatter", x=xs, y=np.asarray(curves["at_pnl"]).tolist(), name=at_name,
+                         line=dict(dash="dot"), hovertemplate=hover))
+    shapes = [dict(type="line", xref="x", yref="paper", x0=b, x1=b, y0=0, y1=1,
+                   line=dict(color="#ff7f0e", dash="dot", width=1)) for b in breakevens]
+    notes = [dict(x=b, xref="x", y=1, yref="paper", text=f"BE {be_fmt.format(b)}", showarrow=False,
+                  yanchor="bottom") for b in breakevens]
+    shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=0, y1=0,
+                       line=dict(color="gray", width=1)))
+    shapes.append(dict(type="line", xref="x", yref="paper", x0=marker, x1=marker, y0=0, y1=1,
+                       line=dict(color="gray", dash="dot", width=1)))
     shift = f", IV {iv_shift:+g} pts" if iv_shift else ""
-    figure.update_layout(title=f"{scoped.title}: P&L ($) vs underlying{shift}", xaxis_title=x_title,
-                         yaxis_title="P&L ($)", height=420, margin=dict(l=10, r=10, t=50, b=10),
-                         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
+    figure = go.Figure(data=data, layout=dict(
+        title=dict(text=f"{scoped.title}: P&L ($) vs underlying{shift}"),
+        xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text="P&L ($)")),
+        height=420, margin=dict(l=10, r=10, t=50, b=10), shapes=shapes, annotations=notes,
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0)))
     grid = scenario_heatmap(book, scoped.title, now, rate, spots, ref_betas, reference)
     if expiry is None:
         note = "P&L in $ against today's value (stock only)."
@@ -279,14 +287,14 @@ def scenario_heatmap(book, title: str, now, rate: float, spots, betas=None, refe
     text = [[common.fmt_number(v, decimals=0) for v in row] for row in matrix]
     limit = float(np.nanmax(np.abs(matrix))) or 1.0
     y_title = f"{reference} move (beta-weighted)" if betas is not None else "Price shock"
-    figure = go.Figure(go.Heatmap(
-        z=matrix, x=[f"{v:+d}" for v in vols], y=[f"{p:+d}%" for p in prices], text=text,
-        texttemplate="%{text}", colorscale="RdYlGn", zmid=0, zmin=-limit, zmax=limit,
-        hovertemplate="price %{y}, vol %{x} pts: %{text} $<extra></extra>", colorbar=dict(title="$")))
-    figure.update_layout(title=f"{title}: T+0 P&L ($), price × implied vol", xaxis_title="Vol shock (points)",
-                         yaxis_title=y_title, height=420, margin=dict(l=10, r=10, t=50, b=10),
-                         xaxis_type="category", yaxis_type="category")
-    return figure
+    return go.Figure(data=[dict(
+        type="heatmap", z=np.asarray(matrix).tolist(), x=[f"{v:+d}" for v in vols], y=[f"{p:+d}%" for p in prices],
+        text=text, texttemplate="%{text}", colorscale="RdYlGn", zmid=0, zmin=-limit, zmax=limit,
+        hovertemplate="price %{y}, vol %{x} pts: %{text} $<extra></extra>", colorbar=dict(title=dict(text="$")))],
+        layout=dict(title=dict(text=f"{title}: T+0 P&L ($), price × implied vol"),
+                    xaxis=dict(title=dict(text="Vol shock (points)"), type="category"),
+                    yaxis=dict(title=dict(text=y_title), type="category"),
+                    height=420, margin=dict(l=10, r=10, t=50, b=10)))
 
 
 if __name__ == "__main__":  # run as a page by st.navigation; importable for its helpers
