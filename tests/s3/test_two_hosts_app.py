@@ -96,7 +96,8 @@ def test_a_writer_that_loses_its_lease_says_read_only_and_takes_the_role_back(mo
     services = short_lease_services
     first = services.writer
     _wait(lambda: first.last_version is not None, 180, "the writer never recorded a snapshot")
-    other = _child(moto_server, "take", str(s3_lake), "10", V6_LAKE_LEASE_SECONDS="4")
+    # 40 snapshots, 0.2 s apart: it holds the role well past this process's first retry (after 4 s)
+    other = _child(moto_server, "take", str(s3_lake), "40", V6_LAKE_LEASE_SECONDS="4")
     try:
         out = Lines(other)
         out.wait("waiting", 120)
@@ -139,4 +140,4 @@ def test_a_writer_that_loses_its_lease_says_read_only_and_takes_the_role_back(mo
     assert [v for v, _, _ in rows] == list(range(len(rows)))
     runs = [(who, [v for v, _, _ in g]) for who, g in itertools.groupby(rows, key=lambda r: r[1] == me)]
     assert [mine for mine, _ in runs] == [True, False, True], runs
-    assert runs[0][1][-1] == last_by_me and len(runs[1][1]) == 10
+    assert runs[0][1][-1] == last_by_me and len(runs[1][1]) == 40
