@@ -239,7 +239,8 @@ class S3WriterLease:
         lease must also have `commit_margin` left: a commit takes time to land, and the store
         dates the lease to the whole second, so a commit started just before the deadline could
         land after another process took over. LakeError (not lost) then: the commit waits for
-        the next renewal. Healthy renewals (every third of the ttl) never come that close."""
+        the next renewal. Renewals every third of the ttl come that close only when one is
+        missed or slower than a third of the ttl (then the snapshot waits for the next one)."""
         age = time.monotonic() - self._renewed
         if not self.lost and self._etag is not None and age > self.ttl:
             self._lose(f"could not be renewed for {self.ttl:g} s")
