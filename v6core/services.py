@@ -68,10 +68,12 @@ class Services:
     signals: SignalService
     lake_error: str = ""               # why history is read-only (another process holds the lake)
     took_over: str = ""                # when (and from whom) this process took the writer role over
+    lost_role: str = ""                # when and how this process lost the writer role (S3 lease)
     standby: Any = None                # v6core.lake.standby.WriterStandby while read-only
     health: HealthMonitor | None = None
     chains: Any = None                 # v6core.chainfeed.ChainFeed: option chains on screen
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
+    _role: threading.RLock = field(default_factory=threading.RLock, repr=False)   # writer / standby swaps
 
     @property
     def read_only(self) -> bool:
@@ -89,17 +91,55 @@ class Services:
 
         from v6core.lake import AuditLog
 
-        audit = AuditLog(self.lake.root)
         before = writer.took_over_from
         who = f" from {before.get('host', '?')} pid {before.get('pid', '?')}" if before else ""
         at = datetime.now(timezone.utc).strftime("%H:%M:%S")
         self.took_over = f"took the writer role over{who} at {at} UTC, when its lock was released or expired"
-        self.audit, self.writer = audit, writer
-        self.lake_error = ""
-        self.orders.attach_audit(DeskAudit(audit))
+        with self._role:
+            if self.audit is None:
+                self.audit = AuditLog(self.lake.root)
+            self.writer = writer
+            writer.on_lost = self.writer_lost
+            self.lake_error = self.lost_role = ""
+            self.orders.attach_audit(DeskAudit(self.audit))
         if self.health is not None:
             self.health.invalidate()
         log.warning("lake %s: %s", self.lake.root, self.took_over)
+
+    def writer_lost(self, lost: LakeWriter) -> None:
+        """The writer lost its S3 lease (renewals failed for a whole lease, then another process
+        took it, or the store refused a renewal): it has already stopped writing snapshots. Say
+        so and stand by to take the role back. The desk keeps its audit log and trades on, as it
+        did before: audit appends are safe from any number of processes (Delta's conditional
+        commit, rows deduplicated by event id, each acknowledged row in this host's journal
+        first) and a confirmation is decided by its claim in the store, never by the writer role."""
+        from datetime import datetime, timezone
+
+        from v6core.lake import LakeWriter
+        from v6core.lake.standby import WriterStandby
+
+        at = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        how = lost.lost_how or "was lost"
+        with self._role:
+            if self._stopped.is_set() or self.writer is not lost:
+                return
+            self.lost_role = f"this process's writer lease {how} at {at} UTC"
+            self.writer, self.took_over = None, ""
+            self.lake_error = _held_by(lost.lost_to, self.lost_role)
+            fresh = LakeWriter(self.lake.root, lost.source, interval=lost.interval, poll=lost.poll)
+            self.standby = WriterStandby(fresh, self.take_over_writer, on_waiting=self._holder_seen,
+                                         delay=fresh.lease_seconds)
+            self.standby.start()
+        if self.health is not None:
+            self.health.invalidate()
+        log.warning("lake %s: read-only here: %s", self.lake.root, self.lake_error)
+
+    def _holder_seen(self, refused: Exception) -> None:
+        """The standby was refused the role: name the process that holds it now."""
+        holder = getattr(refused, "holder", None)
+        with self._role:
+            if self.lost_role and self.writer is None and holder:
+                self.lake_error = _held_by(holder, self.lost_role)
 
     @property
     def stopped(self) -> bool:
@@ -114,6 +154,9 @@ class Services:
 
         alerts: list[Alert] = []
         root = self.lake.root
+        if self.lost_role and self.writer is None:
+            alerts.append(Alert("warning", f"History is read-only here: {self.lake_error}. This process "
+                                           "takes the writer role back if that process stops."))
         for table in self.table_health():
             if not table.ok:
                 alerts.append(Alert("error", f"Lake table {table.table} is damaged: {table.problem}. "
@@ -135,7 +178,8 @@ class Services:
     def stop(self) -> None:
         if self._stopped.is_set():
             return
-        self._stopped.set()
+        with self._role:
+            self._stopped.set()
         # The standby first: a takeover in progress finishes, and its writer is then stopped below.
         _stop_parts([("standby", self.standby)])
         _stop_parts([("orders", self.orders), ("writer", self.writer), ("runtime", self.runtime)])
@@ -161,6 +205,13 @@ def _stop_parts(parts: list[tuple[str, object | None]]) -> None:
                 part.stop()  # type: ignore[attr-defined]
         except Exception:  # shutdown must go on for the other parts
             log.exception("stopping %s failed", name)
+
+
+def _held_by(holder: dict | None, lost_role: str) -> str:
+    """Who writes the lake now that this process lost the role, for the sidebar."""
+    if holder:
+        return f"another process (holder {holder.get('host', '?')} pid {holder.get('pid', '?')}) writes this lake; {lost_role}"
+    return f"another process may write this lake now (none holds its lease yet); {lost_role}"
 
 
 def lake_status_line(root: object, writer: LakeWriter | None, lake_error: str, took_over: str = "") -> str:
@@ -220,6 +271,8 @@ def start_services(settings: Settings | None = None) -> Services:
             services.standby = WriterStandby(standby_writer, services.take_over_writer)
             started.insert(0, ("standby", services.standby))
             services.standby.start()
+        if writer is not None:
+            writer.on_lost = services.writer_lost     # a lost S3 lease: read-only, standing by
     except BaseException:
         log.error("starting services failed; stopping what had started")
         _stop_parts(started)

@@ -4,6 +4,9 @@ The S3 endpoint and credentials come from the standard AWS environment the paren
 - `append ROOT TAG COUNT`: COUNT audit commits (one event each, id TAG-i), printing each version.
 - `write ROOT COUNT`: a LakeWriter committing snapshots 0..COUNT-1, printing each version.
 - `claim ROOT OWNER START TICKETS`: at wall time START, claim tickets 0..TICKETS-1; prints the won ids.
+- `take ROOT COUNT`: a LakeWriter retrying the writer lease every 0.2 s until it holds it (it takes an
+  expired one over; "waiting" after the first refusal), then committing COUNT snapshots stamped with the current time, printing
+  "locked" and each version; then it stops and releases the lease.
 - `serve ROOT STATE_DIR`: a whole v6 process (`start_services`, embedded simulator, a snapshot a
   second) printing its lake role as one JSON line every 0.25 s until killed.
 """
@@ -41,6 +44,27 @@ def main() -> int:
         for i in range(int(sys.argv[3])):
             print(writer.write_snapshot(snapshot_at(i)), flush=True)
         writer.stop()
+    elif command == "take":
+        from dataclasses import replace
+        from datetime import datetime, timezone
+
+        writer, refused = LakeWriter(root), False
+        while True:
+            try:
+                writer.acquire()
+                break
+            except LakeLockedError:
+                if not refused:
+                    print("waiting", flush=True)
+                refused = True
+                time.sleep(0.2)
+        print("locked", flush=True)
+        for i in range(int(sys.argv[3])):
+            snapshot = replace(snapshot_at(i), seq=i, built_at=datetime.now(timezone.utc))
+            print(writer.write_snapshot(snapshot), flush=True)
+            time.sleep(0.2)
+        writer.stop()
+        print("released", flush=True)
     elif command == "claim":
         owner, start, tickets = sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
         store = S3ClaimStore(root)

@@ -7,6 +7,9 @@ hosts cannot both win: `PUT â€¦ If-None-Match: *` (create if absent) and `PUT â€
 - `S3WriterLease` (`<root>/.writer.lease`): one snapshot writer per lake. The holder renews it every
   `ttl / 3` seconds; another process takes it over only once it has expired, judged on the store's
   own clock (the object's Last-Modified against the Date of the store's reply), never a host clock.
+  A holder whose renewal is refused (the object was replaced: another process took it over) or that
+  could not renew for a whole `ttl` has lost it for good: that lease object never writes again (a
+  renewal that was in flight and landed anyway is given back), and the process stands by with a new one.
 - `S3ClaimStore` (`<root>/_claims/<key>`): the orders' ClaimStore on S3; a ticket's confirmation is
   claimed by exactly one caller; `claim()` is True for that one and False for everyone else, forever.
 """
@@ -34,7 +37,11 @@ log = logging.getLogger(__name__)
 LEASE_NAME = ".writer.lease"
 # How long a silent writer keeps the lease (seconds; renewed every third of it). Read from the
 # environment because the writer is built without settings; the holder records it in the object.
-DEFAULT_LEASE_SECONDS = float(os.environ.get("V6_LAKE_LEASE_SECONDS", "30") or 30)
+def lease_seconds() -> float:
+    return float(os.environ.get("V6_LAKE_LEASE_SECONDS", "30") or 30)
+
+
+DEFAULT_LEASE_SECONDS = lease_seconds()
 CLAIMS_PREFIX = "_claims"          # the same folder as LocalClaimStore
 _CLAIM_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.#-]{0,127}$")
 
@@ -91,11 +98,14 @@ class S3WriterLease:
     Same surface as the local WriterLock (`acquire`, `verify`, `release`, `held`, `lost`). The lease
     is lost for good (sticky, like a replaced lock file) when a renewal finds the object replaced
     (another process took it over) or when no renewal succeeded for a whole `ttl` (another process
-    may take it now): the writer stops writing until v6 restarts, and says so.
+    may take it now): this object never writes the lease again, and `taken_by` names the process
+    that holds it, when the store said. The writer stops writing at once; a process with services
+    stands by with a fresh lease (v6core.lake.standby) and takes the role back when that one stops.
     """
 
-    def __init__(self, root: S3Root, ttl: float = DEFAULT_LEASE_SECONDS, account: str = "") -> None:
-        self.root, self.ttl, self.account = root, float(ttl), account
+    def __init__(self, root: S3Root, ttl: float | None = None, account: str = "") -> None:
+        # The environment is read per lease, not at import, so one process can run a short lease.
+        self.root, self.ttl, self.account = root, float(ttl if ttl is not None else lease_seconds()), account
         self.key = f"{root.key}/{LEASE_NAME}".lstrip("/")
         self.owner = uuid.uuid4().hex
         self._client = s3_client(root)
@@ -106,7 +116,10 @@ class S3WriterLease:
         # time.monotonic() when the last successful put was *sent*: the store stamps it later, so
         # our deadline (this + ttl) never outlasts the lease as the store (and a standby) sees it.
         self._renewed = 0.0
+        self._state = threading.Lock()      # a renewal landing and the lease being declared lost
         self.took_over_from: dict[str, Any] | None = None   # the expired holder this lease replaced
+        self.taken_by: dict[str, Any] | None = None          # who replaced this lease, once it was lost
+        self.lost_how = ""                                   # "was taken over by another process", ...
 
     def _body(self) -> bytes:
         return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
@@ -143,9 +156,11 @@ class S3WriterLease:
                 raise LakeError(self.root.redact(f"writer lease on {self.root}: {exc}")) from None
             current = self.holder()
             if current is not None and not current["expired"]:
-                raise LakeLockedError(
+                locked = LakeLockedError(
                     f"lake {self.root} is written by {current.get('host', '?')} pid {current.get('pid', '?')} "
-                    f"(lease renewed {current['age_seconds']:.0f} s ago); opening read-only") from None
+                    f"(lease renewed {current['age_seconds']:.0f} s ago); opening read-only")
+                locked.holder = _who(current)
+                raise locked from None
             try:   # expired (its holder died or hangs): take it over, unless someone else just did
                 sent = time.monotonic()
                 self._etag = self._put(IfMatch=current["etag"]) if current else self._put(IfNoneMatch="*")
@@ -154,7 +169,7 @@ class S3WriterLease:
                     raise LakeLockedError(f"lake {self.root}: another process took the writer lease just now; "
                                           "opening read-only") from None
                 raise LakeError(self.root.redact(f"writer lease on {self.root}: {exc2}")) from None
-            self.took_over_from = {k: current.get(k) for k in ("host", "pid", "age_seconds")} if current else None
+            self.took_over_from = {**_who(current), "age_seconds": current.get("age_seconds")} if current else None
             log.warning("lake: took over the expired writer lease of %s pid %s", current and current.get("host"),
                         current and current.get("pid"))
         self._renewed = sent
@@ -165,53 +180,97 @@ class S3WriterLease:
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.ttl / 3):
             etag = self._etag
-            if etag is None:
+            if etag is None or self.lost:
                 return
             try:
                 sent = time.monotonic()
-                self._etag = self._put(IfMatch=etag)
-                self._renewed = sent
+                renewed = self._put(IfMatch=etag)
             except Exception as exc:  # noqa: BLE001
                 if _lost_race(exc):
-                    self._lose("was taken over by another process")
+                    self._lose("was taken over by another process", who=self._current_holder())
                     return
                 if _code(exc) in ("NoSuchKey", "404"):
                     self._lose("was deleted")
                     return
                 log.warning("lake: renewing the writer lease failed (retrying): %s", self.root.redact(str(exc)))
+                continue
+            with self._state:
+                if not self.lost:
+                    self._etag, self._renewed = renewed, sent
+                    continue
+            # Declared lost (not renewed within its ttl) while this put was in flight: the writer has
+            # stopped, so the renewal that landed anyway must not keep everyone else out.
+            self._give_back(renewed)
+            return
 
-    def _lose(self, how: str) -> None:
-        self._etag = None
-        self.lost = (f"lake writer stopped: its lease {self.root}/{LEASE_NAME} {how}, so another v6 may "
-                     f"now write this lake. History is no longer recorded by this process (pid {os.getpid()}); "
-                     f"restart v6 to resume")
+    def _current_holder(self) -> dict[str, Any] | None:
+        try:
+            current = self.holder()
+        except Exception:  # noqa: BLE001 - who it is is for the operator; losing the lease stands
+            return None
+        return _who(current) if current is not None and current.get("owner") != self.owner else None
+
+    def _lose(self, how: str, who: dict[str, Any] | None = None) -> None:
+        with self._state:
+            if self.lost:
+                return
+            self._etag = None
+            self._stop.set()
+            self.taken_by, self.lost_how = who, how
+            by = f" ({who.get('host', '?')} pid {who.get('pid', '?')})" if who else ""
+            self.lost = (f"lake writer stopped: its lease {self.root}/{LEASE_NAME} {how}{by}, so another v6 "
+                         f"may now write this lake. History is no longer recorded by this process "
+                         f"(pid {os.getpid()}) under this lease")
         log.error("%s", self.lost)
 
-    def verify(self) -> None:
-        """Raise LakeLockLostError unless the lease is still ours and was renewed within its ttl."""
-        if not self.lost and self._etag is not None and time.monotonic() - self._renewed > self.ttl:
-            self._lose(f"could not be renewed for {self.ttl:g} s")
-        if self.lost:
-            raise LakeLockLostError(self.lost)
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-        etag, self._etag = self._etag, None
-        if etag is None:
-            return
+    def _give_back(self, etag: str) -> None:
         try:
             current = self.holder()
             if current is not None and current["etag"] == etag:
                 self._client.delete_object(Bucket=self.root.bucket, Key=self.key)
         except Exception as exc:  # noqa: BLE001 - it expires by itself
-            log.warning("lake: releasing the writer lease failed: %s", self.root.redact(str(exc)))
+            log.warning("lake: giving the writer lease back failed: %s", self.root.redact(str(exc)))
+
+    def verify(self, commit: bool = False) -> None:
+        """Raise LakeLockLostError unless the lease is still ours and was renewed within its ttl.
+
+        The deadline counts from when the last successful renewal was *sent*, so it passes before
+        the store (and a standby) can see the lease expire. Before a commit (`commit=True`) the
+        lease must also have `commit_margin` left: a commit takes time to land, and the store
+        dates the lease to the whole second, so a commit started just before the deadline could
+        land after another process took over. LakeError (not lost) then: the commit waits for
+        the next renewal. Renewals every third of the ttl come that close only when one is
+        missed or slower than a third of the ttl (then the snapshot waits for the next one)."""
+        age = time.monotonic() - self._renewed
+        if not self.lost and self._etag is not None and age > self.ttl:
+            self._lose(f"could not be renewed for {self.ttl:g} s")
+        if self.lost:
+            raise LakeLockLostError(self.lost)
+        if commit and self._etag is not None and age > self.ttl - self.commit_margin:
+            raise LakeError(f"writer lease last renewed {age:.1f} s ago (it lasts {self.ttl:g} s): "
+                            "not committing until a renewal succeeds")
+
+    @property
+    def commit_margin(self) -> float:
+        return min(self.ttl / 3, 5.0)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+            self._thread = None
+        etag, self._etag = self._etag, None
+        if etag is not None:
+            self._give_back(etag)
 
     @property
     def held(self) -> bool:
         return self._etag is not None and not self.lost
+
+
+def _who(lease: dict[str, Any]) -> dict[str, Any]:
+    """The holder of a lease object, as the operator needs it named."""
+    return {k: lease.get(k) for k in ("host", "pid", "account")}
 
 
 class S3ClaimStore:

@@ -33,6 +33,7 @@ META_TIME = "v6.snapshot_time"
 META_POSITIONS = "v6.positions_version"
 META_APP = "v6.app_version"
 META_ACCOUNT = "v6.account"
+META_WRITER = "v6.writer"          # "<host> pid <pid>": which process wrote the version (a shared lake)
 
 # Checkpoints every 100 commits keep opening any version at "checkpoint + <100 JSON files";
 # without an explicit log retention Delta drops log entries after 30 days, which would cut history.
@@ -170,7 +171,8 @@ class LakeLockedError(LakeError):
 
 
 class LakeLockLostError(LakeError):
-    """The writer lock file was deleted or replaced while held: this process no longer writes."""
+    """The writer lock was lost while held (its lock file deleted or replaced, or its S3 lease
+    taken over or not renewed in time): this process no longer writes under it."""
 
 
 class TableDamagedError(LakeError):

@@ -1,7 +1,10 @@
 """The snapshot writer: one `portfolio` version per snapshot, batched aggregates, and the writer lock.
 
-One process writes (an flock on `<root>/.writer.lock`); a restart resumes from what the commit
-metadata recorded, so a snapshot is never written twice and a crash costs the charts nothing.
+One process writes (an flock on `<root>/.writer.lock`, or an S3 lease); a restart resumes from what
+the commit metadata recorded, so a snapshot is never written twice and a crash costs the charts
+nothing. A writer that loses its S3 lease (taken over after its renewals failed for a whole lease)
+stops at once, drops its unwritten aggregate batch (the next writer rebuilds it from the commits)
+and calls `on_lost`, so its process can say it is read-only and stand by for the role.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +32,7 @@ from v6core.lake.rows import account_meta, aggregate_legs, legs_table, snapshot_
 from v6core.lake.schemas import (
     ACCOUNT_HISTORY, ACCOUNT_HISTORY_SCHEMA, AGGREGATES_APP_ID, GREEKS_HISTORY, GREEKS_HISTORY_SCHEMA,
     HISTORY_TABLE_CONFIG, LOCK_FILE, META_ACCOUNT, META_APP, META_ID, META_POSITIONS, META_SEQ, META_TIME,
-    PORTFOLIO, LakeError, LakeLockedError, LakeLockLostError, as_utc, ensure_table, error_line, is_table,
+    META_WRITER, PORTFOLIO, LakeError, LakeLockedError, LakeLockLostError, as_utc, ensure_table, error_line, is_table,
     table_path,
 )
 from v6core.lake.s3store import S3WriterLease
@@ -36,6 +40,10 @@ from v6core.lake.storage import lake_root, open_table, read_frame, storage_optio
 from v6core.models import ConnState, PortfolioSnapshot
 
 log = logging.getLogger(__name__)
+
+
+def _writer_name() -> str:
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 class WriterLock:
@@ -70,7 +78,7 @@ class WriterLock:
         os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         self._fd = fd
 
-    def verify(self) -> None:
+    def verify(self, commit: bool = False) -> None:
         """Raise LakeLockLostError unless the file at the lock path is still the one we locked."""
         if self.lost:
             raise LakeLockLostError(self.lost)
@@ -145,6 +153,10 @@ class LakeWriter:
         self._last_positions: int | None = None
         self._dt: DeltaTable | None = None          # the portfolio table, updated incrementally
         self._resumed = False                       # state recorded by earlier writers is loaded
+        # Called (on the writer thread, once) when the S3 lease is lost while running: the writer
+        # has stopped for good; the process builds a new one to stand by with.
+        self.on_lost: Callable[[LakeWriter], None] | None = None
+        self.stopped_by_loss = False
 
     def acquire(self) -> None:
         """Take the lake's writer lock (LakeLockedError if another writer holds it) and resume
@@ -287,10 +299,29 @@ class LakeWriter:
         self._lock.release()
         self._resumed = False
 
+    @property
+    def lost_to(self) -> dict[str, Any] | None:
+        """Who took the S3 lease from this writer (host, pid), if it was lost and the store said."""
+        return getattr(self._lock, "taken_by", None)
+
+    @property
+    def lost_how(self) -> str:
+        """How the S3 lease was lost ("could not be renewed for 30 s", "was deleted", ...), or ""."""
+        return getattr(self._lock, "lost_how", "")
+
     def _run(self) -> None:
         while not self._stop.wait(self.poll):
             try:
                 self.tick()
+            except LakeLockLostError as exc:
+                if isinstance(self._lock, S3WriterLease) and self.on_lost is not None:
+                    self.last_error = error_line(exc)
+                    self._stand_down()
+                    return
+                error = error_line(exc)               # a replaced lock file: sticky, shown as an alert
+                if error != self.last_error:
+                    log.error("lake writer stopped: %s", error)
+                self.last_error = error
             except Exception as exc:  # noqa: BLE001 - keep recording; the next tick retries
                 error = error_line(exc)
                 if error != self.last_error:      # log a failure once, not once per poll
@@ -300,6 +331,21 @@ class LakeWriter:
                 if self.last_error:
                     log.warning("lake writer recovered after: %s", self.last_error)
                 self.last_error = ""
+
+    def _stand_down(self) -> None:
+        """The lease is gone: write nothing more (the batched aggregates too: the next writer
+        rebuilds them from the commits), give back a renewal that landed late, tell the process."""
+        with self._write_lock:
+            self._stop.set()
+            self._pending, self._pending_since = [], None
+            self._lock.release()
+            self._resumed = False
+            self.stopped_by_loss = True
+        log.warning("lake writer stood down: %s", self.last_error)
+        try:
+            self.on_lost(self)  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - the writer has stopped either way
+            log.exception("lake: telling the process that the writer lease was lost failed")
 
     def tick(self) -> int | None:
         """One poll: write a snapshot if due, append the batch if due. Returns the version written."""
@@ -330,7 +376,7 @@ class LakeWriter:
         built = as_utc(snapshot.built_at, "snapshot.built_at")
         with self._write_lock:
             self.acquire()
-            self._lock.verify()
+            self._lock.verify(commit=True)
             if self._last_time is not None and built <= self._last_time:
                 return self._last_version  # type: ignore[return-value]
             sid = snapshot_id(snapshot)
@@ -339,7 +385,7 @@ class LakeWriter:
             meta = {
                 META_ID: sid, META_SEQ: str(snapshot.seq), META_TIME: built.isoformat(),
                 META_POSITIONS: str(snapshot.positions_version), META_APP: __version__,
-                META_ACCOUNT: json.dumps(account),
+                META_ACCOUNT: json.dumps(account), META_WRITER: _writer_name(),
             }
             path = table_path(self.root, PORTFOLIO)
             path.mkdir(parents=True, exist_ok=True)
@@ -377,7 +423,7 @@ class LakeWriter:
         with self._write_lock:
             if not self._pending:
                 return
-            self._lock.verify()
+            self._lock.verify(commit=True)
             batch = list(self._pending)
             greeks = pl.concat([
                 p.aggregates.select(pl.lit(p.version, pl.Int64).alias("version"),
