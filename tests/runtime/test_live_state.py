@@ -164,3 +164,13 @@ def test_unknown_account_positions_are_flagged_not_totalled(gateway, make_runtim
     assert "not managed" in snap.connection.last_error
     assert all(any(f.startswith("unknown account") for f in l.flags) for l in snap.legs)
     assert snap.totals.delta == 0.0 and snap.unrealized_pnl == 0.0
+
+
+def test_the_embedded_simulators_port_is_on_screen_from_the_first_snapshot(make_runtime, tmp_path):
+    """In mode sim the simulator listens on a free port: the very first snapshot (before any
+    connection) must name it, never V6_IB_PORT's 4002 (a page drawn then showed 127.0.0.1:4002
+    in the sidebar and the body a moment later drew the simulator's book)."""
+    rt = make_runtime(mode="sim", lake_path=tmp_path / "lake", ib_port=4002)
+    first = rt.snapshot()
+    assert rt.sim.port != 4002
+    assert (first.connection.host, first.connection.port) == ("127.0.0.1", rt.sim.port)

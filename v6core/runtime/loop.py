@@ -59,6 +59,9 @@ class LoopBridge:
                                       state_path=state, fresh=self.settings.sim_fresh)
                 self._host, self._port = "127.0.0.1", self.sim.start()
                 self._status = dataclasses.replace(self._status, host=self._host, port=self._port)
+                # the screen names the simulator's port from the first instant (not V6_IB_PORT's)
+                first = self._store.current()
+                self._store.publish(dataclasses.replace(first, seq=first.seq + 1, connection=self._status))
             key = (self._host, self._port, self.settings.client_id)
             with _ACTIVE_LOCK:
                 other = _ACTIVE.get(key)
