@@ -155,3 +155,38 @@ def test_modifying_a_working_brackets_entry_keeps_it_working_and_inside_its_exit
     assert [refs(stack, tid)[f"{tid}:{k}"].status for k in ("tp", "sl")] == ["PreSubmitted"] * 2
     stack.desk.cancel(tid, "sess-a")
     wait_until(lambda: {o.status for o in refs(stack, tid).values()} == {"Cancelled"})
+
+
+def test_an_exit_found_at_the_gateway_is_audited_and_known_after_a_restart(own_gw, tmp_path):
+    """A bracket whose exits the ticket does not list (v6 stopped between placing them and
+    recording "sent") adopts them from the gateway's order book by orderRef: each adoption is an
+    audit row, so the next restart knows the exits too and a cancel still reaches them."""
+    from dataclasses import replace
+
+    stack = start_stack(own_gw, tmp_path / "lake")
+    try:
+        spot = own_gw.spot("AAPL")
+        ticket = bracket_ticket(stack)                                          # rests below spot
+        ticket = stack.desk.edit(ticket.ticket_id, "sess-a", limit_price=round(spot * 0.8, 2),
+                                 stop=round(spot * 0.7, 2))
+        stack.desk.preview(ticket.ticket_id, "sess-a")
+        sent = stack.desk.confirm(ticket.ticket_id, "sess-a")
+        tid, exits = ticket.ticket_id, sent.child_order_ids
+        assert len(exits) == 2
+        book = stack.desk._book                 # as if "sent" had been recorded without its exits
+        with book.lock:
+            book.put(replace(book.get(tid), child_order_ids=()))
+        wait_until(lambda: set(stack.desk.ticket(tid).child_order_ids) == set(exits), timeout=20)
+        def adopted():
+            trail = stack.audit.audit(tid)
+            return set(trail.filter(trail["event"] == "exit_adopted")["order_id"].to_list())
+        wait_until(lambda: adopted() == set(exits), timeout=20)
+    finally:
+        stack.close()
+    again = start_stack(own_gw, tmp_path / "lake")
+    try:
+        assert set(again.desk.ticket(tid).child_order_ids) == set(exits)
+        again.desk.cancel(tid, "sess-a")
+        wait_until(lambda: {o.status for o in own_gw.orders() if o.order_ref.startswith(tid)} == {"Cancelled"})
+    finally:
+        again.close()

@@ -185,8 +185,15 @@ class Follower:
             return
         with self.book.lock:
             current = self.book.tickets.get(ticket.ticket_id)
-            if current is not None and view.order_id not in current.child_order_ids:
-                self.book.put(replace(current, child_order_ids=current.child_order_ids + (view.order_id,)))
+            if current is None or view.order_id in current.child_order_ids:
+                return
+            adopted = replace(current, child_order_ids=current.child_order_ids + (view.order_id,))
+            self.book.put(adopted)
+        # on record, so a later restart lists the exit too (and its fills stay the ticket's)
+        self.book.write_or_defer(adopted, "exit_adopted", "", status=view.status, order_id=view.order_id,
+                                 perm_id=view.perm_id or None,
+                                 detail={"order_ref": view.order_ref, "order_type": view.order_type,
+                                         "child_order_ids": list(adopted.child_order_ids)})
 
     def _record_fills(self, fills: Iterable[FillView]) -> None:
         book = self.book
@@ -335,6 +342,8 @@ class Follower:
                 ticket = replace(ticket, state=TicketState.UNCERTAIN, last_message=detail.get("reason", ""))
             elif event == "cancel_requested":
                 ticket = replace(ticket, cancel_requested=True)
+            elif event == "exit_adopted" and detail.get("child_order_ids"):
+                ticket = replace(ticket, child_order_ids=tuple(int(i) for i in detail["child_order_ids"]))
             elif event == "modify_confirmed":
                 ticket = replace(ticket, limit_price=detail.get("limit_price", ticket.limit_price),
                                  modifications=int(detail.get("modification") or ticket.modifications + 1))
