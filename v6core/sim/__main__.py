@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.fresh and args.state is None:
         parser.error("--fresh only makes sense with --state")
+    # handlers first: a SIGTERM right after the "listening" line must stop it cleanly (exit 0)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     gateway = SimGateway(seed=args.seed, host=args.host, port=args.port,
                          tick_rate=args.tick_rate, time_speed=args.time_speed,
                          state_path=args.state, fresh=args.fresh)
@@ -32,9 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"v6 sim listening on {args.host}:{port} (account {gateway.account_id}, "
           f"seed {args.seed}{', restored from ' + str(args.state) if gateway.restored else ''})",
           flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     gateway.stop()
     return 0
