@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 
 GATEWAY = re.compile(r"127\\+\.0\\+\.0\\+\.1:(\d+)")   # the sidebar's "host:port" (escaped text)
 CLOSE_COMBO = "Close strategy as one combo"
+SERVER_SLACK_THREADS = 1
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,12 @@ def test_clear_cache_from_any_client_keeps_the_one_set_of_services(server):
         after_run = operator.run("positions")     # the same services: the book is there at once
         after = (gateway_port(after_run), listening_ports(pid), settled_threads(pid))
 
-        assert after == before, (before, after)
+        # The same gateway and the same listening sockets: no second runtime or simulator. The
+        # thread count may differ by Streamlit's own idle worker (anyio keeps one for 10 s after
+        # use, and the intruder's session used it); a second set of services adds 4 threads or more
+        # (its runtime loop, simulator, lake writer, desk follower: measured 29 -> 33).
+        assert after[:2] == before[:2], (before, after)
+        assert before[2] - 1 <= after[2] <= before[2] + SERVER_SLACK_THREADS, (before, after)
         assert "read-only" not in after_run.text and "locked by pid" not in after_run.text
         assert "locked by pid" not in log.read_text()
 
