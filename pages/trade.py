@@ -221,19 +221,6 @@ def add_legs(symbol: str, legs: dict[int, int], kind: str, replace: bool, origin
     st.session_state[ORIGIN_KEY] = origin
 
 
-def _wait_for_deltas(feed, symbol, expiry, strikes, spot, stock=None, timeout: float = 8.0) -> ChainSlice:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        chain = feed.slice(symbol, expiry, strikes, spot, stock)
-        quotes = [q for q in (*chain.calls, *chain.puts) if q is not None]
-        if quotes and all(q.delta is not None and q.mid is not None for q in quotes) \
-                or time.monotonic() > deadline:
-            return chain
-        time.sleep(0.1)
-
-
 def template_form(services, listing, expiry: date, strikes: list[float]) -> None:
     feed = services.chains
     snapshot = services.runtime.snapshot()
@@ -262,11 +249,11 @@ def template_form(services, listing, expiry: date, strikes: list[float]) -> None
         spec = TemplateSpec(kind, side=side, right=right, delta=delta if by == "delta" else None,
                             strike=float(strike) if by == "strike" else None, width=float(width), units=units)
         spot = _spot(snapshot, listing)
-        near = _wait_for_deltas(feed, listing.symbol, expiry, strikes, spot, _stock_quote(snapshot, listing))
+        near = feed.wait_slice(listing.symbol, expiry, strikes, spot, _stock_quote(snapshot, listing))
         far_chain = None
         if kind in ("calendar", "diagonal"):
             feed.show(_view("far"), listing.symbol, far, strikes).result(timeout=15)
-            far_chain = _wait_for_deltas(feed, listing.symbol, far, strikes, spot)
+            far_chain = feed.wait_slice(listing.symbol, far, strikes, spot)
         structure = build(spec, near, far_chain)
     except (StructureError, ChainLineLimit) as exc:
         st.error(plain(exc))
@@ -501,7 +488,7 @@ def roll_panel(services, strategy, listing, strikes: list[float]) -> None:
                 roll_strikes = strikes
             for i, (held, target) in enumerate(targets.items()):
                 feed.show(_view(f"roll{i}"), listing.symbol, target, roll_strikes).result(timeout=15)
-                chains[held] = _wait_for_deltas(feed, listing.symbol, target, roll_strikes, spot)
+                chains[held] = feed.wait_slice(listing.symbol, target, roll_strikes, spot)
             quotes = held_quotes(options, {leg.contract.con_id: snapshot.quote(leg.contract.con_id)
                                            for leg in options if snapshot.quote(leg.contract.con_id)})
             roll = draft_roll(legs, RollPlan(chains, mode, float(shift)), quotes, kind=strategy.kind)
