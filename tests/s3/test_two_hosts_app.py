@@ -13,12 +13,12 @@ from v6core.lake import LakeReader, LakeWriter
 from v6core.services import lake_status_line
 
 
-@pytest.fixture
-def s3_services(moto_server, s3_lake):
+def _services_on_s3(moto_server, s3_lake, **env: str):
+    """The process-wide services (what the pages get) on the S3 lake, simulator embedded."""
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in moto_server.env().items():
-            if key.startswith("AWS_"):
-                mp.setenv(key, value)
+        aws = {key: value for key, value in moto_server.env().items() if key.startswith("AWS_")}
+        for key, value in {**aws, **env}.items():
+            mp.setenv(key, value)
         mp.setenv("V6_MODE", "sim")
         mp.setenv("V6_LAKE_URI", str(s3_lake))
         mp.delenv("V6_PASSWORD", raising=False)
@@ -29,6 +29,11 @@ def s3_services(moto_server, s3_lake):
         finally:
             services.stop()
             common.get_services.clear()
+
+
+@pytest.fixture
+def s3_services(moto_server, s3_lake):
+    yield from _services_on_s3(moto_server, s3_lake)
 
 
 def test_one_writer_per_lake_decided_through_the_store_and_shown(moto_server, s3_lake, s3_services):
@@ -61,22 +66,7 @@ def test_status_line_of_a_read_only_process(s3_lake):
 @pytest.fixture
 def short_lease_services(moto_server, s3_lake):
     """s3_services with a 4 s writer lease and a snapshot every second."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("V6_LAKE_LEASE_SECONDS", "4")
-        mp.setenv("V6_SNAPSHOT_INTERVAL", "1")
-        for key, value in moto_server.env().items():
-            if key.startswith("AWS_"):
-                mp.setenv(key, value)
-        mp.setenv("V6_MODE", "sim")
-        mp.setenv("V6_LAKE_URI", str(s3_lake))
-        mp.delenv("V6_PASSWORD", raising=False)
-        remove_stand_in()
-        services = common.get_services()
-        try:
-            yield services
-        finally:
-            services.stop()
-            common.get_services.clear()
+    yield from _services_on_s3(moto_server, s3_lake, V6_LAKE_LEASE_SECONDS="4", V6_SNAPSHOT_INTERVAL="1")
 
 
 def _sidebar(at) -> str:
