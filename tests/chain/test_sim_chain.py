@@ -287,8 +287,13 @@ def test_review_right_after_drafting_waits_for_the_new_legs_greeks_and_still_blo
 
 def test_rolling_the_condor_closes_exactly_what_is_held_in_one_combo(chain_stack):
     stack = chain_stack
-    snapshot = stack.snapshot()
-    condor = next(st for st in snapshot.strategies if st.kind == "iron condor" and st.underlying == SYMBOL)
+
+    def held_condor():   # the condor filled above, once a snapshot groups it (later under load)
+        snapshot = stack.snapshot()
+        return next(((st, snapshot) for st in snapshot.strategies
+                     if st.kind == "iron condor" and st.underlying == SYMBOL), None)
+
+    condor, snapshot = wait_until(held_condor, timeout=30)
     legs = strategy_legs(condor, snapshot.legs)
     old_expiry = legs[0].contract.expiry
     later = min(d for d in stack.gw.expiries(SYMBOL) if d > old_expiry + timedelta(days=6))
