@@ -50,6 +50,7 @@ from pages.components.shell import (  # noqa: F401 (re-exported)
     SESSION_KEY,
     connection_line,
     lake_alerts,
+    live_fragment,
     ensure_app_shell,
     no_legs_notice,
     refresh_seconds,

@@ -124,12 +124,21 @@ def _nearest_choice(seconds: float) -> int:
     return min(REFRESH_CHOICES, key=lambda c: abs(c - seconds))
 
 
-def sidebar(services, links: list[tuple[str, list[Any]]]) -> None:
-    """Page links, connection status (a self-refreshing fragment) and the refresh controls.
+STATUS_SLOT_KEY = "v6_status_slot"
+
+
+def sidebar(services, links: list[tuple[str, list[Any]]], *, status_in_page: bool = False) -> None:
+    """Page links, connection status and the refresh controls.
 
     The links are drawn here (st.page_link) because `client.showSidebarNavigation = false` hides
     Streamlit's own page list: that list would show the files under `pages/` before the first
     `st.navigation` call of a fresh server.
+
+    The status refreshes on the sidebar's interval. On a page whose body is one live fragment
+    (`status_in_page`: Overview, Positions, Greeks & risk) that fragment redraws the status too,
+    into an empty slot left here (`live_fragment`): one script run per refresh and session instead
+    of two. A fragment run has a fixed cost in Streamlit (about as much as a page of figures), so
+    with ten sessions open the second run was a third of the server's CPU (bench_pages).
     """
     with st.sidebar:
         for section, pages in links:
@@ -141,7 +150,11 @@ def sidebar(services, links: list[tuple[str, list[Any]]]) -> None:
         st.select_slider("Refresh every (s)", options=REFRESH_CHOICES, key=REFRESH_KEY,
                          value=st.session_state.get(REFRESH_KEY, default))
         st.toggle("Pause refresh", key=PAUSE_KEY)
-        st.fragment(_connection_status, run_every=refresh_seconds())(services)
+        if status_in_page:
+            st.session_state[STATUS_SLOT_KEY] = st.empty()
+        else:
+            st.session_state.pop(STATUS_SLOT_KEY, None)
+            st.fragment(_connection_status, run_every=refresh_seconds())(services)
 
 
 # ---------------------------------------------------------------- page runner
@@ -165,6 +178,21 @@ def _guarded(body: Callable[[Any], None], services) -> None:
         st.error(f"This page hit an unexpected error ({type(exc).__name__}); details are in the server log.")
 
 
+def _live(body: Callable[[Any], None], services, slot) -> None:
+    if slot is not None:
+        with slot.container():
+            _connection_status(services)
+    _guarded(body, services)
+
+
+def live_fragment(body: Callable[[Any], None], services) -> None:
+    """Run `body(services)` (errors guarded as in `render_page`) as a fragment on the sidebar's
+    interval (not while paused); it also redraws the sidebar's connection status into the slot
+    the sidebar left for it, if any."""
+    slot = st.session_state.get(STATUS_SLOT_KEY)
+    st.fragment(_live, run_every=refresh_seconds())(body, services, slot)
+
+
 def render_page(body: Callable[[Any], None], *, refresh: bool = True) -> None:
     """Run a page body with the shared services; errors become a short message, never a traceback.
 
@@ -177,6 +205,6 @@ def render_page(body: Callable[[Any], None], *, refresh: bool = True) -> None:
 
     services = get_services()
     if refresh:
-        st.fragment(_guarded, run_every=refresh_seconds())(body, services)
+        live_fragment(body, services)
     else:
         _guarded(body, services)
