@@ -177,7 +177,7 @@ def server_cpu_per_session(legs: int, window: float, refresh: int) -> None:
                     tab = context.new_page()
                     tab.goto(url + "/positions", timeout=180_000)
                     tab.get_by_role("heading", name="Positions").wait_for(timeout=180_000)
-                    tab.get_by_role("button", name="Close this leg").first.wait_for(timeout=180_000)
+                    tab.get_by_role("button", name="Close this leg").wait_for(timeout=180_000)
                     tabs.append(tab)
                 time.sleep(5)                                  # settle: every tab on its timer
                 start_cpu, start = _cpu_seconds(process.pid), time.monotonic()

@@ -2,9 +2,12 @@
 
 What the page shows is built once per snapshot and shared by every session (`common.per_snapshot`):
 one frame and one Arrow table for all legs (500 legs stay fast); each strategy's expander shows a
-slice of it. At the end of each expander the close-ticket widgets
-(`pages.components.tickets.close_buttons`) are drawn. The body is a fragment that reruns on the
-sidebar's interval; a click on a control or a close button is never overtaken by a refresh.
+slice of it as an HTML table. Only the live part (`live`: caption, expanders or the All legs
+table) is a fragment rerun on the sidebar's interval; it draws no widget, so a refresh costs a
+session little. The controls (filters, view, strategy page, and the panel that closes or rolls
+the strategy picked in it with `pages.components.tickets.close_buttons` and `roll_button`) are
+drawn once per operator action: a click on them is never overtaken by a refresh, and when the
+held legs change the live part reruns the page so the controls match the body.
 """
 
 from __future__ import annotations
@@ -177,29 +180,104 @@ def tables(frame: pd.DataFrame, groups: list[Group]) -> list[str]:
     cannot colour P&L and shows a missing figure as "None"."""
     values = column_values(frame, SHOWN_COLUMNS)
     stale = frame["Stale"].tolist()
-    return [rows_html(values, SHOWN_COLUMNS, group.rows, stale) for group in groups]
+    return [rows_html(values, SHOWN_COLUMNS, group.rows, stale, group.explanation) for group in groups]
+
+
+STRUCTURE_KEY = "positions_drawn_structure"   # the book the controls outside the live part were drawn from
+
+
+def structure(snapshot: PortfolioSnapshot, book: Book | None) -> tuple:
+    """What the controls around the live part are drawn from: each held leg's strategy, contract
+    and quantity (the filters' choices, the strategies to close or roll and their legs)."""
+    if book is None:
+        return ()
+    frame = book.frame
+    quantities = [None if pd.isna(q) else int(q) for q in frame["Qty"].tolist()]
+    return tuple(zip(frame["strategy_id"].tolist(), frame["con_id"].tolist(), quantities))
 
 
 def positions(services) -> None:
-    snapshot = common.live_snapshot(services.runtime)
+    """The page around the live part: filters, view, strategy page and the close/roll panel.
+
+    They are drawn once per operator action, not on every refresh: a session's refresh then costs
+    only the live figures (issue #12, shared work). When the held legs change (a fill, a new
+    strategy), the live part reruns the page so that these controls show what the body shows."""
     st.title("Positions")
-    if common.no_legs_notice(snapshot):
+    snapshot = common.live_snapshot(services.runtime)
+    book = (common.per_snapshot("positions", snapshot, None, lambda: build_book(snapshot))
+            if snapshot.legs else None)
+    st.session_state[STRUCTURE_KEY] = common.per_snapshot(
+        "positions.structure", snapshot, None, lambda: structure(snapshot, book))
+    if book is not None:
+        left, right = st.columns(2)
+        left.multiselect("Underlying", book.underlyings, key="positions_underlying")
+        right.multiselect("Strategy", book.kinds, key="positions_strategy")
+        view = st.segmented_control("View", ["By strategy", "All legs"], default="By strategy",
+                                    key="positions_view", label_visibility="collapsed")
+        options = _options()
+        frame = common.per_snapshot("positions.filtered", snapshot, options, lambda: filtered(book, *options))
+        groups = common.per_snapshot("positions.groups", snapshot, options,
+                                     lambda: build_groups(snapshot, book, frame))
+        if view != "All legs":
+            pages = max(1, math.ceil(len(groups) / STRATEGIES_PER_PAGE))
+            if pages > 1:
+                st.number_input(f"Strategy page (of {pages})", min_value=1, max_value=pages, step=1,
+                                key="positions_page")
+        action_panel(groups)
+    common.live_fragment(live, services)
+
+
+def _options() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    state = st.session_state
+    return (tuple(state.get("positions_underlying") or ()), tuple(state.get("positions_strategy") or ()))
+
+
+def panel_label(group: Group) -> str:
+    """A strategy as the close/roll picker names it: kind, underlying, legs, expiries and strikes
+    (no live figure: the label must not change under the operator's pointer)."""
+    strategy = group.strategy
+    expiries = sorted({leg.contract.expiry for leg in group.legs if leg.contract.expiry})
+    strikes = sorted({leg.contract.strike for leg in group.legs if leg.contract.strike})
+    parts = [strategy.kind, strategy.underlying, f"{len(group.legs)} leg(s)"]    # plain text: no markdown
+    if expiries:
+        parts.append(" / ".join(str(e) for e in expiries))
+    if strikes:
+        parts.append("/".join(f"{k:g}" for k in strikes))
+    return " · ".join(parts)
+
+
+def action_panel(groups: list[Group]) -> None:
+    """Close or roll one strategy: pick it, then the close buttons and Roll…. Outside the live
+    part, so a refresh never redraws them under the operator's pointer."""
+    actionable = {g.strategy_id: g for g in groups if g.strategy is not None and g.legs}
+    if not actionable:
         return
-    book = common.per_snapshot("positions", snapshot, None, lambda: build_book(snapshot))
+    with st.container(border=True):
+        chosen = st.selectbox("Close or roll a strategy", list(actionable),
+                              format_func=lambda sid: panel_label(actionable[sid]), key="positions_act")
+        group = actionable.get(chosen) or next(iter(actionable.values()))
+        close_buttons(group.strategy, list(group.legs))
+        if any(leg.contract.is_option for leg in group.legs):
+            roll_button(group.strategy)
 
-    left, right = st.columns(2)
-    underlyings = left.multiselect("Underlying", book.underlyings, key="positions_underlying")
-    kinds = right.multiselect("Strategy", book.kinds, key="positions_strategy")
-    options = (tuple(underlyings), tuple(kinds))
-    frame = common.per_snapshot("positions.filtered", snapshot, options,
-                                lambda: filtered(book, *options))
 
+def live(services) -> None:
+    """The live part, rerun on the sidebar's interval: the caption and the strategies (or all legs)."""
+    snapshot = common.live_snapshot(services.runtime)
+    book = (common.per_snapshot("positions", snapshot, None, lambda: build_book(snapshot))
+            if snapshot.legs else None)
+    drawn = common.per_snapshot("positions.structure", snapshot, None, lambda: structure(snapshot, book))
+    if drawn != st.session_state.get(STRUCTURE_KEY):
+        st.rerun()                        # the legs changed: redraw the controls with the body
+    if book is None:
+        common.no_legs_notice(snapshot)
+        return
+    options = _options()
+    frame = common.per_snapshot("positions.filtered", snapshot, options, lambda: filtered(book, *options))
     st.caption(f"{len(frame)} leg(s) in {frame['strategy_id'].nunique()} group(s) · Greeks are position "
                "Greeks (per-contract × quantity × multiplier); theta in $/day, vega in $ per vol point · "
                f"P&L is IB's{_v6_pnl_note(snapshot)} · snapshot #{snapshot.seq}")
-    view = st.segmented_control("View", ["By strategy", "All legs"], default="By strategy",
-                                key="positions_view", label_visibility="collapsed")
-    if view == "All legs":
+    if st.session_state.get("positions_view") == "All legs":
         style, config = common.per_snapshot("positions.all", snapshot, options,
                                             lambda: styled(frame, ("Strategy", *SHOWN_COLUMNS)))
         st.dataframe(style, column_config=config, hide_index=True, key="legs_all")
@@ -216,14 +294,15 @@ def _v6_pnl_note(snapshot: PortfolioSnapshot) -> str:
 
 
 def strategy_expanders(groups: list[Group], tables_of) -> None:
-    """One expander per strategy, a page of them at a time; `tables_of(first, groups)` gives the
-    HTML tables of the groups shown (built once per snapshot and page, shared by sessions)."""
+    """One expander per strategy, a page of them at a time (the page number is a control outside
+    the live part); `tables_of(first, groups)` gives the HTML tables of the groups shown (built
+    once per snapshot and page, shared by sessions). No widget here: closing and rolling are in
+    the panel above, so a refresh redraws text only."""
     pages = max(1, math.ceil(len(groups) / STRATEGIES_PER_PAGE))
     first = 0
     if pages > 1:
-        page = st.number_input(f"Strategy page (of {pages})", min_value=1, max_value=pages, step=1,
-                               key="positions_page")
-        first = (min(int(page), pages) - 1) * STRATEGIES_PER_PAGE
+        page = min(max(int(st.session_state.get("positions_page") or 1), 1), pages)
+        first = (page - 1) * STRATEGIES_PER_PAGE
         shown = groups[first:first + STRATEGIES_PER_PAGE]
         st.caption(f"Strategies {first + 1}–{first + len(shown)} of {len(groups)}; "
                    "the All legs view shows every leg in one table.")
@@ -233,14 +312,8 @@ def strategy_expanders(groups: list[Group], tables_of) -> None:
         # Keyed: the live figures in the label change every refresh, the open/closed state must not.
         # (Not tracked with on_change="rerun": Streamlit then forgets the state when the label changes.)
         with st.expander(group.title, expanded=position < EXPANDED_BY_DEFAULT, key=f"strategy_{group.strategy_id}"):
-            if group.explanation:
-                st.caption(common.plain(group.explanation))
-            st.markdown(table, unsafe_allow_html=True)
-            if group.strategy is not None and group.legs:
-                close_buttons(group.strategy, list(group.legs))
-                if any(leg.contract.is_option for leg in group.legs):
-                    roll_button(group.strategy)
+            st.markdown(table, unsafe_allow_html=True)      # the grouping's explanation is inside
 
 
 if __name__ == "__main__":  # run as a page by st.navigation; importable for its helpers
-    common.render_page(positions)
+    common.render_page(positions, refresh=False)

@@ -3,6 +3,8 @@ a free port, output to a file, `/_stcore/health` polled until the server answers
 
 from __future__ import annotations
 
+import re
+
 import contextlib
 import os
 import socket
@@ -69,3 +71,19 @@ def streamlit_process(env: dict[str, str], log: Path) -> Iterator[tuple[str, sub
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def choose(page, label: str, text: str) -> None:
+    """Pick the option of the selectbox `label` that starts with `text`, by typing it (the list
+    is virtualised); waits for the run the pick starts."""
+    from playwright.sync_api import expect
+
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    box.fill(text)
+    page.get_by_role("option", name=re.compile("^" + re.escape(text))).first.click()
+    page.wait_for_selector(SCRIPT_IDLE, timeout=60_000)
+    expect(box).to_have_value(re.compile("^" + re.escape(text)))
+
+
+PANEL = "Close or roll a strategy"      # Positions: the picker of the close/roll panel

@@ -31,6 +31,7 @@ _STYLE_LINES = f"""<style>
 .{CSS_CLASS} td.gain {{ color: {GAIN_COLOR}; }}
 .{CSS_CLASS} td.loss {{ color: {LOSS_COLOR}; }}
 .{CSS_CLASS} tr.stale td {{ opacity: 0.55; }}
+.{CSS_CLASS} p.note {{ font-size: 0.8rem; opacity: 0.7; margin: 0 0 0.25rem 0; }}
 </style>"""
 STYLE = " ".join(line.strip() for line in _STYLE_LINES.splitlines())   # one line: one HTML block
 
@@ -114,8 +115,9 @@ def legs_html(frame: pd.DataFrame, columns: Sequence[str], stale: Sequence[bool]
 
 
 def rows_html(values: dict[str, list], columns: Sequence[str], rows: Sequence[int],
-              stale: Sequence[bool]) -> str:
-    """Rows `rows` (positions in `values`' lists) as one HTML table of `columns`."""
+              stale: Sequence[bool], note: str = "") -> str:
+    """Rows `rows` (positions in `values`' lists) as one HTML table of `columns`, under `note`
+    (plain text, shown small: one element instead of a caption and a table)."""
     head = "".join(
         f'<th class="{"text" if c in TEXT_COLUMNS else "num"}"'
         + (f' title="{html.escape(FORMATS[c][2])}"' if c in FORMATS and FORMATS[c][2] else "")
@@ -134,5 +136,6 @@ def rows_html(values: dict[str, list], columns: Sequence[str], rows: Sequence[in
         out.append(f'{opening}{"".join(cells)}</tr>')
     # The style travels with each table: a separate style element can be redrawn apart from the
     # tables by a live refresh, and the colours would flicker.
-    return (f'{STYLE}<div class="{CSS_CLASS}"><table><thead><tr>{head}</tr></thead>'
+    note_html = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    return (f'{STYLE}<div class="{CSS_CLASS}">{note_html}<table><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(out)}</tbody></table></div>')

@@ -364,3 +364,36 @@ def test_other_pages_run_without_error_boxes(sim_services, page):
     at = open_page(page, timeout=60)
     assert not at.exception
     assert not any("unexpected error" in e.value for e in at.main.error)
+
+
+def _panel_label(snapshot, strategy) -> str:
+    legs = [leg for leg in snapshot.legs if leg.strategy_id == strategy.strategy_id]
+    expiries = sorted({leg.contract.expiry for leg in legs if leg.contract.expiry})
+    strikes = sorted({leg.contract.strike for leg in legs if leg.contract.strike})
+    label = f"{strategy.kind} · {strategy.underlying} · {len(legs)} leg(s)"
+    if expiries:
+        label += " · " + " / ".join(str(e) for e in expiries)
+    if strikes:
+        label += " · " + "/".join(f"{k:g}" for k in strikes)
+    return label
+
+
+def test_positions_panel_closes_the_strategy_picked_in_it(sim_services, frozen):
+    """Closing and rolling live in one panel outside the live part (issue #12, shared work): it
+    lists every strategy the body shows, by a label without live figures, and its buttons draft
+    the ticket of the strategy picked (here the SPY iron condor as one combo)."""
+    at = open_page("positions", timeout=60)
+    assert not at.exception
+    picker = at.selectbox(key="positions_act")
+    actionable = [s.strategy_id for s in frozen.strategies]
+    assert picker.options == [_panel_label(frozen, s) for s in frozen.strategies]
+    assert picker.value == actionable[0]                  # the first strategy, as listed below
+    condor = next(s for s in frozen.strategies if s.kind == "iron condor" and s.underlying == "SPY")
+    picker.set_value(condor.strategy_id).run()
+    assert at.selectbox(key=f"close_pick_{condor.strategy_id}").options == [
+        f"{leg.contract.label} ({leg.quantity:+g})" for leg in frozen.legs if leg.strategy_id == condor.strategy_id]
+    drafted_before = {t.ticket_id for t in sim_services.orders.tickets()}
+    at.button(key=f"close_combo_{condor.strategy_id}").click().run()
+    [ticket] = [t for t in sim_services.orders.tickets() if t.ticket_id not in drafted_before]
+    assert ticket.is_combo and {leg.contract.con_id for leg in ticket.combo_legs} == set(condor.con_ids)
+    sim_services.orders.discard(ticket.ticket_id, session_id="test")

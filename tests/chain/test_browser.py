@@ -1,7 +1,7 @@
 """The Trade page in a real browser: `streamlit run app.py` (V6_MODE=ib) against a simulator
 started here, live refresh on. Build an iron condor by template, review and confirm it: one
 combo order at the simulator, the new strategy on Positions grouped as an iron condor; roll it
-from its Roll… button: one roll combo closing the four legs and opening four at a later expiry.
+from the Roll… button of the Positions panel: one roll combo closing the four legs and opening four at a later expiry.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from tests.browser_harness import ARTIFACTS, ROOT, SCRIPT_IDLE, streamlit_app
+from tests.browser_harness import ARTIFACTS, PANEL, ROOT, SCRIPT_IDLE, choose, streamlit_app
 from tests.chain.conftest import wait_until
 from v6core.sim import SimGateway
 
@@ -39,18 +39,6 @@ def app_url(gw, tmp_path_factory):
 
 def idle(page) -> None:
     page.wait_for_selector(SCRIPT_IDLE, timeout=60_000)
-
-
-def choose(page, label: str, text: str) -> None:
-    """Pick the option starting with `text` by typing it (the list is virtualised)."""
-    from playwright.sync_api import expect
-
-    box = page.get_by_role("combobox", name=label, exact=True)
-    box.click()
-    box.fill(text)
-    page.get_by_role("option", name=re.compile("^" + re.escape(text))).first.click()
-    idle(page)
-    expect(box).to_have_value(re.compile("^" + re.escape(text)))
 
 
 def combos(gw) -> list:
@@ -135,7 +123,8 @@ def test_iron_condor_by_template_confirmed_once_grouped_on_positions_and_rolled_
     if condor.locator("details").get_attribute("open") is None:    # the first strategies start open
         condor.locator("summary").click()
     expect(condor).to_contain_text(f"{expiry:%Y-%m-%d}")
-    roll = condor.get_by_role("button", name="Roll…")
+    choose(page, PANEL, f"iron condor · {SYMBOL}")         # the close/roll panel above the list
+    roll = page.get_by_role("button", name="Roll…")
     expect(roll).to_be_visible()
     idle(page)
     roll.click()

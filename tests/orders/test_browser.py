@@ -14,7 +14,7 @@ import time
 import polars as pl
 import pytest
 
-from tests.browser_harness import SCRIPT_IDLE, streamlit_app
+from tests.browser_harness import PANEL, SCRIPT_IDLE, choose, streamlit_app
 from v6core.sim import SimGateway
 
 pytestmark = pytest.mark.browser
@@ -85,7 +85,6 @@ def open_review(page):
 
 
 def test_three_clicks_within_300ms_place_one_order_and_a_second_tab_is_refused(browser, app_url, gw):
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     from v6core.lake import AuditLog
@@ -97,19 +96,10 @@ def test_three_clicks_within_300ms_place_one_order_and_a_second_tab_is_refused(b
     idle(tab1)
     condor = tab1.locator("[data-testid='stExpander']").filter(has_text="iron condor").first
     expect(condor).to_be_visible(timeout=90_000)
-    # The operator holds the watch-only page still, as before any action on it (a whole-page
-    # refresh landing during the click can overtake the page switch; the page then offers a link).
-    pause_refresh(tab1)
-    close_combo = condor.get_by_role("button", name="Close strategy as one combo")
-    for _ in range(3):                          # only the first strategies start open
-        if close_combo.is_visible():
-            break
-        condor.locator("summary").click()
-        idle(tab1)
-        try:
-            close_combo.wait_for(state="visible", timeout=15_000)
-        except PlaywrightTimeout:                # the toggle raced a rerun: open it again
-            continue
+    # Refresh stays on: the close panel is outside the live part, so no refresh redraws it.
+    choose(tab1, PANEL, "iron condor")
+    close_combo = tab1.get_by_role("button", name="Close strategy as one combo")
+    expect(close_combo).to_be_visible(timeout=30_000)
     close_combo.click()
     orders_heading = tab1.get_by_role("heading", name="Orders", exact=True)
     fallback_link = tab1.get_by_role("link", name=re.compile("Review ticket T-"))
@@ -157,3 +147,46 @@ def test_three_clicks_within_300ms_place_one_order_and_a_second_tab_is_refused(b
     for tab in (tab1, tab2):
         assert tab.locator("[data-testid='stException']").count() == 0
         tab.context.close()
+
+
+def test_positions_controls_follow_the_book_without_a_click(browser, app_url, gw):
+    """The close/roll panel is outside the live part. When the held legs change (here another
+    client closes the AAPL butterfly at the gateway), the live part reruns the page, so the panel
+    stops offering the closed strategy without any click, with refresh on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ib_async import Contract, MarketOrder
+    from playwright.sync_api import expect
+
+    from tests.sim.conftest import connect, run, until
+
+    app_url, _ = app_url
+    page = new_tab(browser)
+    page.goto(f"{app_url}/positions")
+    picker = page.get_by_role("combobox", name=PANEL, exact=True)
+    expect(picker).to_have_value(re.compile(r"^long call butterfly · AAPL · 3 leg\(s\)"), timeout=90_000)
+    by_expiry: dict = {}
+    for p in gw.positions():
+        if p.contract.symbol == "AAPL" and p.contract.sec_type == "OPT":
+            by_expiry.setdefault(p.contract.expiry, []).append(p)
+    [butterfly] = [legs for legs in by_expiry.values() if len(legs) == 3]
+
+    async def close_at_the_gateway():
+        ib = await connect(gw.port, client_id=77)
+        try:
+            trades = []
+            for p in butterfly:
+                contract = Contract(conId=p.contract.con_id, exchange="SMART")
+                await ib.qualifyContractsAsync(contract)
+                action = "SELL" if p.quantity > 0 else "BUY"
+                trades.append(ib.placeOrder(contract, MarketOrder(action, abs(p.quantity))))
+            await until(lambda: all(t.orderStatus.status == "Filled" for t in trades), timeout=30, what="fills")
+        finally:
+            ib.disconnect()
+
+    with ThreadPoolExecutor(1) as pool:          # its own thread: Playwright's loop runs in this one
+        pool.submit(run, close_at_the_gateway).result()
+    expect(picker).to_have_value(re.compile(r"^covered call · AAPL · 2 leg\(s\)"), timeout=60_000)
+    expect(page.locator("[data-testid='stExpander']").filter(has_text="long call butterfly")).to_have_count(0)
+    no_error = page.locator("[data-testid='stException']")
+    expect(no_error).to_have_count(0)

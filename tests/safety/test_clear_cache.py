@@ -95,10 +95,10 @@ def test_clear_cache_from_any_client_keeps_the_one_set_of_services(server):
         assert "read-only" not in after_run.text and "locked by pid" not in after_run.text
         assert "locked by pid" not in log.read_text()
 
-        # Trading still works, through the same services: draft (close the SPY iron condor as
-        # one combo), review (what-if at the simulator), confirm; the order is in that
-        # simulator's book under the ticket's id.
-        [close] = [i for i in after_run.buttons(CLOSE_COMBO) if "iron-condor:SPY" in i]
+        # Trading still works, through the same services: draft (close the strategy the Positions
+        # panel picks first, as one combo), review (what-if at the simulator), confirm; the order
+        # is in that simulator's book under the ticket's id.
+        [close] = after_run.buttons(CLOSE_COMBO)
         orders = operator.run("positions", click=close)    # the page switches to Orders
         review = orders.buttons("Review")
         assert len(review) == 1, orders.text[-3000:]
