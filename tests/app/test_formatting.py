@@ -124,3 +124,37 @@ def test_a_frozen_styler_draws_exactly_what_streamlit_draws_for_a_fresh_one_ever
         assert again.styler.display_values == fresh.styler.display_values
     # an unfrozen Styler drawn after is not served a frozen one's memo
     assert drawn(other).styler.styles != fresh.styler.styles
+
+
+@pytest.mark.parametrize("page", ["positions", "greeks_risk"])
+def test_a_frozen_page_table_marshals_as_pandas_and_streamlit_would(page, monkeypatch):
+    """frozen_style translates a plain Styler itself (pandas renders HTML Streamlit never reads):
+    the page's real tables (500 synthetic legs: stock legs with no DTE or IV shown as text, red
+    and green P&L, greyed stale quotes) marshal to the same CSS and display values as pandas'
+    own translation."""
+    from streamlit.elements.lib.pandas_styler_utils import marshall_styler
+    from streamlit.proto.ArrowData_pb2 import ArrowData
+
+    import pages.greeks_risk as greeks_page
+    import pages.positions as positions_page
+    from tests.app.synthetic import synthetic_snapshot
+
+    snapshot = synthetic_snapshot(500)
+
+    def table():
+        if page == "positions":
+            frame = positions_page.filtered(positions_page.build_book(snapshot), (), ())
+            return positions_page.styled(frame, ("Strategy", *positions_page.SHOWN_COLUMNS))[0]
+        return greeks_page.styled(greeks_page.strategies_frame(snapshot))
+
+    def drawn(style) -> ArrowData:
+        proto = ArrowData()
+        marshall_styler(proto, style.set_uuid("u1"), "fixed-uuid")
+        return proto
+
+    fast = drawn(table())
+    with monkeypatch.context() as m:
+        m.setattr(common, "frozen_style", lambda style: style)      # pandas' own translation
+        slow = drawn(table())
+    assert fast.styler.styles == slow.styler.styles and "color" in fast.styler.styles
+    assert fast.styler.display_values == slow.styler.display_values
