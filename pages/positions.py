@@ -256,9 +256,10 @@ def action_panel(groups: list[Group]) -> None:
         chosen = st.selectbox("Close or roll a strategy", list(actionable),
                               format_func=lambda sid: panel_label(actionable[sid]), key="positions_act")
         group = actionable.get(chosen) or next(iter(actionable.values()))
-        close_buttons(group.strategy, list(group.legs))
-        if any(leg.contract.is_option for leg in group.legs):
-            roll_button(group.strategy)
+        with st.container(horizontal=True, vertical_alignment="center"):
+            close_buttons(group.strategy, list(group.legs))
+            if any(leg.contract.is_option for leg in group.legs):
+                roll_button(group.strategy)
 
 
 def live(services) -> None:

@@ -83,21 +83,19 @@ def close_buttons(strategy: Any, legs: list[Any]) -> None:
         return
     legs = strategy_legs(strategy, legs)
     _drafted_link(key)
-    columns = st.columns(3)
-    try:
-        if len(legs) > 1 and columns[0].button("Close strategy as one combo", key=f"close_combo_{key}",
-                                               help="One BAG order that closes every leg together"):
+    try:                                   # drawn into the caller's container (one row on Positions)
+        if len(legs) > 1 and st.button("Close strategy as one combo", key=f"close_combo_{key}",
+                                       help="One BAG order that closes every leg together"):
             open_tickets(desk.draft_close(legs, as_combo=True, session_id=session_id()), key)
-        if len(legs) > 1 and columns[1].button("Close as separate legs", key=f"close_legs_{key}",
-                                               help="One ticket per leg, each reviewed on its own"):
+        if len(legs) > 1 and st.button("Close as separate legs", key=f"close_legs_{key}",
+                                       help="One ticket per leg, each reviewed on its own"):
             open_tickets(desk.draft_close(legs, as_combo=False, session_id=session_id()), key)
         labels = {leg.contract.con_id: f"{leg.contract.label} ({leg.quantity:+g})" for leg in legs}
-        with columns[2]:
-            chosen = st.selectbox("Leg", list(labels), format_func=labels.get, key=f"close_pick_{key}",
-                                  label_visibility="collapsed")
-            if st.button("Close this leg", key=f"close_leg_{key}"):
-                leg = next(leg for leg in legs if leg.contract.con_id == chosen)
-                open_tickets(desk.draft_close([leg], as_combo=False, session_id=session_id()), key)
+        chosen = st.selectbox("Leg", list(labels), format_func=labels.get, key=f"close_pick_{key}",
+                              label_visibility="collapsed", width=280)
+        if st.button("Close this leg", key=f"close_leg_{key}"):
+            leg = next(leg for leg in legs if leg.contract.con_id == chosen)
+            open_tickets(desk.draft_close([leg], as_combo=False, session_id=session_id()), key)
     except OrderDeskError as exc:
         st.error(plain(exc))
 
