@@ -192,8 +192,10 @@ def structure(snapshot: PortfolioSnapshot, book: Book | None) -> tuple:
     if book is None:
         return ()
     frame = book.frame
+    # None for a missing figure: NaN never equals itself, and the page would rerun on every refresh
+    con_ids = [None if pd.isna(c) else int(c) for c in frame["con_id"].tolist()]
     quantities = [None if pd.isna(q) else int(q) for q in frame["Qty"].tolist()]
-    return tuple(zip(frame["strategy_id"].tolist(), frame["con_id"].tolist(), quantities))
+    return tuple(zip(frame["strategy_id"].tolist(), con_ids, quantities))
 
 
 def positions(services) -> None:

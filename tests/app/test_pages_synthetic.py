@@ -300,3 +300,25 @@ def test_every_file_under_pages_is_a_navigation_page_and_no_component_is(stand_i
     # the root shows the Overview; every page also has its own URL (a deep link)
     assert set(registered) == {"", "overview", "positions", "greeks_risk", "history", "signals", "orders", "trade"}
 
+
+
+def test_positions_controls_are_redrawn_only_when_the_held_legs_change():
+    """The live part reruns the page (to redraw the close panel and filters) when `structure`
+    differs from what the controls were drawn from: not on a mere new snapshot of the same legs,
+    but on any change of a leg's strategy, contract or quantity, and never for ever over a
+    missing quantity (NaN would never equal itself)."""
+    import pages.positions as positions_page
+
+    first = synthetic_snapshot(50)
+    same_legs = replace(first, seq=first.seq + 1)
+
+    def structure(snapshot):
+        return positions_page.structure(snapshot, positions_page.build_book(snapshot))
+
+    assert structure(same_legs) == structure(first)
+    more = replace(first, seq=first.seq + 2, legs=(replace(first.legs[0], quantity=first.legs[0].quantity + 1),
+                                                   *first.legs[1:]))
+    assert structure(more) != structure(first)
+    unknown = replace(first, legs=(replace(first.legs[0], quantity=float("nan")), *first.legs[1:]))
+    assert structure(unknown) == structure(replace(unknown, seq=first.seq + 3))
+    assert positions_page.structure(first, None) == ()
