@@ -17,7 +17,6 @@ import math  # noqa: E402
 from datetime import date  # noqa: E402
 from functools import reduce  # noqa: E402
 
-import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from pages.components import common  # noqa: E402
@@ -25,82 +24,25 @@ from pages.components import tickets as tw  # noqa: E402
 from pages.components.common import plain, refresh_seconds, render_page, session_id  # noqa: E402
 from pages.components import structure_risk as sr  # noqa: E402
 from v6core.chainfeed import ChainLineLimit  # noqa: E402
-from v6core.greeks import NEW_YORK  # noqa: E402
 from v6core.models import ConnState  # noqa: E402
-from v6core.orders import OrderDeskError, TicketBlocked, strategy_legs  # noqa: E402
+from v6core.orders import OrderDeskError, TicketBlocked  # noqa: E402
 from v6core.structures import (  # noqa: E402
-    ROLL_MODES, TEMPLATES, OptionQuote, RollPlan, Structure, StructureError, StructureLeg, TemplateSpec,
-    build, draft_roll, held_quotes, strikes_around, ticket_risk,
+    TEMPLATES, OptionQuote, Structure, StructureError, StructureLeg, TemplateSpec, build, held_quotes,
+    ticket_risk,
 )
-from v6core.structures.chain import ChainSlice  # noqa: E402
 from v6core.structures.drafting import awaiting_quotes, discard_draft, draft_structure  # noqa: E402
+from pages.components.roll_panel import roll_panel  # noqa: E402
+from pages.components.trade_chain import (  # noqa: E402
+    CHAIN_COLUMNS, KIND_KEY, LEGS_KEY, ORIGIN_KEY, STRIKE_STEPS, add_legs, chain_frame, shown_strikes,
+)
+from pages.components.trade_chain import spot_of as _spot, stock_quote as _stock_quote  # noqa: E402
+from pages.components.trade_chain import today as _today, view_id as _view  # noqa: E402
 
-LEGS_KEY = "v6_trade_legs"          # {con_id: signed quantity per unit}
-KIND_KEY = "v6_trade_kind"
-ORIGIN_KEY = "v6_trade_origin"      # "chain" or "roll"
 RISK_KEY = "v6_trade_risk"          # (ticket id, TicketRisk, limit) shown in the review dialog
 SHOWN_KEY = "v6_chain_shown"        # this session holds chain lines (released on other pages)
 PRICE_MODES = ("Mid", "Natural", "Custom")
 DEFAULT_DTE = 30
-STRIKE_STEPS = {1: "every listed strike", 2: "every 2nd", 5: "every 5th", 10: "every 10th"}
 
-
-def _view(suffix: str = "") -> str:
-    return f"{session_id()}{':' + suffix if suffix else ''}"
-
-
-def _today() -> date:
-    return common.utcnow().astimezone(NEW_YORK).date()
-
-
-def shown_strikes(listed, spot: float, count: int, every: int) -> list[float]:
-    """`count` strikes around spot, every `every`-th listed one (wider views within the line limit)."""
-    listed = sorted(listed)
-    if every > 1 and listed:
-        anchor = min(range(len(listed)), key=lambda i: abs(listed[i] - spot))
-        listed = [k for i, k in enumerate(listed) if (i - anchor) % every == 0]
-    return strikes_around(listed, spot, count)
-
-
-def _stock_quote(snapshot, listing) -> OptionQuote:
-    q = snapshot.quote(listing.stock.con_id)
-    return OptionQuote(listing.stock, bid=q.bid if q else None, ask=q.ask if q else None, delta=1.0,
-                       time=q.time if q else None)
-
-
-def _spot(snapshot, listing) -> float | None:
-    und = snapshot.underlying(listing.symbol)
-    if und is not None and und.spot:
-        return und.spot
-    q = snapshot.quote(listing.stock.con_id)
-    return q.mark if q is not None else None
-
-
-def chain_frame(chain: ChainSlice, held: dict[int, float]) -> pd.DataFrame:
-    rows = []
-    for k, c, p in zip(chain.strikes, chain.calls, chain.puts):
-        def side(q, prefix):
-            return {f"{prefix} OI": q.open_interest if q else None, f"{prefix} Δ": q.delta if q else None,
-                    f"{prefix} IV %": q.iv * 100 if q and q.iv else None,
-                    f"{prefix} bid": q.bid if q else None, f"{prefix} ask": q.ask if q else None,
-                    f"{prefix} mid": q.mid if q else None,
-                    f"{prefix} held": held.get(q.contract.con_id) if q else None}
-        call, put = side(c, "Call"), side(p, "Put")
-        rows.append({**{k2: call[k2] for k2 in ("Call held", "Call OI", "Call Δ", "Call IV %", "Call bid",
-                                               "Call mid", "Call ask")},
-                     "Strike": k,
-                     **{k2: put[k2] for k2 in ("Put bid", "Put mid", "Put ask", "Put IV %", "Put Δ", "Put OI",
-                                              "Put held")}})
-    return pd.DataFrame(rows)
-
-
-_NUM = st.column_config.NumberColumn
-CHAIN_COLUMNS = {
-    "Strike": _NUM(format="%.2f", pinned=True),
-    **{f"{s} {c}": _NUM(format=f) for s in ("Call", "Put") for c, f in (
-        ("bid", "%.2f"), ("ask", "%.2f"), ("mid", "%.3f"), ("IV %", "%.1f"), ("Δ", "%+.2f"),
-        ("OI", "%,d"), ("held", "%+g"))},
-}
 
 
 # ---------------------------------------------------------------- the page
@@ -208,17 +150,6 @@ def chain_view(services, listing, expiry: date, strikes: list[float], every: int
             if quote is not None:
                 add_legs(listing.symbol, {quote.contract.con_id: qty}, kind="custom", replace=False)
                 st.rerun()
-
-
-def add_legs(symbol: str, legs: dict[int, int], kind: str, replace: bool, origin: str = "chain") -> None:
-    current = {} if replace or st.session_state.get("v6_trade_symbol_of_legs") != symbol else \
-        dict(st.session_state.get(LEGS_KEY, {}))
-    for con_id, qty in legs.items():
-        current[con_id] = current.get(con_id, 0) + qty
-    st.session_state[LEGS_KEY] = {c: q for c, q in current.items() if q}
-    st.session_state["v6_trade_symbol_of_legs"] = symbol
-    st.session_state[KIND_KEY] = kind if replace or len(current) == len(legs) else "custom"
-    st.session_state[ORIGIN_KEY] = origin
 
 
 def template_form(services, listing, expiry: date, strikes: list[float]) -> None:
@@ -450,61 +381,6 @@ def saved_drafts(services) -> None:
                     st.rerun()
                 except OrderDeskError as exc:
                     st.error(plain(exc))
-
-
-# ---------------------------------------------------------------- rolls
-
-
-def roll_panel(services, strategy, listing, strikes: list[float]) -> None:
-    snapshot = services.runtime.snapshot()
-    legs = strategy_legs(strategy, snapshot.legs)
-    options = [leg for leg in legs if leg.contract.is_option]
-    st.subheader(f"Roll {strategy.kind} · {strategy.underlying}")
-    st.caption(plain(strategy.explanation))
-    held_expiries = sorted({leg.contract.expiry for leg in options})
-    targets = {}
-    cols = st.columns(len(held_expiries) + 2)
-    for i, held in enumerate(held_expiries):
-        later = [e for e in listing.expiries if e > held] or [held]
-        default = min(range(len(later)), key=lambda j: abs((later[j] - held).days - 28))
-        targets[held] = cols[i].selectbox(f"Roll {held:%Y-%m-%d} to", later, index=default,
-                                          key=f"roll_to_{held}",
-                                          format_func=lambda d: f"{d:%Y-%m-%d} · {(d - _today()).days} DTE")
-    mode = cols[-2].selectbox("Strikes", ROLL_MODES, key="roll_mode")
-    shift = cols[-1].number_input("Shift strikes by ($)", value=0.0, step=1.0, key="roll_shift")
-    c = st.columns(2)
-    if c[0].button("Draft roll", key="roll_draft", type="primary"):
-        feed = services.chains
-        spot = _spot(snapshot, listing)
-        try:
-            # The roll's quotes need lines: this session's chain gives its own back meanwhile (the
-            # chain fragment takes them again on its next run).
-            feed.release(_view()).result(timeout=15)
-            chains = {}
-            if mode == "same strikes":
-                roll_strikes = sorted({min(listing.strikes, key=lambda k: abs(k - leg.contract.strike - shift))
-                                       for leg in options} | {leg.contract.strike for leg in options})
-            else:
-                roll_strikes = strikes
-            for i, (held, target) in enumerate(targets.items()):
-                feed.show(_view(f"roll{i}"), listing.symbol, target, roll_strikes).result(timeout=15)
-                chains[held] = feed.wait_slice(listing.symbol, target, roll_strikes, spot)
-            quotes = held_quotes(options, {leg.contract.con_id: snapshot.quote(leg.contract.con_id)
-                                           for leg in options if snapshot.quote(leg.contract.con_id)})
-            roll = draft_roll(legs, RollPlan(chains, mode, float(shift)), quotes, kind=strategy.kind)
-            feed.show_contracts(_view("ticket"), [leg.contract for leg in roll.legs]).result(timeout=15)
-            for i in range(len(targets)):
-                feed.release(_view(f"roll{i}"))
-        except (StructureError, ChainLineLimit) as exc:
-            st.error(plain(exc))
-            return
-        add_legs(listing.symbol, {leg.contract.con_id: leg.quantity for leg in roll.legs}, kind="roll",
-                 replace=True, origin="roll")
-        st.session_state["trade_units"] = roll.units
-        st.session_state.pop("v6_trade_ticket", None)
-    if c[1].button("Cancel roll", key="roll_cancel"):
-        st.session_state.pop(sr.ROLL_KEY, None)
-        st.rerun()
 
 
 if __name__ == "__main__":  # run as a page by st.navigation; importable for its helpers
