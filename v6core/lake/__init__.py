@@ -1,11 +1,11 @@
 """Delta Lake history of v6: schemas, the snapshot writer, time travel, diff, audit and maintenance.
 
 Modules, one job each: `schemas` (table names, properties, Arrow schemas, errors), `rows` (a snapshot
-as rows and aggregates), `writer` (snapshot writer and its lock), `reader` (versions, time travel,
-diff, long-range aggregates), `audit` (orders_audit and fills), `maintenance` (checkpoint, compact,
-vacuum), `health` (is each table readable), `journal` (the audit tables' fsynced journal),
-`repair` (back to the last readable version) and `__main__` (the command line). Every public name
-is importable from `v6core.lake`.
+as rows and aggregates), `writer` (snapshot writer; its lock, resume and thread in `writer_lock`,
+`writer_resume`, `writer_loop`), `reader` (versions, time travel, diff, long-range aggregates),
+`audit` (orders_audit and fills), `maintenance` (checkpoint, compact, vacuum), `health` (is each
+table readable), `journal` (the audit tables' fsynced journal), `repair` (back to the last readable
+version) and `__main__` (the command line). Every public name is importable from `v6core.lake`.
 
 Layout under the lake root (one folder per Delta table):
 - `portfolio`       leg-level state, rewritten (mode="overwrite") as ONE commit per snapshot, so the

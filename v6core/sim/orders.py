@@ -8,159 +8,31 @@ parent cancels its children.
 
 The engine is transport-agnostic: it reports through an `OrderSink` (the server), which turns
 events into OPEN_ORDER / ORDER_STATUS / EXECUTION_DATA / COMMISSION_REPORT / ERR_MSG frames.
+
+The engine's parts, one job each: `order_records` (the records and `OrderSink`), `order_validation`
+(IB's error codes and request checks), `order_pricing` (executable prices and whatIf), `brackets`
+(brackets and OCA groups) and this module (requests, fills and the engine's state); every name is
+importable from here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
-
 from v6core.models import ContractInfo
 from v6core.sim.account import Account, commission_for
-from v6core.sim.chains import option_tick
+from v6core.sim.chains import option_tick  # noqa: F401 - the module's names before the split
 from v6core.sim.brackets import WORKING, BracketRules  # noqa: F401 (WORKING re-exported)
-from v6core.sim.market import Market, on_tick_grid
-
-BAG_CON_ID = 28812380
-DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
-
-ERR_NO_SECURITY = (200, "No security definition has been found for the request")
-ERR_TICK = (110, "The price does not conform to the minimum price variation for this contract.")
-ERR_REJECTED = 201
-ERR_CANCELLED = (202, "Order Canceled - reason:")
-ERR_DUPLICATE_ID = (103, "Duplicate order id")
-ERR_CANCEL_NOT_FOUND = 10147
-ERR_NOT_CANCELLABLE = (161, "Cancel attempted when order is not in a cancellable state.")
+from v6core.sim.market import Market, on_tick_grid  # noqa: F401
+from v6core.sim.order_pricing import OrderPricing
+from v6core.sim.order_records import (  # noqa: F401 - re-exported
+    BAG_CON_ID, DONE, Fill, LiveOrder, OrderRequest, OrderSink, SimComboLeg, SimOrder,
+)
+from v6core.sim.order_validation import (  # noqa: F401 - re-exported
+    ERR_CANCEL_NOT_FOUND, ERR_CANCELLED, ERR_DUPLICATE_ID, ERR_NO_SECURITY, ERR_NOT_CANCELLABLE, ERR_REJECTED,
+    ERR_TICK, OrderValidation, _rejected,
+)
 
 
-@dataclass(frozen=True, slots=True)
-class SimComboLeg:
-    con_id: int
-    ratio: int
-    action: str
-
-
-@dataclass(frozen=True, slots=True)
-class SimOrder:
-    order_id: int
-    client_id: int
-    perm_id: int
-    order_ref: str
-    con_id: int                     # BAG_CON_ID for combos
-    action: str
-    quantity: float
-    order_type: str
-    limit_price: float | None
-    tif: str
-    status: str
-    filled: float
-    avg_fill_price: float | None
-    combo_legs: tuple[SimComboLeg, ...] = ()
-    symbol: str = ""
-    last_message: str = ""
-    aux_price: float | None = None
-    parent_id: int = 0
-    oca_group: str = ""
-
-
-@dataclass(slots=True)
-class OrderRequest:
-    """placeOrder as parsed from the wire."""
-
-    order_id: int
-    contract: ContractInfo | None          # None: unknown contract (or a BAG, see legs)
-    sec_type: str
-    symbol: str
-    action: str
-    quantity: float | None
-    order_type: str
-    limit_price: float | None
-    aux_price: float | None
-    tif: str
-    account: str
-    order_ref: str
-    transmit: bool
-    what_if: bool
-    legs: list[tuple[ContractInfo | None, int, str]] = field(default_factory=list)
-    parent_id: int = 0
-    oca_group: str = ""
-
-
-@dataclass(slots=True)
-class Fill:
-    exec_id: str
-    order_id: int
-    client_id: int
-    perm_id: int
-    contract: ContractInfo
-    side: str                        # BOT / SLD
-    quantity: float
-    price: float
-    time: datetime
-    commission: float
-    realized: float
-    order_ref: str
-    cum_qty: float
-    avg_price: float
-    account: str
-
-
-@dataclass(slots=True)
-class LiveOrder:
-    order_id: int
-    client_id: int
-    perm_id: int
-    order_ref: str
-    contract: ContractInfo            # the leg contract, or a synthetic BAG contract
-    legs: list[tuple[ContractInfo, int, str]]
-    action: str
-    quantity: float
-    order_type: str
-    limit_price: float | None
-    tif: str
-    account: str
-    status: str = "PreSubmitted"
-    filled: float = 0.0
-    avg_fill_price: float = 0.0
-    last_fill_price: float = 0.0
-    last_message: str = ""
-    completed_time: str = ""
-    aux_price: float | None = None    # a STP order's stop price
-    parent_id: int = 0                # a bracket child's parent (same client)
-    oca_group: str = ""
-    transmitted: bool = True          # False: held at the "gateway" until its group is transmitted
-
-    @property
-    def is_combo(self) -> bool:
-        return bool(self.legs)
-
-    def public(self) -> SimOrder:
-        return SimOrder(
-            order_id=self.order_id, client_id=self.client_id, perm_id=self.perm_id,
-            order_ref=self.order_ref, con_id=self.contract.con_id, action=self.action,
-            quantity=self.quantity, order_type=self.order_type, limit_price=self.limit_price,
-            tif=self.tif, status=self.status, filled=self.filled,
-            avg_fill_price=self.avg_fill_price if self.filled else None,
-            combo_legs=tuple(SimComboLeg(i.con_id, r, a) for i, r, a in self.legs),
-            symbol=self.contract.symbol, last_message=self.last_message,
-            aux_price=self.aux_price, parent_id=self.parent_id, oca_group=self.oca_group,
-        )
-
-
-class OrderSink(Protocol):
-    def order_error(self, client_id: int, order_id: int, code: int, message: str) -> None: ...
-    def order_open(self, order: LiveOrder, what_if: dict | None = None) -> None: ...
-    def order_status(self, order: LiveOrder) -> None: ...
-    def order_fill(self, order: LiveOrder, fill: Fill) -> None: ...
-    def positions_changed(self, con_ids: list[int]) -> None: ...
-
-
-def _rejected(reason: str) -> tuple[int, str]:
-    return ERR_REJECTED, f"Order rejected - reason:{reason}"
-
-
-class OrderEngine(BracketRules):
+class OrderEngine(OrderValidation, OrderPricing, BracketRules):
     def __init__(self, market: Market, account: Account, sink: OrderSink, seed: int) -> None:
         self.market = market
         self.account = account
@@ -188,88 +60,6 @@ class OrderEngine(BracketRules):
     def resume_ids(self, next_perm_id: int, next_exec_seq: int) -> None:
         self._next_perm_id = max(self._next_perm_id, next_perm_id)
         self._next_exec_seq = max(self._next_exec_seq, next_exec_seq)
-
-    # ---- validation
-    def _validate(self, req: OrderRequest, client_id: int) -> tuple[int, str] | None:
-        if req.sec_type == "BAG":
-            if not req.legs or any(info is None for info, _, _ in req.legs):
-                return ERR_NO_SECURITY
-            if any(ratio <= 0 or action not in ("BUY", "SELL") for _, ratio, action in req.legs):
-                return _rejected("Invalid combo leg")
-        elif req.contract is None:
-            return ERR_NO_SECURITY
-        if req.action not in ("BUY", "SELL"):
-            return _rejected("Invalid action " + repr(req.action))
-        if req.quantity is None or req.quantity <= 0:
-            return _rejected("Order quantity must be positive")
-        if req.quantity != int(req.quantity):
-            return _rejected("Fractional quantity is not supported for this contract")
-        if req.order_type not in ("MKT", "LMT", "STP"):
-            return _rejected(f"Order type {req.order_type or '(empty)'} is not supported")
-        if req.order_type == "LMT":
-            error = self._price_error(req, req.limit_price, "limit")
-            if error is not None:
-                return error
-        if req.order_type == "STP":
-            error = self._price_error(req, req.aux_price, "stop")
-            if error is not None:
-                return error
-        if req.parent_id:
-            parent = self.orders.get((client_id, req.parent_id))
-            if parent is None or parent.status not in WORKING:
-                return _rejected(f"Parent order {req.parent_id} is not a working order")
-        if req.account and req.account != self.account.account_id:
-            return _rejected(f"Account {req.account} is not a managed account")
-        return None
-
-    @staticmethod
-    def _price_error(req: OrderRequest, price: float | None, what: str) -> tuple[int, str] | None:
-        if price is None:
-            return _rejected(f"Missing or invalid {what} price")
-        if req.sec_type == "BAG":
-            return None if on_tick_grid(abs(price), 0.01) else ERR_TICK
-        if price <= 0:
-            return _rejected(f"Missing or invalid {what} price")
-        tick = 0.01 if req.contract.sec_type == "STK" else option_tick(req.contract.symbol, price)
-        return None if on_tick_grid(price, tick) else ERR_TICK
-
-    # ---- pricing
-    def _leg_side_prices(self, order: LiveOrder) -> list[tuple[ContractInfo, float, float]]:
-        """(contract, signed quantity per order unit, executable price) for each leg."""
-        buying = order.action == "BUY"
-        if not order.is_combo:
-            q = self.market.quote(order.contract)
-            return [(order.contract, 1.0 if buying else -1.0, q.ask if buying else q.bid)]
-        out = []
-        for info, ratio, leg_action in order.legs:
-            leg_buy = (leg_action == "BUY") == buying
-            q = self.market.quote(info)
-            out.append((info, ratio * (1.0 if leg_buy else -1.0), q.ask if leg_buy else q.bid))
-        return out
-
-    def _net_price(self, legs: list[tuple[ContractInfo, float, float]], action: str) -> float:
-        """Price per order unit, in the order's own terms (BUY pays it, SELL receives it)."""
-        cash = sum(q * p for _, q, p in legs)
-        return round(cash if action == "BUY" else -cash, 2)
-
-    def _marketable(self, order: LiveOrder) -> list[tuple[ContractInfo, float, float]] | None:
-        legs = self._leg_side_prices(order)
-        if any(p <= 0 and q > 0 for _, q, p in legs):
-            return None              # nothing offered
-        if order.order_type == "MKT":
-            return legs
-        net = self._net_price(legs, order.action)
-        if order.order_type == "STP":      # triggered: executes at market
-            if order.action == "BUY" and net >= order.aux_price - 1e-9:
-                return legs
-            if order.action == "SELL" and net <= order.aux_price + 1e-9:
-                return legs
-            return None
-        if order.action == "BUY" and net <= order.limit_price + 1e-9:
-            return legs
-        if order.action == "SELL" and net >= order.limit_price - 1e-9:
-            return legs
-        return None
 
     # ---- requests
     def place(self, client_id: int, req: OrderRequest) -> None:
@@ -429,28 +219,6 @@ class OrderEngine(BracketRules):
             self._cancel(peer)
         for child in self._children(order):
             self._activate(child)
-
-    # ---- whatIf
-    def what_if(self, order: LiveOrder) -> dict:
-        sign = 1.0 if order.action == "BUY" else -1.0
-        if order.is_combo:
-            delta = {info.con_id: sign * (1 if a == "BUY" else -1) * r * order.quantity
-                     for info, r, a in order.legs}
-            commission = sum(commission_for(info, r * order.quantity) for info, r, _ in order.legs)
-        else:
-            delta = {order.contract.con_id: sign * order.quantity}
-            commission = commission_for(order.contract, order.quantity)
-        init_before, maint_before = self.account.margin()
-        init_after, maint_after = self.account.margin(delta)
-        equity = self.account.summary()["EquityWithLoanValue"]
-        equity_after = equity - commission        # trading at the mark changes only fees
-        return {
-            "init_before": init_before, "maint_before": maint_before, "equity_before": equity,
-            "init_change": init_after - init_before, "maint_change": maint_after - maint_before,
-            "equity_change": equity_after - equity,
-            "init_after": init_after, "maint_after": maint_after, "equity_after": equity_after,
-            "commission": commission, "min_commission": commission, "max_commission": commission,
-        }
 
     # ---- views
     def _now_text(self) -> str:
