@@ -15,6 +15,7 @@ import threading
 import pytest
 import streamlit as st
 
+from v6core import greeks_warmup
 from v6core import services as wiring
 from v6core.config import Settings
 from v6core.lake import LakeWriter
@@ -88,6 +89,11 @@ def port_closed(port: int) -> bool:
 def test_a_start_that_fails_halfway_stops_everything_it_started(settings, sim_ports, monkeypatch,
                                                                  fault):
     cls, name, before = FAULTS[fault]
+    # The Greeks kernels compile once per process on a thread of their own, started by the first
+    # runtime: not a part this start leaves behind. Compiled first, so this test does not depend
+    # on whether an earlier test in the process already did it.
+    greeks_warmup.start_warm_up()
+    assert greeks_warmup.wait_warm(300)
     monkeypatch.setattr(cls, name, fail_after(getattr(cls, name), before=before))
     threads_before = set(threading.enumerate())
 
