@@ -198,6 +198,18 @@ def structure(snapshot: PortfolioSnapshot, book: Book | None) -> tuple:
     return tuple(zip(frame["strategy_id"].tolist(), con_ids, quantities))
 
 
+def book_and_structure(snapshot: PortfolioSnapshot) -> tuple[Book | None, tuple]:
+    """The snapshot's Book (None without legs) and its `structure`, both built once per snapshot."""
+    book = (common.per_snapshot("positions", snapshot, None, lambda: build_book(snapshot))
+            if snapshot.legs else None)
+    return book, common.per_snapshot("positions.structure", snapshot, None, lambda: structure(snapshot, book))
+
+
+def page_count(groups: list[Group]) -> int:
+    """How many pages of STRATEGIES_PER_PAGE strategies the list has."""
+    return max(1, math.ceil(len(groups) / STRATEGIES_PER_PAGE))
+
+
 def positions(services) -> None:
     """The page around the live part: filters, view, strategy page and the close/roll panel.
 
@@ -206,10 +218,7 @@ def positions(services) -> None:
     strategy), the live part reruns the page so that these controls show what the body shows."""
     st.title("Positions")
     snapshot = common.live_snapshot(services.runtime)
-    book = (common.per_snapshot("positions", snapshot, None, lambda: build_book(snapshot))
-            if snapshot.legs else None)
-    st.session_state[STRUCTURE_KEY] = common.per_snapshot(
-        "positions.structure", snapshot, None, lambda: structure(snapshot, book))
+    book, st.session_state[STRUCTURE_KEY] = book_and_structure(snapshot)
     if book is not None:
         left, right = st.columns(2)
         left.multiselect("Underlying", book.underlyings, key="positions_underlying")
@@ -221,7 +230,7 @@ def positions(services) -> None:
         groups = common.per_snapshot("positions.groups", snapshot, options,
                                      lambda: build_groups(snapshot, book, frame))
         if view != "All legs":
-            pages = max(1, math.ceil(len(groups) / STRATEGIES_PER_PAGE))
+            pages = page_count(groups)
             if pages > 1:
                 st.number_input(f"Strategy page (of {pages})", min_value=1, max_value=pages, step=1,
                                 key="positions_page")
@@ -267,9 +276,7 @@ def action_panel(groups: list[Group]) -> None:
 def live(services) -> None:
     """The live part, rerun on the sidebar's interval: the caption and the strategies (or all legs)."""
     snapshot = common.live_snapshot(services.runtime)
-    book = (common.per_snapshot("positions", snapshot, None, lambda: build_book(snapshot))
-            if snapshot.legs else None)
-    drawn = common.per_snapshot("positions.structure", snapshot, None, lambda: structure(snapshot, book))
+    book, drawn = book_and_structure(snapshot)
     if drawn != st.session_state.get(STRUCTURE_KEY):
         st.rerun()                        # the legs changed: redraw the controls with the body
     if book is None:
@@ -301,7 +308,7 @@ def strategy_expanders(groups: list[Group], tables_of) -> None:
     the live part); `tables_of(first, groups)` gives the HTML tables of the groups shown (built
     once per snapshot and page, shared by sessions). No widget here: closing and rolling are in
     the panel above, so a refresh redraws text only."""
-    pages = max(1, math.ceil(len(groups) / STRATEGIES_PER_PAGE))
+    pages = page_count(groups)
     first = 0
     if pages > 1:
         page = min(max(int(st.session_state.get("positions_page") or 1), 1), pages)
