@@ -108,7 +108,8 @@ sections = {
 home = st.Page(PAGES["Live"][0][0], title="Overview", icon=PAGES["Live"][0][2], url_path="home", default=True)
 # Hidden: the sidebar draws the links itself (showSidebarNavigation is off, see .streamlit/config.toml).
 navigation = st.navigation([home, *(page for pages in sections.values() for page in pages)], position="hidden")
-LIVE_PAGES = {"", "home", "overview", "positions", "greeks_risk"}     # one live fragment each, status included
+# The "Live" pages draw their body in one live fragment, which redraws the sidebar's status too.
+LIVE_PAGES = {"", "home", *(url_path for *_, url_path in PAGES["Live"])}
 common.sidebar(services, list(sections.items()), status_in_page=navigation.url_path in LIVE_PAGES)
 if navigation.url_path != "trade" and st.session_state.pop("v6_chain_shown", False) \
         and getattr(services, "chains", None) is not None:
