@@ -22,7 +22,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: install
-	V6_MODE=$${V6_MODE:-sim} $(BIN)/streamlit run app.py --server.port $(PORT)
+	V6_MODE=$${V6_MODE:-sim} $(BIN)/streamlit run serve.py --server.port $(PORT)
 
 # Two cores: the tests that do not drive chromium run on two workers (a module stays on one
 # worker: its simulator and fixtures are shared); the browser tests run after, one at a time,

@@ -2,7 +2,7 @@
 
 1. Server-side run of each page (one AppTest run of app.py) at 50 and 500 legs, against the same
    page with no positions (goal: at most 150 ms for every page at 500 legs).
-2. Server CPU per second of a real `streamlit run app.py` with 1, 5 and 10 chromium sessions open
+2. Server CPU per second of a real `streamlit run serve.py` with 1, 5 and 10 chromium sessions open
    on Positions at 500 legs, the book replaced 3 times a second (goal: 10 sessions under 2x one).
 
 A runtime stand-in (`tests/app/synthetic.py`) serves the book, so the figures measure the pages

@@ -1,4 +1,4 @@
-"""A synthetic book for a real `streamlit run app.py` (bench_pages's session benchmark only).
+"""A synthetic book for a real `streamlit run serve.py` (bench_pages's session benchmark only).
 
 `bench_pages.py` puts a `sitecustomize.py` on the server's PYTHONPATH that calls `install()`:
 `get_services()` then returns the stand-in of tests/app/synthetic.py, whose snapshot is replaced

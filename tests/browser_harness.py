@@ -1,4 +1,4 @@
-"""Running `streamlit run app.py` for browser tests, after Streamlit's e2e_playwright/conftest.py:
+"""Running `streamlit run serve.py` for browser tests, after Streamlit's e2e_playwright/conftest.py:
 a free port, output to a file, `/_stcore/health` polled until the server answers."""
 
 from __future__ import annotations
@@ -44,20 +44,20 @@ def wait_for_health(url: str, process: subprocess.Popen, log: Path, timeout: flo
 
 @contextlib.contextmanager
 def streamlit_app(env: dict[str, str], log: Path) -> Iterator[str]:
-    """Base URL of `streamlit run app.py` with these V6_* settings; stopped on exit."""
+    """Base URL of `streamlit run serve.py` with these V6_* settings; stopped on exit."""
     with streamlit_process(env, log) as (url, _process):
         yield url
 
 
 @contextlib.contextmanager
 def streamlit_process(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """(base URL, server process) of `streamlit run app.py`; stopped on exit."""
+    """(base URL, server process) of `streamlit run serve.py`; stopped on exit."""
     port = free_port()
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     full_env.pop("V6_PASSWORD", None)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"

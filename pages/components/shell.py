@@ -74,9 +74,13 @@ def no_legs_notice(snapshot) -> bool:
     """Say why there is no table of legs yet; True when there is none to draw."""
     if snapshot.legs:
         return False
-    st.info("No positions yet." if snapshot.connection.state.value == "connected"
-            else f"Connecting to the gateway ({connection_line(snapshot.connection)}).")
+    st.info(no_legs_text(snapshot))
     return True
+
+
+def no_legs_text(snapshot) -> str:
+    return ("No positions yet." if snapshot.connection.state.value == "connected"
+            else f"Connecting to the gateway ({connection_line(snapshot.connection)}).")
 
 
 def _connection_status(services) -> None:
@@ -87,31 +91,43 @@ def _connection_status(services) -> None:
         st.error(f"Status unavailable ({type(exc).__name__}); details are in the server log.")
 
 
-def _draw_connection_status(services) -> None:
+def status_items(services) -> list[tuple[str, str, str]]:
+    """The connection status as (kind, text, colour) items, kind one of badge, caption, error and
+    warning; captions may hold **bold** (plain() keeps markdown out of everything else)."""
     snapshot = services.runtime.snapshot()
     conn = snapshot.connection
     now = utcnow()
     label, color = _STATE_TEXT.get(conn.state.value, (conn.state.value, "gray"))
     if conn.state.value == "connecting" and _retrying(conn):
         label, color = "reconnecting", "orange"
-    st.badge(conn.badge, color=_BADGE_COLOR.get(conn.badge, "gray"))
-    st.badge(label, color=color)
-    st.caption(plain(connection_line(conn, now)))
+    items = [("badge", conn.badge, _BADGE_COLOR.get(conn.badge, "gray")), ("badge", label, color),
+             ("caption", plain(connection_line(conn, now)), "")]
     if conn.state.value == "disconnected" and conn.last_error:
-        st.error("Last error: " + plain(conn.last_error))
+        items.append(("error", "Last error: " + plain(conn.last_error), ""))
     elif conn.last_error and conn.state.value != "connected":
-        st.caption("Last error: " + plain(conn.last_error))
+        items.append(("caption", "Last error: " + plain(conn.last_error), ""))
     if conn.breaker != "closed":
-        st.caption(f"Circuit breaker {plain(conn.breaker)}")
+        items.append(("caption", f"Circuit breaker {plain(conn.breaker)}", ""))
     account = snapshot.account.account or conn.account or DASH
-    st.caption(f"Account **{plain(account)}** · {plain(conn.host)}:{conn.port}")
-    st.caption(f"Data age {fmt_age(age_seconds(snapshot.built_at, now))} · snapshot #{snapshot.seq}")
+    items.append(("caption", f"Account **{plain(account)}** · {plain(conn.host)}:{conn.port}", ""))
+    items.append(("caption", f"Data age {fmt_age(age_seconds(snapshot.built_at, now))} · snapshot #{snapshot.seq}", ""))
     if getattr(services, "lake_error", ""):
-        st.caption("History read-only: " + plain(services.lake_error))
+        items.append(("caption", "History read-only: " + plain(services.lake_error), ""))
     if getattr(services, "lake_status", ""):
-        st.caption(plain(services.lake_status))      # who writes snapshots (matters with a shared S3 lake)
+        items.append(("caption", plain(services.lake_status), ""))   # who writes snapshots (shared S3 lake)
     for alert in lake_alerts(services):
-        (st.error if alert.level == "error" else st.warning)(plain(alert.message))
+        items.append(("error" if alert.level == "error" else "warning", plain(alert.message), ""))
+    return items
+
+
+def _draw_connection_status(services) -> None:
+    for kind, text, color in status_items(services):
+        if kind == "badge":
+            st.badge(text, color=color)
+        elif kind == "caption":
+            st.caption(text)
+        else:
+            (st.error if kind == "error" else st.warning)(text)
 
 
 def lake_alerts(services) -> list:

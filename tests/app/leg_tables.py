@@ -3,6 +3,7 @@ rows, as a test sees them: each cell's shown text and its classes (gain/loss col
 
 from __future__ import annotations
 
+import json
 from html.parser import HTMLParser
 
 
@@ -47,8 +48,57 @@ def leg_tables(at) -> list[list[dict[str, tuple[str, str]]]]:
     for element in at.markdown:
         if 'class="v6-legs"' in str(element.value):
             parser.feed(str(element.value))
+    parser.feed(feed_html(at))
     return parser.tables
 
 
 def column(table, name: str) -> list[str]:
     return [row[name][0] for row in table]
+
+
+def feeds(at) -> dict[str, dict]:
+    """The live feeds on the page (pages/components/live_feed.py): {key: the data drawn with it}."""
+    out: dict[str, dict] = {}
+
+    def walk(node) -> None:
+        for child in getattr(node, "children", {}).values():
+            if getattr(child, "type", None) == "bidi_component":
+                proto = child.proto
+                if proto.component_name == "v6_live_feed":
+                    out[proto.id.rsplit("-", 1)[-1]] = json.loads(proto.json) if proto.json else {}
+            walk(child)
+
+    walk(at._tree)
+    return out
+
+
+def feed_html(at) -> str:
+    """The HTML every live feed on the page shows first (before the browser refreshes it)."""
+    return "".join(data.get("html", "") for data in feeds(at).values())
+
+
+class _Summaries(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.labels: list[str] = []
+        self._in = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "summary":
+            self._in = True
+            self.labels.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "summary":
+            self._in = False
+
+    def handle_data(self, data):
+        if self._in:
+            self.labels[-1] += data
+
+
+def strategy_labels(at) -> list[str]:
+    """The summary line of each strategy Positions lists (its live feed's <details>), as shown."""
+    parser = _Summaries()
+    parser.feed(feed_html(at))
+    return parser.labels

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from tests.app.leg_tables import column, leg_tables
+from tests.app.leg_tables import column, leg_tables, strategy_labels
 
 from pages.components import common
 from tests.app.conftest import open_page, shown_metric
@@ -32,7 +32,7 @@ def _with_gaps(snapshot):
 def _shown_text(at) -> list[str]:
     texts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "title",
                                    "subheader") for e in getattr(at, kind)]
-    texts += [e.label for e in at.expander]
+    texts += [e.label for e in at.expander] + strategy_labels(at)
     texts += [f"{m.label} {shown_metric(m.value)}" for m in at.metric]
     for frame in at.dataframe:
         value = frame.value

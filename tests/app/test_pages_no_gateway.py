@@ -12,6 +12,7 @@ import pytest
 
 from pages.components import common
 from tests.app.conftest import open_page, unescape
+from tests.app.leg_tables import feed_html
 from tests.app.synthetic import remove_stand_in
 
 
@@ -44,7 +45,8 @@ def test_overview_shows_dashes_and_the_reconnect_state(unreachable_services):
     at = open_page("overview", timeout=60)
     assert not at.exception
     assert {m.value for m in at.metric} == {"—"}
-    assert any("Connecting to the gateway" in unescape(i.value) for i in at.info)
+    shown = [unescape(i.value) for i in at.info] + [feed_html(at)]     # Positions: its live feed
+    assert any("Connecting to the gateway" in text for text in shown)
     sidebar = " ".join(unescape(c.value) for c in at.sidebar.caption) + " ".join(
         unescape(e.value) for e in at.sidebar.error)
     assert ":blue-badge[SIM]" not in [m.value for m in at.sidebar.markdown]
@@ -57,4 +59,5 @@ def test_overview_shows_dashes_and_the_reconnect_state(unreachable_services):
 def test_live_pages_say_connecting(unreachable_services, page):
     at = open_page(page, timeout=60)
     assert not at.exception and not at.main.error
-    assert any("Connecting to the gateway" in unescape(i.value) for i in at.info)
+    shown = [unescape(i.value) for i in at.info] + [feed_html(at)]     # Positions: its live feed
+    assert any("Connecting to the gateway" in text for text in shown)

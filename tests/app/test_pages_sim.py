@@ -16,6 +16,7 @@ import pytest
 
 from pages.components import common
 from tests.app.conftest import open_page, unescape, shown_metric
+from tests.app.leg_tables import strategy_labels
 from tests.app.synthetic import remove_stand_in
 from v6core import risk
 from v6core.greeks import NEW_YORK
@@ -101,7 +102,7 @@ def test_positions_rows_equal_the_snapshot_legs(sim_services, frozen):
     at = open_page("positions", timeout=60)
     assert not at.exception
     grouped = {leg.strategy_id for leg in frozen.legs}
-    assert len(at.expander) == len(grouped)
+    assert len(strategy_labels(at)) == len(grouped)
     at.button_group(key="positions_view").set_value("All legs").run()
     frame = at.dataframe[0].value
     assert len(frame) == len(frozen.legs)

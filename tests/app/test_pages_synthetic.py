@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages.components import common
 from tests.app.conftest import APP, open_page, unescape, shown_metric
-from tests.app.leg_tables import column, leg_tables
+from tests.app.leg_tables import column, leg_tables, strategy_labels
 from tests.app.synthetic import NOW, synthetic_snapshot, with_state
 from v6core.models import AccountValues, ConnState, PortfolioSnapshot
 
@@ -148,7 +148,7 @@ def test_positions_groups_legs_by_strategy(stand_in):
     snap = stand_in.runtime.snapshot()
     at = open_page("positions")
     assert not at.exception
-    assert len(at.expander) == len(snap.strategies) == 12
+    assert len(strategy_labels(at)) == len(snap.strategies) == 12
     tables = leg_tables(at)
     assert len(tables) == 12
     first = tables[0]
@@ -171,7 +171,8 @@ def test_positions_groups_legs_by_strategy(stand_in):
 def test_positions_filter_by_underlying_and_all_legs_view(stand_in):
     at = open_page("positions")
     at.multiselect(key="positions_underlying").set_value(["SPY"]).run()
-    assert all(" · SPY · " in e.label for e in at.expander) and len(at.expander) == 3
+    labels = strategy_labels(at)
+    assert all(" · SPY · " in label for label in labels) and len(labels) == 3
     at.button_group(key="positions_view").set_value("All legs").run()
     frame = at.dataframe[0].value
     assert set(frame["Contract"].str.split().str[0]) == {"SPY"} and len(frame) == 12
@@ -182,10 +183,9 @@ def test_positions_filter_by_underlying_and_all_legs_view(stand_in):
 def test_legs_outside_any_strategy_are_listed_last_as_ungrouped(stand_in):
     stand_in.runtime.current = synthetic_snapshot(50)      # 12 condors + 2 stock positions
     at = open_page("positions")
-    assert len(at.expander) == 12                           # a page of strategies; the rest on the next
+    assert len(strategy_labels(at)) == 12                   # a page of strategies; the rest on the next
     at.number_input(key="positions_page").set_value(2).run()
-    assert len(at.expander) == 1
-    assert at.expander[-1].label == "Ungrouped · 2 leg(s)"
+    assert strategy_labels(at) == ["Ungrouped · 2 leg(s)"]
     stock = leg_tables(at)[-1]
     assert column(stock, "Contract") == ["QQQ", "SPY"]
     # a stock leg has no expiry and no IV: a dash, never "None"; its delta is one per share
@@ -202,9 +202,9 @@ def test_positions_page_many_strategies_are_paged(stand_in):
     stand_in.runtime.current = synthetic_snapshot(500)
     at = open_page("positions")
     assert not at.exception
-    assert len(at.expander) == 12
+    assert len(strategy_labels(at)) == 12
     at.number_input(key="positions_page").set_value(11).run()
-    assert len(at.expander) == 125 - 10 * 12
+    assert len(strategy_labels(at)) == 125 - 10 * 12
     # each page's tables are its own strategies' legs
     assert len(leg_tables(at)) == 5
 
@@ -273,7 +273,7 @@ def test_first_request_naming_a_page_still_meets_the_gate(stand_in):
     stand_in.settings = stand_in.settings.model_copy(update={"password": type(stand_in.settings.password)("s3cret")})
     at.switch_page("pages/positions.py").run()
     assert not at.exception
-    assert len(at.text_input) == 1 and not at.dataframe and not at.expander
+    assert len(at.text_input) == 1 and not at.dataframe and not at.expander and not strategy_labels(at)
 
 
 def test_bad_setting_shows_message_without_traceback(stand_in, monkeypatch):

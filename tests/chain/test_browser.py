@@ -116,11 +116,11 @@ def test_iron_condor_by_template_confirmed_once_grouped_on_positions_and_rolled_
 
     page.locator("[data-testid='stSidebar']").get_by_role("link", name="Positions").click()
     idle(page)
-    condor = page.locator("[data-testid='stExpander']").filter(
+    condor = page.locator("details.v6-strategy").filter(
         has_text=re.compile(f"iron condor · {SYMBOL}")).first
     expect(condor).to_be_visible(timeout=60_000)
     idle(page)
-    if condor.locator("details").get_attribute("open") is None:    # the first strategies start open
+    if condor.get_attribute("open") is None:               # the first strategies start open
         condor.locator("summary").click()
     expect(condor).to_contain_text(f"{expiry:%Y-%m-%d}")
     choose(page, PANEL, f"iron condor · {SYMBOL}")         # the close/roll panel above the list

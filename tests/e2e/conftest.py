@@ -15,7 +15,7 @@ from tests.browser_harness import ARTIFACTS, ROOT, SCRIPT_IDLE, streamlit_app  #
 
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
-    """Base URL of a running `streamlit run app.py` on the embedded simulator."""
+    """Base URL of a running `streamlit run serve.py` on the embedded simulator."""
     tmp = tmp_path_factory.mktemp("e2e")
     log = tmp / "streamlit.log"
     try:

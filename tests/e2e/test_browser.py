@@ -1,4 +1,4 @@
-"""Every page in a real browser against `streamlit run app.py` on the embedded simulator."""
+"""Every page in a real browser against `streamlit run serve.py` on the embedded simulator."""
 
 from __future__ import annotations
 
@@ -103,10 +103,10 @@ def test_positions_by_strategy_and_all_legs(page, app_server):
 
     go_to(page, app_server, "Positions")
     expect(page.get_by_role("heading", name="Positions")).to_be_visible()
-    expanders = page.locator("[data-testid='stExpander']")
-    expect(expanders.first).to_be_visible(timeout=60_000)
-    expect(expanders.nth(1)).to_be_visible()        # the page streams in: wait for the second
-    expect(expanders.first).to_contain_text(re.compile(r"P&L [+-]?\$[\d,]+\.\d{2}"))
+    strategies = page.locator("details.v6-strategy")         # the live feed's list of strategies
+    expect(strategies.first).to_be_visible(timeout=60_000)
+    expect(strategies.nth(1)).to_be_visible()
+    expect(strategies.first.locator("summary")).to_contain_text(re.compile(r"P&L [+-]?\$[\d,]+\.\d{2}"))
     tables = page.locator(".v6-legs table")                  # one table of legs per strategy
     expect(tables.first).to_be_visible()
     # P&L red/green in every strategy's table, a dash for what a leg lacks, never "None"
@@ -115,23 +115,73 @@ def test_positions_by_strategy_and_all_legs(page, app_server):
         "el => getComputedStyle(el).color") in ("rgb(33, 195, 84)", "rgb(255, 75, 75)")
     main = page.locator("[data-testid='stMain']")
     expect(main.get_by_text("None", exact=True)).to_have_count(0)
-    opened = min(expanders.count(), EXPANDED_BY_DEFAULT)
-    open_details = page.locator("[data-testid='stExpander'] details[open]")
+    opened = min(strategies.count(), EXPANDED_BY_DEFAULT)
+    open_details = page.locator("details.v6-strategy[open]")
     expect(open_details).to_have_count(opened)
-    if expanders.count() > opened:
-        expanders.nth(opened).locator("summary").click()
+    # the figures refresh in the browser (the live feed), with no click
+    first_summary = strategies.first.locator("summary").inner_text()
+    snapshot_caption = page.locator(".v6-caption").first
+    seq = snapshot_caption.inner_text()
+    expect(snapshot_caption).not_to_have_text(seq, timeout=20_000)
+    if strategies.count() > opened:
+        strategies.nth(opened).locator("summary").click()
         expect(open_details).to_have_count(opened + 1)
-        # live refresh rewrites the labels (P&L, Greeks) every run; what the operator opened stays open
+        strategies.first.locator("summary").click()          # and one the operator closed stays closed
+        expect(open_details).to_have_count(opened)
+        # live refresh rewrites the summaries (P&L, Greeks) every refresh; what the operator
+        # opened stays open and what they closed stays closed
         page.wait_for_timeout(5_000)
-        expect(open_details).to_have_count(opened + 1)
-        expect(expanders.nth(opened).locator("details")).to_have_attribute("open", "")
+        expect(snapshot_caption).not_to_have_text(seq)
+        expect(open_details).to_have_count(opened)
+        expect(strategies.nth(opened)).to_have_attribute("open", "")
+        expect(strategies.first).not_to_have_attribute("open", "")
+    assert first_summary
     page.get_by_text("All legs", exact=True).click()
     expect(page.locator("[data-testid='stDataFrame']")).to_have_count(1)
     no_exception_box(page)
     page.get_by_text("By strategy", exact=True).click()
-    expect(expanders.first).to_be_visible()
+    expect(strategies.first).to_be_visible()
     shoot(page, "positions", whole=False)
     readme_copy("positions")
+
+
+def test_positions_feed_says_when_it_cannot_update_and_recovers(browser, app_server):
+    """The live feed never shows old figures as current: when its requests fail it says since when
+    the figures are not updated; when the server stops knowing its token (401) it reruns the page,
+    which hands it a new one, and the figures move again. Its own tab: the routes stay here."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    tab = context.new_page()
+    try:
+        open_app(tab, app_server + "/positions")
+        caption = tab.locator(".v6-caption").first
+        expect(caption).to_contain_text("snapshot #", timeout=60_000)
+        tab.route("**/v6/live/**", lambda route: route.abort())
+        expect(tab.locator(".v6-feed-error").first).to_contain_text("Live figures not updated since",
+                                                                  timeout=20_000)
+        tab.unroute("**/v6/live/**")
+        expect(tab.locator(".v6-feed-error")).to_have_count(0, timeout=20_000)    # the next answer clears it
+        answered_401 = []
+
+        def once_401(route):
+            if not answered_401:
+                answered_401.append(route.request.url)
+                route.fulfill(status=401, body="no valid session token")
+            else:
+                route.continue_()
+
+        tab.route("**/v6/live/**", once_401)
+        for _ in range(100):                                            # up to 20 s
+            if answered_401:
+                break
+            tab.wait_for_timeout(200)
+        assert answered_401
+        shown = caption.inner_text()
+        expect(caption).not_to_have_text(shown, timeout=20_000)       # the feed runs again
+        no_exception_box(tab)
+    finally:
+        context.close()
 
 
 def test_greeks_and_risk_draws_tables_graph_and_grid(page, app_server):

@@ -94,7 +94,7 @@ def test_three_clicks_within_300ms_place_one_order_and_a_second_tab_is_refused(b
     tab1 = new_tab(browser)
     tab1.goto(f"{app_url}/positions")
     idle(tab1)
-    condor = tab1.locator("[data-testid='stExpander']").filter(has_text="iron condor").first
+    condor = tab1.locator("details.v6-strategy").filter(has_text="iron condor").first
     expect(condor).to_be_visible(timeout=90_000)
     # Refresh stays on: the close panel is outside the live part, so no refresh redraws it.
     choose(tab1, PANEL, "iron condor")
@@ -187,6 +187,6 @@ def test_positions_controls_follow_the_book_without_a_click(browser, app_url, gw
     with ThreadPoolExecutor(1) as pool:          # its own thread: Playwright's loop runs in this one
         pool.submit(run, close_at_the_gateway).result()
     expect(picker).to_have_value(re.compile(r"^covered call · AAPL · 2 leg\(s\)"), timeout=60_000)
-    expect(page.locator("[data-testid='stExpander']").filter(has_text="long call butterfly")).to_have_count(0)
+    expect(page.locator("details.v6-strategy").filter(has_text="long call butterfly")).to_have_count(0)
     no_error = page.locator("[data-testid='stException']")
     expect(no_error).to_have_count(0)

@@ -22,7 +22,7 @@ from v6core.lake import AuditLog
 
 pytestmark = pytest.mark.slow
 
-GATEWAY = re.compile(r"127\\+\.0\\+\.0\\+\.1:(\d+)")   # the sidebar's "host:port" (escaped text)
+GATEWAY = re.compile(r"127\\*\.0\\*\.0\\*\.1:(\d+)")   # the sidebar's "host:port" (markdown-escaped or not)
 CLOSE_COMBO = "Close strategy as one combo"
 SERVER_SLACK_THREADS = 1
 
