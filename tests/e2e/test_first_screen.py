@@ -3,9 +3,9 @@
 - every page's URL opens that page, cold (the server's first request) and warm;
 - Streamlit's automatic page list ("app, common, …, tickets") never appears, not even for a frame;
 - `/tickets` is not a page (it used to stay blank forever);
-- something (the "connecting" notice or the page) shows soon after the request. The goal is one
-  second; on a loaded 2-core machine 2.3–2.6 s was measured, so the time is recorded (artifact
-  first_paint.txt) and bounded loosely here, not yet held to the goal.
+- something (serve.py's "connecting" splash in the HTML shell, the app's notice or the page) shows
+  soon after the request. The goal is one second; the time is recorded (artifact first_paint.txt)
+  and bounded loosely here, as a timed assertion would flake under load.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ PAGE_TITLES = {"overview": "Overview", "positions": "Positions", "history": "His
 # Installed before any page script: records when the first notice or heading appeared and whether
 # Streamlit's own page list (or a module name) ever showed in the sidebar.
 WATCH = """
-window.__v6 = {firstPaint: null, autoNav: false, sidebarTexts: []};
+window.__v6 = {firstPaint: null, autoNav: false, sidebarTexts: [], splash: false};
 new MutationObserver(() => {
   const w = window.__v6;
+  if (document.querySelector("#v6-splash")) w.splash = true;
   if (w.firstPaint === null &&
-      document.querySelector("[data-testid='stAlert'], [data-testid='stHeading']")) {
+      document.querySelector("#v6-splash, [data-testid='stAlert'], [data-testid='stHeading']")) {
     w.firstPaint = performance.now();
   }
   if (document.querySelector("[data-testid='stSidebarNav'], [data-testid='stSidebarNavItems']")) {
@@ -64,13 +65,21 @@ def heading(page, title: str):
     return page.locator("[data-testid='stHeading'] h1", has_text=re.compile(f"^{re.escape(title)}$"))
 
 
-def record_first_paint(name: str, ms: float | None) -> None:
+def record_first_paint(name: str, page) -> float | None:
+    """When the first screen showed (ms after the request), recorded with the browser's first
+    contentful paint; the splash must have been that first screen."""
+    ms = page.evaluate("window.__v6.firstPaint")
+    fcp = page.evaluate("(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime")
     with (ARTIFACTS / "first_paint.txt").open("a") as out:
-        out.write(f"{name}: first screen after {ms} ms (goal {FIRST_PAINT_GOAL_MS} ms)\n")
+        out.write(f"{name}: first screen after {ms} ms, first contentful paint {fcp} ms "
+                  f"(goal {FIRST_PAINT_GOAL_MS} ms)\n")
+    assert page.evaluate("window.__v6.splash"), "the connecting splash never showed"
+    return ms
 
 
 def check_watch(page) -> None:
     watch = page.evaluate("window.__v6")
+    assert page.locator("#v6-splash").count() == 0, "the connecting splash outlived the frontend's first draw"
     assert not watch["autoNav"], "Streamlit's automatic page list appeared"
     assert not watch["sidebarTexts"], f"a module name showed in the sidebar: {watch['sidebarTexts']}"
     assert page.get_by_text(re.compile("Page not found", re.I)).count() == 0
@@ -84,8 +93,7 @@ def test_a_page_url_is_a_deep_link_cold_and_warm(browser, fresh_server, path):
     context, page = open_tab(browser)
     page.goto(f"{fresh_server}/{path}")
     expect(heading(page, PAGE_TITLES[path])).to_be_visible(timeout=120_000)
-    first_paint = page.evaluate("window.__v6.firstPaint")
-    record_first_paint(path, first_paint)
+    first_paint = record_first_paint(path, page)
     assert first_paint is not None and first_paint <= FIRST_PAINT_LIMIT_MS, \
         f"first screen after {first_paint} ms"
     sidebar = page.locator("[data-testid='stSidebar']")
@@ -113,8 +121,7 @@ def test_tickets_is_not_a_page_and_the_first_screen_comes_at_once(browser, fresh
     page.goto(f"{fresh_server}/tickets")
     # Not a page: the app's main page is drawn (never a blank screen), with its sidebar links.
     expect(heading(page, "Overview")).to_be_visible(timeout=120_000)
-    first_paint = page.evaluate("window.__v6.firstPaint")
-    record_first_paint("tickets", first_paint)
+    first_paint = record_first_paint("tickets", page)
     assert first_paint is not None and first_paint <= FIRST_PAINT_LIMIT_MS, f"first screen after {first_paint} ms"
     links = page.locator("[data-testid='stSidebar'] a")
     expect(links).to_have_count(len(PAGE_TITLES))
