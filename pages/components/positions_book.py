@@ -103,7 +103,7 @@ def strategy_title(strategy: Strategy, legs: int) -> str:
     pnl_html = html.escape(common.fmt_money(pnl, signed=True))
     if tone:
         pnl_html = f'<span style="{tone}">{pnl_html}</span>'
-    return (f"{html.escape(common.plain(strategy.kind))} · {html.escape(common.plain(strategy.underlying))} · "
+    return (f"{html.escape(common.text(strategy.kind))} · {html.escape(common.text(strategy.underlying))} · "
             f"{legs} leg(s) — P&amp;L {pnl_html} · "
             f"Delta {html.escape(common.fmt_greek('delta', g.delta))} · "
             f"Theta {html.escape(common.fmt_money(g.theta, signed=True))}/day · "

@@ -95,3 +95,15 @@ def test_a_failing_build_is_one_line_not_a_traceback(client, monkeypatch):
     reply = get(client, "positions", token)
     assert reply.status_code == 500
     assert reply.text == "server error (RuntimeError); details are in the server log"
+
+
+def test_names_from_outside_are_escaped_once_as_html(client, stand_in):
+    """A strategy's kind and underlying come from the book: shown as written (no markdown
+    backslash), and never as markup."""
+    token = live_feed.issue_token()
+    first = synthetic_snapshot(48)
+    odd = replace(first.strategies[0], underlying="BRK.B", kind="<b>odd*kind</b>")
+    stand_in.runtime.current = replace(first, strategies=(odd, *first.strategies[1:]))
+    body = get(client, "positions", token).json()["html"]
+    assert "&lt;b&gt;odd*kind&lt;/b&gt; · BRK.B · " in body
+    assert "<b>odd" not in body and "BRK\\.B" not in body
