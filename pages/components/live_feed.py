@@ -282,7 +282,8 @@ def _render(part: str, params: dict[str, list[str]], services, common) -> dict[s
 
         snapshot = common.live_snapshot(services.runtime)
         options = (tuple(params.get("u", [])), tuple(params.get("k", [])))
-        page = int((params.get("page") or ["1"])[0] or 1)
+        shown_page = (params.get("page") or ["1"])[0]
+        page = int(shown_page) if shown_page.isdigit() else 1       # clamped to the pages there are
         return {"html": positions_book.live_body(snapshot, options, page),
                 "structure": positions_book.structure_key(snapshot), "seq": snapshot.seq}
     raise KeyError(part)

@@ -69,6 +69,9 @@ def test_the_feed_serves_the_shared_body_of_the_current_snapshot(client, stand_i
     both = get(client, "positions", token, **{"with": "status"}).json()
     assert "snapshot #" in both["parts"]["status"] and both["html"] == body["html"]
     assert get(client, "positions", token, **{"with": "orders"}).status_code == 404
+    # a page number that is not one shows the first page, one past the end the last
+    assert get(client, "positions", token, page="x").json()["html"] == body["html"]
+    assert get(client, "positions", token, page="99").status_code == 200
 
 
 def test_the_structure_digest_changes_with_the_held_legs_only(client, stand_in, monkeypatch):
