@@ -292,12 +292,17 @@ def _render(part: str, params: dict[str, list[str]], services, common) -> dict[s
 # ---------------------------------------------------------------- the endpoint (serve.py mounts it)
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
 def _host_allowed(host: str) -> bool:
+    """The request's Host names an allowed host: `server.allowedHosts`, or with none set, the
+    loopback names (v6 serves localhost only; a rebinding DNS name is refused either way)."""
     from streamlit import config
 
-    name = host.rsplit(":", 1)[0].strip("[]") if not host.startswith("[") else host[1:].split("]")[0]
-    allowed = config.get_option("server.allowedHosts") or []
-    return not allowed or name in allowed
+    name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+    allowed = config.get_option("server.allowedHosts") or LOOPBACK_HOSTS
+    return name in allowed
 
 
 async def endpoint(request):

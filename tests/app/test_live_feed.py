@@ -15,8 +15,13 @@ from tests.app.leg_tables import _Tables
 from tests.app.synthetic import synthetic_snapshot
 
 
-@pytest.fixture
-def client(stand_in):
+@pytest.fixture(params=[[], ["localhost", "127.0.0.1", "::1"]], ids=["allowedHosts unset", "allowedHosts set"])
+def client(stand_in, request):
+    from streamlit import config
+
+    before = config.get_option("server.allowedHosts")
+    config.set_option("server.allowedHosts", request.param)
+    request.addfinalizer(lambda: config.set_option("server.allowedHosts", before))
     shared.clear()
     live_feed.forget_tokens()
     app = Starlette(routes=[Route(live_feed.ROUTE, live_feed.endpoint, methods=["GET"])])
