@@ -265,22 +265,23 @@ def render(part: str, params: dict[str, list[str]]) -> dict[str, Any]:
     from pages.components import common
 
     services = common.get_services()
-    body = _render(part, params, services, common)
+    body = _render(part, params, services)
     extra = [p for p in params.get("with", []) if p != part]
     if any(p not in PARTS for p in extra):
         raise KeyError(part)
     if extra:
-        body["parts"] = {p: _render(p, params, services, common)["html"] for p in extra}
+        body["parts"] = {p: _render(p, params, services)["html"] for p in extra}
     return body
 
 
-def _render(part: str, params: dict[str, list[str]], services, common) -> dict[str, Any]:
+def _render(part: str, params: dict[str, list[str]], services) -> dict[str, Any]:
     if part == "status":
         return {"html": status_html(services)}
     if part == "positions":
         from pages.components import positions_book
+        from pages.components.shared import live_snapshot
 
-        snapshot = common.live_snapshot(services.runtime)
+        snapshot = live_snapshot(services.runtime)
         options = (tuple(params.get("u", [])), tuple(params.get("k", [])))
         shown_page = (params.get("page") or ["1"])[0]
         page = int(shown_page) if shown_page.isdigit() else 1       # clamped to the pages there are
